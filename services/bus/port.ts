@@ -1,0 +1,41 @@
+/**
+ * Event bus port. The store is the truth and the bus is a hint: losing a bus message may delay
+ * delivery but never loses data. Two kinds of traffic:
+ * - wake-ups: ephemeral fan-out to every instance (core pub/sub), no persistence;
+ * - events: durable (JetStream), consumed by named durable consumers that share work
+ *   across instances and are redelivered until acknowledged.
+ */
+
+import type { BusEvent, EventKind } from "./subjects.ts";
+
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}
+
+export interface EventDelivery {
+  event: BusEvent;
+  /** How many times this event was delivered to this consumer (1 on first delivery). */
+  deliveryCount: number;
+}
+
+export interface Bus {
+  readonly info: { backend: "memory" | "nats"; location: string };
+  /** Ephemeral wake-up for a device: every instance subscribed to it receives it, or nobody. */
+  wake(accountId: string, deviceId: string): Promise<void>;
+  /** Receive wake-ups for one device until unsubscribed. */
+  onWake(accountId: string, deviceId: string, handler: () => void): Promise<Subscription>;
+  /** Durable event publish; resolves once the bus has persisted it. */
+  publish(event: BusEvent): Promise<void>;
+  /**
+   * A durable consumer named `consumer` over the given event kinds. Instances using the same
+   * name share the work; an event is redelivered if the handler throws or does not finish.
+   */
+  consume(
+    consumer: string,
+    kinds: EventKind[],
+    handler: (delivery: EventDelivery) => Promise<void>,
+  ): Promise<Subscription>;
+  /** Cheap round trip for readiness checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

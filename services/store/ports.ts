@@ -1,0 +1,84 @@
+/**
+ * Storage ports: the interfaces services use. Every adapter (embedded SQLite, CQL) implements
+ * them and passes the same conformance suite. Keys are scoped by owner and every range read
+ * is bounded by both ends (a start cursor and a limit).
+ */
+
+/** A device's address: every device belongs to exactly one account. */
+export interface DeviceRef {
+  accountId: string;
+  deviceId: string;
+}
+
+/** One ciphertext envelope waiting in a device mailbox. The server cannot read `content`. */
+export interface MailboxEnvelope {
+  /** Server-assigned, globally unique id; clients acknowledge by it. */
+  id: string;
+  /** Recipient device (the mailbox owner). */
+  recipient: DeviceRef;
+  /** Strictly increasing per recipient device; the delivery order. */
+  seq: number;
+  sender: DeviceRef;
+  /** Sender's idempotency key; unique per sender device. */
+  clientMessageId: string;
+  /** Protocol-level envelope type (prekey message, ratchet message, MLS, ...), opaque here. */
+  type: number;
+  /** Ciphertext, opaque to the server. */
+  content: Uint8Array;
+  serverTimestampMs: number;
+  expiresAtMs: number;
+}
+
+export interface MailboxDelivery {
+  sender: DeviceRef;
+  clientMessageId: string;
+  serverTimestampMs: number;
+  expiresAtMs: number;
+  items: { recipient: DeviceRef; type: number; content: Uint8Array }[];
+}
+
+export interface MailboxDeliveryResult {
+  /** True when this (sender device, clientMessageId) was already delivered: nothing new written. */
+  duplicate: boolean;
+  /** The envelopes as stored (for a duplicate: as stored by the first delivery). */
+  envelopes: MailboxEnvelope[];
+  serverTimestampMs: number;
+}
+
+export interface MailboxStore {
+  /**
+   * Writes one envelope per item into its recipient's mailbox, all or nothing, idempotent on
+   * (sender device, clientMessageId): a retry returns the first result and writes nothing.
+   */
+  deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult>;
+  /** Envelopes of `owner` with seq > afterSeq, in seq order, at most `limit` (≤ MAILBOX_READ_MAX). */
+  read(owner: DeviceRef, afterSeq: number, limit: number, nowMs: number): Promise<MailboxEnvelope[]>;
+  /** Deletes the owner's envelopes with these ids; ids of other mailboxes are ignored. */
+  ack(owner: DeviceRef, ids: string[]): Promise<number>;
+  /** Number of unexpired envelopes waiting for `owner`. */
+  count(owner: DeviceRef, nowMs: number): Promise<number>;
+  /** Deletes up to `limit` expired envelopes; returns how many. */
+  purgeExpired(nowMs: number, limit: number): Promise<number>;
+  /** Deletes a device's whole mailbox (device revoked or account deleted). */
+  purgeDevice(owner: DeviceRef): Promise<number>;
+}
+
+export const MAILBOX_READ_MAX = 500;
+export const MAILBOX_ACK_MAX = 500;
+
+/** Which backend a store really runs on; logged at startup. */
+export interface StoreInfo {
+  backend: "sqlite" | "cql";
+  /** Where it lives: a file path or contact points + keyspace (never credentials). */
+  location: string;
+  schemaVersion: number;
+}
+
+/** An opened store: the domain ports plus lifecycle. */
+export interface Store {
+  readonly info: StoreInfo;
+  readonly mailbox: MailboxStore;
+  /** Cheap round trip to the backend, for readiness checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
