@@ -1,0 +1,11 @@
+/**
+ * All Guardyn services in one process, on the embedded default unless configured otherwise:
+ * `deno task dev`. Each service also runs alone from its own `services/<name>/main.ts`.
+ */
+
+import { main, type ServiceModule } from "./platform/runtime.ts";
+
+/** Every service of the product; later services add themselves here. */
+export const ALL_SERVICES: readonly ServiceModule[] = [];
+
+if (import.meta.main) await main(ALL_SERVICES);

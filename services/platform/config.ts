@@ -1,0 +1,217 @@
+/**
+ * Typed configuration from the environment, validated once at startup.
+ *
+ * Pure: `parseConfig` takes the environment as a plain record so tests need no process state.
+ * Every problem is collected and reported together in one `ConfigError`, so an operator fixes
+ * a deployment in one round instead of one variable per restart.
+ */
+
+import type { BusConfig } from "../bus/config.ts";
+import type { StoreConfig } from "../store/config.ts";
+import type { LogLevel } from "./log.ts";
+
+export type Env = Record<string, string | undefined>;
+
+export interface GrpcLimits {
+  /** Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED. */
+  maxRequestBytes: number;
+  /** Largest response message sent, in bytes. */
+  maxResponseBytes: number;
+  /** Unary calls without a client deadline (or a longer one) are cut at this many ms. */
+  maxUnaryDeadlineMs: number;
+  /** Concurrent streams per HTTP/2 connection. */
+  maxConcurrentStreams: number;
+}
+
+export interface Config {
+  /** The single source of every public host name. */
+  domain: string;
+  /** Public host names derived from `domain`. */
+  hosts: PublicHosts;
+  logLevel: LogLevel;
+  grpc: { host: string; port: number; limits: GrpcLimits };
+  metrics: { host: string; port: number };
+  store: StoreConfig;
+  bus: BusConfig;
+  /** How long a graceful shutdown waits for in-flight calls before cancelling them. */
+  shutdownGraceMs: number;
+}
+
+export interface PublicHosts {
+  /** gRPC API endpoint for clients. */
+  api: string;
+  /** TURN/STUN relay for calls. */
+  turn: string;
+}
+
+export function publicHosts(domain: string): PublicHosts {
+  return { api: `api.${domain}`, turn: `turn.${domain}` };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/;
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+/** Reads variables, recording every problem instead of throwing on the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  string(name: string, fallback: string): string {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === "" ? fallback : value;
+  }
+
+  optional(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.string(name, fallback);
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    this.problems.push(`${name}=${JSON.stringify(value)} must be one of: ${allowed.join(", ")}`);
+    return fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw) || value < min || value > max) {
+      this.problems.push(`${name}=${JSON.stringify(raw)} must be an integer in [${min}, ${max}]`);
+      return fallback;
+    }
+    return value;
+  }
+
+  list(name: string, fallback: string[]): string[] {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    return raw.split(",").map((item) => item.trim()).filter((item) => item !== "");
+  }
+}
+
+function parseStore(read: EnvReader): StoreConfig {
+  const backend = read.oneOf("STORE_BACKEND", ["sqlite", "cql"] as const, "sqlite");
+  if (backend === "sqlite") {
+    return { backend, path: read.string("SQLITE_PATH", "./.guardyn/guardyn.db") };
+  }
+  const contactPoints = read.list("CQL_CONTACT_POINTS", []);
+  if (contactPoints.length === 0) {
+    read.problems.push("CQL_CONTACT_POINTS is required when STORE_BACKEND=cql (host:port,...)");
+  }
+  for (const point of contactPoints) {
+    if (!/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/.test(point)) {
+      read.problems.push(`CQL_CONTACT_POINTS entry ${JSON.stringify(point)} must be host:port`);
+    }
+  }
+  const keyspace = read.string("CQL_KEYSPACE", "guardyn");
+  if (!/^[a-z][a-z0-9_]{0,47}$/.test(keyspace)) {
+    read.problems.push(`CQL_KEYSPACE=${JSON.stringify(keyspace)} must match [a-z][a-z0-9_]{0,47}`);
+  }
+  const username = read.optional("CQL_USERNAME");
+  const password = read.optional("CQL_PASSWORD");
+  if ((username === undefined) !== (password === undefined)) {
+    read.problems.push("CQL_USERNAME and CQL_PASSWORD must be set together");
+  }
+  return {
+    backend,
+    contactPoints,
+    localDataCenter: read.string("CQL_LOCAL_DC", "datacenter1"),
+    keyspace,
+    ...(username !== undefined && password !== undefined ? { username, password } : {}),
+    connectTimeoutMs: read.int("CQL_CONNECT_TIMEOUT_MS", 10_000, 100, 300_000),
+  };
+}
+
+function parseBus(read: EnvReader): BusConfig {
+  const backend = read.oneOf("BUS_BACKEND", ["memory", "nats"] as const, "memory");
+  if (backend === "memory") return { backend };
+  const servers = read.list("NATS_URL", []);
+  if (servers.length === 0) {
+    read.problems.push("NATS_URL is required when BUS_BACKEND=nats (nats://host:port,...)");
+  }
+  for (const server of servers) {
+    if (!/^(nats|tls):\/\/[^\s/]+:\d{1,5}$/.test(server)) {
+      read.problems.push(`NATS_URL entry ${JSON.stringify(server)} must be nats://host:port`);
+    }
+  }
+  const token = read.optional("NATS_TOKEN");
+  return {
+    backend,
+    servers,
+    ...(token !== undefined ? { token } : {}),
+    connectTimeoutMs: read.int("NATS_CONNECT_TIMEOUT_MS", 5_000, 100, 300_000),
+    replicas: read.int("NATS_REPLICAS", 1, 1, 5),
+  };
+}
+
+export function parseConfig(env: Env): Config {
+  const read = new EnvReader(env);
+  const domain = read.string("DOMAIN", "localhost").toLowerCase();
+  if (!HOSTNAME.test(domain)) {
+    read.problems.push(`DOMAIN=${JSON.stringify(domain)} must be a DNS name such as example.org`);
+  }
+  const config: Config = {
+    domain,
+    hosts: publicHosts(domain),
+    logLevel: read.oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
+    grpc: {
+      host: read.string("GRPC_HOST", "127.0.0.1"),
+      port: read.int("GRPC_PORT", 50051, 0, 65535),
+      limits: {
+        maxRequestBytes: read.int(
+          "GRPC_MAX_REQUEST_BYTES",
+          4 * 1024 * 1024,
+          1024,
+          64 * 1024 * 1024,
+        ),
+        maxResponseBytes: read.int(
+          "GRPC_MAX_RESPONSE_BYTES",
+          4 * 1024 * 1024,
+          1024,
+          64 * 1024 * 1024,
+        ),
+        maxUnaryDeadlineMs: read.int("GRPC_MAX_DEADLINE_MS", 30_000, 100, 600_000),
+        maxConcurrentStreams: read.int("GRPC_MAX_CONCURRENT_STREAMS", 1000, 1, 100_000),
+      },
+    },
+    metrics: {
+      host: read.string("METRICS_HOST", "127.0.0.1"),
+      port: read.int("METRICS_PORT", 9464, 0, 65535),
+    },
+    store: parseStore(read),
+    bus: parseBus(read),
+    shutdownGraceMs: read.int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
+  };
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}
+
+/** Describes the configuration for startup logs, without any credential. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const store = config.store.backend === "sqlite"
+    ? { backend: "sqlite", path: config.store.path }
+    : {
+      backend: "cql",
+      contactPoints: config.store.contactPoints,
+      keyspace: config.store.keyspace,
+    };
+  const bus = config.bus.backend === "memory"
+    ? { backend: "memory" }
+    : { backend: "nats", servers: config.bus.servers };
+  return {
+    domain: config.domain,
+    grpc: `${config.grpc.host}:${config.grpc.port}`,
+    metrics: `${config.metrics.host}:${config.metrics.port}`,
+    store,
+    bus,
+  };
+}

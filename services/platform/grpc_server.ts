@@ -1,0 +1,335 @@
+/**
+ * The gRPC server kit every Guardyn service runs on: standard `grpc.health.v1`, authentication
+ * on every non-public call, request size and deadline limits, one error mapping, request ids,
+ * metrics and access logs, and a graceful shutdown that stops accepting, drains, then cancels.
+ *
+ * Services register plain async handlers that receive a `CallContext`; the kit does the rest.
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { type AuthContext, type Authenticator, bearerToken } from "./auth.ts";
+import type { GrpcLimits } from "./config.ts";
+import { GuardynError, toStatus } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface CallContext {
+  /** Present on every non-public method: the kit rejects the call before the handler otherwise. */
+  auth: AuthContext | undefined;
+  requestId: string;
+  log: Logger;
+  metadata: grpc.Metadata;
+  /** Aborted when the client cancels, the deadline passes or the server shuts down. */
+  signal: AbortSignal;
+  /** The caller's address (for rate limits per client address). */
+  peer: string;
+}
+
+/** An authenticated context; handlers of non-public methods call `requireAuth(ctx)`. */
+export function requireAuth(ctx: CallContext): AuthContext {
+  if (!ctx.auth) {
+    throw new GuardynError(grpc.status.UNAUTHENTICATED, "TOKEN_MISSING", "not authenticated");
+  }
+  return ctx.auth;
+}
+
+type Req<M> = M extends grpc.MethodDefinition<infer I, unknown> ? I : never;
+type Res<M> = M extends grpc.MethodDefinition<unknown, infer O> ? O : never;
+
+/** The handler shape for one method, chosen by its streaming flags. */
+export type Handler<M> = M extends { requestStream: true; responseStream: true }
+  ? (call: grpc.ServerDuplexStream<Req<M>, Res<M>>, ctx: CallContext) => Promise<void>
+  : M extends { requestStream: true }
+    ? (call: grpc.ServerReadableStream<Req<M>, Res<M>>, ctx: CallContext) => Promise<Res<M>>
+  : M extends { responseStream: true } ? (
+      request: Req<M>,
+      call: grpc.ServerWritableStream<Req<M>, Res<M>>,
+      ctx: CallContext,
+    ) => Promise<void>
+  : (request: Req<M>, ctx: CallContext) => Promise<Res<M>>;
+
+export type Handlers<D extends grpc.ServiceDefinition> = { [K in keyof D]: Handler<D[K]> };
+
+export interface ServiceOptions {
+  /** Method names (keys of the definition) callable without a token: login, register, ... */
+  publicMethods?: readonly string[];
+}
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  limits: GrpcLimits;
+  log: Logger;
+  metrics: Metrics;
+  authenticator: Authenticator;
+}
+
+type AnyCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>;
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export class GrpcServer {
+  readonly #server: grpc.Server;
+  readonly #health: HealthImplementation;
+  readonly #services: string[] = [];
+  readonly #openCalls = new Set<AbortController>();
+  #draining = false;
+  #port = 0;
+
+  constructor(private readonly options: GrpcServerOptions) {
+    this.#server = new grpc.Server({
+      "grpc.max_receive_message_length": options.limits.maxRequestBytes,
+      "grpc.max_send_message_length": options.limits.maxResponseBytes,
+      "grpc.max_concurrent_streams": options.limits.maxConcurrentStreams,
+      "grpc.keepalive_time_ms": 60_000,
+      "grpc.keepalive_timeout_ms": 20_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc-node.max_session_memory": 64,
+    });
+    this.#health = new HealthImplementation({ "": "NOT_SERVING" });
+    this.#health.addToServer(this.#server);
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Registers a service; `serviceName` is its fully qualified name for health checks. */
+  addService<D extends grpc.ServiceDefinition>(
+    serviceName: string,
+    definition: D,
+    handlers: Handlers<D>,
+    options: ServiceOptions = {},
+  ): void {
+    const publicMethods = new Set(options.publicMethods ?? []);
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const [name, method] of Object.entries(definition)) {
+      const handler = (handlers as Record<string, unknown>)[name];
+      if (typeof handler !== "function") throw new Error(`${serviceName}.${name} has no handler`);
+      implementation[name] = this.#wrap(
+        serviceName,
+        name,
+        method,
+        handler as (...args: unknown[]) => Promise<unknown>,
+        publicMethods.has(name),
+      );
+    }
+    this.#server.addService(definition, implementation);
+    this.#services.push(serviceName);
+    this.#health.setStatus(serviceName, "NOT_SERVING");
+  }
+
+  async start(): Promise<number> {
+    const address = `${this.options.host}:${this.options.port}`;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+        if (error) reject(new Error(`cannot listen for gRPC on ${address}: ${error.message}`));
+        else resolve(port);
+      });
+    });
+    this.#health.setStatus("", "SERVING");
+    for (const service of this.#services) this.#health.setStatus(service, "SERVING");
+    return this.#port;
+  }
+
+  /**
+   * Stops accepting calls, reports NOT_SERVING, waits up to `graceMs` for open calls to
+   * finish, then cancels the rest (their handlers see `signal` aborted).
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#health.setStatus("", "NOT_SERVING");
+    for (const service of this.#services) this.#health.setStatus(service, "NOT_SERVING");
+    const drained = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), graceMs);
+    });
+    // Long-lived streams never end by themselves: cancel them now so clients reconnect elsewhere.
+    for (const controller of this.#openCalls) {
+      if ((controller as AbortController & { stream?: boolean }).stream) {
+        controller.abort(
+          new GuardynError(grpc.status.UNAVAILABLE, "SHUTTING_DOWN", "server is shutting down"),
+        );
+      }
+    }
+    const outcome = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      for (const controller of this.#openCalls) {
+        controller.abort(new Error("shutdown grace elapsed"));
+      }
+      this.#server.forceShutdown();
+    }
+  }
+
+  #wrap(
+    serviceName: string,
+    methodName: string,
+    method: grpc.MethodDefinition<unknown, unknown>,
+    handler: (...args: unknown[]) => Promise<unknown>,
+    isPublic: boolean,
+  ) {
+    const { log, metrics, authenticator, limits } = this.options;
+    const labels = { service: serviceName, method: methodName };
+    const isStream = method.requestStream || method.responseStream;
+
+    const begin = async (call: AnyCall) => {
+      const incoming = call.metadata.get("x-request-id")[0];
+      const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming)
+        ? incoming
+        : crypto.randomUUID();
+      const controller = new AbortController() as AbortController & { stream?: boolean };
+      controller.stream = isStream;
+      this.#openCalls.add(controller);
+      (call as grpc.ServerUnaryCall<unknown, unknown>).on(
+        "cancelled",
+        () => controller.abort(new Error("cancelled by client")),
+      );
+      const header = new grpc.Metadata();
+      header.set("x-request-id", requestId);
+      call.sendMetadata(header);
+      const ctx: CallContext = {
+        auth: undefined,
+        requestId,
+        log: log.child({ requestId, rpc: `${serviceName}/${methodName}` }),
+        metadata: call.metadata,
+        signal: controller.signal,
+        peer: call.getPeer(),
+      };
+      if (this.#draining) {
+        throw new GuardynError(grpc.status.UNAVAILABLE, "SHUTTING_DOWN", "server is shutting down");
+      }
+      if (!isPublic) ctx.auth = await authenticator.verify(bearerToken(call.metadata));
+      return { ctx, controller };
+    };
+
+    const finish = (
+      ctx: CallContext | undefined,
+      controller: AbortController | undefined,
+      started: number,
+      error: unknown,
+    ): Partial<grpc.StatusObject> | undefined => {
+      if (controller) this.#openCalls.delete(controller);
+      metrics.grpcInFlight.dec(labels);
+      metrics.grpcDuration.observe(labels, (performance.now() - started) / 1000);
+      const callLog = ctx?.log ?? log.child({ rpc: `${serviceName}/${methodName}` });
+      if (error === undefined) {
+        metrics.grpcHandled.inc({ ...labels, code: "OK" });
+        return undefined;
+      }
+      const abortReason = controller?.signal.aborted ? controller.signal.reason : undefined;
+      const cause = abortReason instanceof GuardynError ? abortReason : error;
+      const { status, internal } = toStatus(cause, ctx?.requestId ?? "none");
+      metrics.grpcHandled.inc({ ...labels, code: grpc.status[status.code ?? 2] ?? "UNKNOWN" });
+      if (internal) callLog.error("call failed", { error: cause });
+      else {callLog.debug("call refused", {
+          code: status.code,
+          reason: (cause as GuardynError).reason,
+        });}
+      return status;
+    };
+
+    if (!isStream) {
+      return async (
+        call: grpc.ServerUnaryCall<unknown, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        const started = performance.now();
+        metrics.grpcInFlight.inc(labels);
+        let ctx: CallContext | undefined;
+        let controller: AbortController | undefined;
+        try {
+          ({ ctx, controller } = await begin(call));
+          const deadlineMs = Math.min(remainingMs(call.getDeadline()), limits.maxUnaryDeadlineMs);
+          const response = await withDeadline(handler(call.request, ctx), deadlineMs, controller);
+          finish(ctx, controller, started, undefined);
+          callback(null, response);
+        } catch (error) {
+          callback(finish(ctx, controller, started, error) ?? null);
+        }
+      };
+    }
+
+    if (method.requestStream && !method.responseStream) {
+      return async (
+        call: grpc.ServerReadableStream<unknown, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        const started = performance.now();
+        metrics.grpcInFlight.inc(labels);
+        let ctx: CallContext | undefined;
+        let controller: AbortController | undefined;
+        try {
+          ({ ctx, controller } = await begin(call));
+          const response = await raceAbort(handler(call, ctx), controller.signal);
+          finish(ctx, controller, started, undefined);
+          callback(null, response);
+        } catch (error) {
+          callback(finish(ctx, controller, started, error) ?? null);
+        }
+      };
+    }
+
+    return async (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      const started = performance.now();
+      metrics.grpcInFlight.inc(labels);
+      let ctx: CallContext | undefined;
+      let controller: AbortController | undefined;
+      try {
+        ({ ctx, controller } = await begin(call));
+        const work = method.requestStream ? handler(call, ctx) : handler(call.request, call, ctx);
+        await raceAbort(work, controller.signal);
+        finish(ctx, controller, started, undefined);
+        call.end();
+      } catch (error) {
+        call.emit("error", finish(ctx, controller, started, error));
+      }
+    };
+  }
+}
+
+function remainingMs(deadline: grpc.Deadline): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at) || at <= 0) return Number.POSITIVE_INFINITY;
+  return Math.max(0, at - Date.now());
+}
+
+async function withDeadline<T>(
+  work: Promise<T>,
+  ms: number,
+  controller: AbortController,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new GuardynError(
+        grpc.status.DEADLINE_EXCEEDED,
+        "DEADLINE_EXCEEDED",
+        `call exceeded its deadline of ${Math.round(ms)} ms`,
+      );
+      reject(error);
+      controller.abort(error);
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Rejects as soon as `signal` aborts, so a stuck handler cannot hold a call open. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

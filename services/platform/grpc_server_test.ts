@@ -1,0 +1,371 @@
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import * as grpc from "@grpc/grpc-js";
+import type { Authenticator } from "./auth.ts";
+import { GuardynError, invalidArgument, reasonOf, unauthenticated } from "./errors.ts";
+import { type CallContext, GrpcServer, requireAuth } from "./grpc_server.ts";
+import { memoryLogger } from "./log.ts";
+import { createMetrics } from "./metrics.ts";
+
+/** A JSON-encoded test service, so the kit is tested without depending on generated code. */
+const json = {
+  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()),
+};
+function method<RS extends boolean, SS extends boolean>(
+  path: string,
+  requestStream: RS,
+  responseStream: SS,
+) {
+  return {
+    path: `/guardyn.test.Echo/${path}`,
+    requestStream,
+    responseStream,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize,
+  } as const;
+}
+const EchoService = {
+  whoAmI: method("WhoAmI", false, false),
+  publicEcho: method("PublicEcho", false, false),
+  fail: method("Fail", false, false),
+  crash: method("Crash", false, false),
+  slow: method("Slow", false, false),
+  count: method("Count", false, true),
+  sum: method("Sum", true, false),
+  chat: method("Chat", true, true),
+} as const;
+
+type Msg = { text?: string; n?: number };
+
+const TOKENS: Record<string, { accountId: string; deviceId: string }> = {
+  "good-token": { accountId: "acct1", deviceId: "dev1" },
+};
+const authenticator: Authenticator = {
+  verify(token) {
+    const auth = TOKENS[token];
+    if (token === "expired-token") {
+      return Promise.reject(unauthenticated("TOKEN_EXPIRED", "token expired"));
+    }
+    return auth
+      ? Promise.resolve(auth)
+      : Promise.reject(unauthenticated("TOKEN_INVALID", "bad token"));
+  },
+};
+
+interface Harness {
+  client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  server: GrpcServer;
+  log: ReturnType<typeof memoryLogger>;
+  metrics: ReturnType<typeof createMetrics>;
+  port: number;
+  close(): Promise<void>;
+}
+
+async function harness(maxRequestBytes = 64 * 1024, maxUnaryDeadlineMs = 5_000): Promise<Harness> {
+  const log = memoryLogger();
+  const metrics = createMetrics();
+  const server = new GrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    limits: {
+      maxRequestBytes,
+      maxResponseBytes: 1024 * 1024,
+      maxUnaryDeadlineMs,
+      maxConcurrentStreams: 100,
+    },
+    log,
+    metrics,
+    authenticator,
+  });
+  let slowAbort: unknown;
+  server.addService("guardyn.test.Echo", EchoService, {
+    whoAmI: (_req: Msg, ctx: CallContext) => Promise.resolve({ text: requireAuth(ctx).accountId }),
+    publicEcho: (req: Msg) => Promise.resolve({ text: req.text }),
+    fail: () => Promise.reject(invalidArgument("text must not be empty")),
+    crash: () => Promise.reject(new Error("database password=hunter2 exploded")),
+    slow: (_req: Msg, ctx: CallContext) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ text: "late" }), 10_000);
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          slowAbort = ctx.signal.reason;
+          resolve({ text: "aborted" });
+        });
+      }),
+    count: async (req: Msg, call: grpc.ServerWritableStream<Msg, Msg>) => {
+      for (let i = 0; i < (req.n ?? 0); i++) call.write({ n: i });
+      await Promise.resolve();
+    },
+    sum: (call: grpc.ServerReadableStream<Msg, Msg>) =>
+      new Promise((resolve) => {
+        let total = 0;
+        call.on("data", (m: Msg) => total += m.n ?? 0);
+        call.on("end", () => resolve({ n: total }));
+      }),
+    chat: (call: grpc.ServerDuplexStream<Msg, Msg>, ctx: CallContext) =>
+      new Promise<void>((resolve) => {
+        call.on("data", (m: Msg) => call.write({ text: `${ctx.auth?.deviceId}:${m.text}` }));
+        call.on("end", () => resolve());
+        ctx.signal.addEventListener("abort", () => resolve());
+      }),
+  }, { publicMethods: ["publicEcho"] });
+  const port = await server.start();
+  const Client = grpc.makeGenericClientConstructor(EchoService, "Echo");
+  const client = new Client(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as Harness["client"];
+  void slowAbort;
+  return {
+    client,
+    server,
+    log,
+    metrics,
+    port,
+    close: async () => {
+      client.close();
+      await server.shutdown(1_000);
+    },
+  };
+}
+
+function meta(token?: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set("authorization", token);
+  return metadata;
+}
+
+function unary(
+  h: Harness,
+  name: string,
+  request: Msg,
+  metadata = meta(),
+  options: grpc.CallOptions = {},
+): Promise<Msg> {
+  return new Promise((resolve, reject) => {
+    h.client[name]!(
+      request,
+      metadata,
+      options,
+      (error: grpc.ServiceError | null, response: Msg) => {
+        if (error) reject(error);
+        else resolve(response);
+      },
+    );
+  });
+}
+
+async function statusOf(promise: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as grpc.ServiceError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+Deno.test("grpc kit: authenticated call reaches the handler with the auth context", async () => {
+  const h = await harness();
+  try {
+    assertEquals(await unary(h, "whoAmI", {}, meta("Bearer good-token")), { text: "acct1" });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: missing, malformed, invalid and expired tokens are UNAUTHENTICATED with a reason", async () => {
+  const h = await harness();
+  try {
+    const cases: [grpc.Metadata, string][] = [
+      [meta(), "TOKEN_MISSING"],
+      [meta("good-token"), "TOKEN_INVALID"],
+      [meta("Basic dXNlcjpwYXNz"), "TOKEN_INVALID"],
+      [meta("Bearer bad token"), "TOKEN_INVALID"],
+      [meta("Bearer wrong-token"), "TOKEN_INVALID"],
+      [meta("Bearer expired-token"), "TOKEN_EXPIRED"],
+      [meta("Bearer " + "a".repeat(5000)), "TOKEN_INVALID"],
+    ];
+    for (const [metadata, reason] of cases) {
+      const error = await statusOf(unary(h, "whoAmI", {}, metadata));
+      assertEquals(error.code, grpc.status.UNAUTHENTICATED);
+      assertEquals(reasonOf(error), reason, `metadata ${JSON.stringify(metadata.getMap())}`);
+    }
+    // Public methods need no token.
+    assertEquals(await unary(h, "publicEcho", { text: "hi" }), { text: "hi" });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: domain errors keep their status and reason; unexpected errors hide internals", async () => {
+  const h = await harness();
+  try {
+    const fail = await statusOf(unary(h, "fail", {}, meta("Bearer good-token")));
+    assertEquals(fail.code, grpc.status.INVALID_ARGUMENT);
+    assertEquals(fail.details, "text must not be empty");
+    assertEquals(reasonOf(fail), "INVALID_ARGUMENT");
+
+    const crash = await statusOf(unary(h, "crash", {}, meta("Bearer good-token")));
+    assertEquals(crash.code, grpc.status.INTERNAL);
+    assertEquals(reasonOf(crash), "INTERNAL");
+    assert(!crash.details.includes("hunter2"), "internal details must not reach the client");
+    assert(/request id [0-9a-f-]{36}/.test(crash.details));
+    const logged = h.log.lines.find((line) => line.msg === "call failed");
+    assert(logged, "internal errors are logged server side");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: oversized requests get RESOURCE_EXHAUSTED and never reach the handler", async () => {
+  const h = await harness(1024);
+  try {
+    const error = await statusOf(unary(h, "publicEcho", { text: "x".repeat(4096) }));
+    assertEquals(error.code, grpc.status.RESOURCE_EXHAUSTED);
+    assertEquals(await unary(h, "publicEcho", { text: "small" }), { text: "small" });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: unary calls are cut at the server's maximum deadline", async () => {
+  const h = await harness(64 * 1024, 200);
+  try {
+    const error = await statusOf(unary(h, "slow", {}, meta("Bearer good-token")));
+    assertEquals(error.code, grpc.status.DEADLINE_EXCEEDED);
+    assertEquals(reasonOf(error), "DEADLINE_EXCEEDED");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: server, client and bidirectional streams work through the kit", async () => {
+  const h = await harness();
+  try {
+    const counted: number[] = await new Promise((resolve, reject) => {
+      const got: number[] = [];
+      const stream = h.client.count!(
+        { n: 5 },
+        meta("Bearer good-token"),
+      ) as grpc.ClientReadableStream<Msg>;
+      stream.on("data", (m: Msg) => got.push(m.n ?? -1));
+      stream.on("error", reject);
+      stream.on("end", () => resolve(got));
+    });
+    assertEquals(counted, [0, 1, 2, 3, 4]);
+
+    const sum: Msg = await new Promise((resolve, reject) => {
+      const stream = h.client.sum!(
+        meta("Bearer good-token"),
+        (e: grpc.ServiceError | null, r: Msg) => e ? reject(e) : resolve(r),
+      ) as grpc.ClientWritableStream<Msg>;
+      for (const n of [1, 2, 3]) stream.write({ n });
+      stream.end();
+    });
+    assertEquals(sum, { n: 6 });
+
+    const echoed: string[] = await new Promise((resolve, reject) => {
+      const got: string[] = [];
+      const stream = h.client.chat!(meta("Bearer good-token")) as grpc.ClientDuplexStream<Msg, Msg>;
+      stream.on("data", (m: Msg) => {
+        got.push(m.text ?? "");
+        if (got.length === 2) stream.end();
+      });
+      stream.on("error", reject);
+      stream.on("end", () => resolve(got));
+      stream.write({ text: "a" });
+      stream.write({ text: "b" });
+    });
+    assertEquals(echoed, ["dev1:a", "dev1:b"]);
+
+    // Streams are authenticated too.
+    const error = await new Promise<grpc.ServiceError>((resolve) => {
+      const stream = h.client.count!({ n: 1 }, meta()) as grpc.ClientReadableStream<Msg>;
+      stream.on("data", () => {});
+      stream.on("error", resolve);
+    });
+    assertEquals(error.code, grpc.status.UNAUTHENTICATED);
+    assertEquals(reasonOf(error), "TOKEN_MISSING");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: standard health service reports SERVING, then NOT_SERVING while draining", async () => {
+  const h = await harness();
+  const healthMethod = {
+    path: "/grpc.health.v1.Health/Check",
+    requestStream: false,
+    responseStream: false,
+    // HealthCheckRequest{service=1:string}; HealthCheckResponse{status=1:enum}.
+    requestSerialize: (service: string) => {
+      const bytes = new TextEncoder().encode(service);
+      return Buffer.from([0x0a, bytes.length, ...bytes]);
+    },
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => (b.length >= 2 ? b[1] : 0),
+  } as const;
+  const Health = grpc.makeGenericClientConstructor({ check: healthMethod }, "Health");
+  const health = new Health(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure()) as
+    & grpc.Client
+    & Record<string, (...args: unknown[]) => unknown>;
+  const check = (service: string) =>
+    new Promise<number>((resolve, reject) =>
+      health.check!(
+        service,
+        (e: grpc.ServiceError | null, status: number) => e ? reject(e) : resolve(status),
+      )
+    );
+  try {
+    assertEquals(await check(""), 1); // SERVING
+    assertEquals(await check("guardyn.test.Echo"), 1);
+    const unknown = await statusOf(check("guardyn.test.Nope"));
+    assertEquals(unknown.code, grpc.status.NOT_FOUND);
+  } finally {
+    health.close();
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: shutdown cancels open streams and refuses new calls", async () => {
+  const h = await harness();
+  const stream = h.client.chat!(meta("Bearer good-token")) as grpc.ClientDuplexStream<Msg, Msg>;
+  const ended = new Promise<string>((resolve) => {
+    stream.on("data", () => {});
+    stream.on("error", (e: grpc.ServiceError) => resolve(`error:${e.code}`));
+    stream.on("end", () => resolve("end"));
+  });
+  stream.write({ text: "hello" });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await h.server.shutdown(2_000);
+  const outcome = await ended;
+  assert(outcome === "end" || outcome.startsWith("error:"), outcome);
+  await assertRejects(() => unary(h, "publicEcho", { text: "late" }));
+  h.client.close();
+});
+
+Deno.test("grpc kit: metrics count calls by method and status code", async () => {
+  const h = await harness();
+  try {
+    await unary(h, "publicEcho", { text: "x" });
+    await statusOf(unary(h, "fail", {}, meta("Bearer good-token")));
+    const text = await h.metrics.registry.metrics();
+    assert(
+      text.includes(
+        'guardyn_grpc_server_handled_total{service="guardyn.test.Echo",method="publicEcho",code="OK"} 1',
+      ),
+    );
+    assert(text.includes('method="fail",code="INVALID_ARGUMENT"} 1'));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: GuardynError carries code and reason", () => {
+  const error = new GuardynError(grpc.status.NOT_FOUND, "NOT_FOUND", "no such device");
+  assertEquals(error.code, grpc.status.NOT_FOUND);
+  assertEquals(error.reason, "NOT_FOUND");
+});

@@ -1,0 +1,40 @@
+/**
+ * The assertions used across the test suites: Node's built-in `node:assert/strict` under the
+ * names Deno developers expect (the std library is not reachable from this build machine).
+ */
+
+import nodeAssert from "node:assert/strict";
+
+export function assert(condition: unknown, message?: string): asserts condition {
+  nodeAssert.ok(condition, message ?? "assertion failed");
+}
+
+export function assertEquals<T>(
+  actual: unknown,
+  expected: T,
+  message?: string,
+): asserts actual is T {
+  nodeAssert.deepStrictEqual(actual, expected, message as string);
+}
+
+export function assertNotEquals(actual: unknown, expected: unknown, message?: string): void {
+  nodeAssert.notDeepStrictEqual(actual, expected, message as string);
+}
+
+export async function assertRejects(
+  fn: () => Promise<unknown>,
+  expected?: RegExp | (new (...args: never[]) => Error),
+): Promise<void> {
+  await nodeAssert.rejects(fn, expected as RegExp);
+}
+
+export function assertThrows(
+  fn: () => unknown,
+  expected?: RegExp | (new (...args: never[]) => Error),
+): void {
+  nodeAssert.throws(fn, expected as RegExp);
+}
+
+export function assertMatch(actual: string, expected: RegExp, message?: string): void {
+  nodeAssert.match(actual, expected, message as string);
+}
