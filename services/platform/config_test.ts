@@ -1,0 +1,80 @@
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { ConfigError, describeConfig, parseConfig } from "./config.ts";
+
+Deno.test("config: defaults give the embedded single-machine setup", () => {
+  const config = parseConfig({});
+  assertEquals(config.domain, "localhost");
+  assertEquals(config.hosts, { api: "api.localhost", turn: "turn.localhost" });
+  assertEquals(config.store, { backend: "sqlite", path: "./.guardyn/guardyn.db" });
+  assertEquals(config.bus, { backend: "memory" });
+  assertEquals(config.grpc.port, 50051);
+});
+
+Deno.test("config: DOMAIN is the single source of public host names", () => {
+  const config = parseConfig({ DOMAIN: "Chat.Example.ORG" });
+  assertEquals(config.domain, "chat.example.org");
+  assertEquals(config.hosts.api, "api.chat.example.org");
+  assertEquals(config.hosts.turn, "turn.chat.example.org");
+});
+
+Deno.test("config: cluster backends are parsed and described without credentials", () => {
+  const config = parseConfig({
+    STORE_BACKEND: "cql",
+    CQL_CONTACT_POINTS: "10.0.0.1:9042, scylla-1.scylla:9042",
+    CQL_KEYSPACE: "guardyn_prod",
+    CQL_USERNAME: "guardyn",
+    CQL_PASSWORD: "s3cret-value",
+    BUS_BACKEND: "nats",
+    NATS_URL: "nats://nats:4222",
+    NATS_TOKEN: "nats-secret-value",
+    NATS_REPLICAS: "3",
+  });
+  assert(config.store.backend === "cql");
+  assertEquals(config.store.contactPoints, ["10.0.0.1:9042", "scylla-1.scylla:9042"]);
+  assert(config.bus.backend === "nats");
+  assertEquals(config.bus.replicas, 3);
+  const described = JSON.stringify(describeConfig(config));
+  assert(!described.includes("s3cret-value") && !described.includes("nats-secret-value"));
+});
+
+Deno.test("config: every invalid value is reported at once, clearly", () => {
+  const error = (() => {
+    try {
+      parseConfig({
+        DOMAIN: "not a domain",
+        GRPC_PORT: "70000",
+        METRICS_PORT: "abc",
+        LOG_LEVEL: "chatty",
+        STORE_BACKEND: "cql",
+        CQL_KEYSPACE: "Bad-Name",
+        CQL_USERNAME: "only-user",
+        BUS_BACKEND: "nats",
+        NATS_URL: "http://nats:4222",
+      });
+    } catch (error) {
+      return error;
+    }
+    throw new Error("expected a ConfigError");
+  })();
+  assert(error instanceof ConfigError);
+  const text = error.message;
+  for (
+    const expected of [
+      "DOMAIN=",
+      'GRPC_PORT="70000" must be an integer in [0, 65535]',
+      'METRICS_PORT="abc"',
+      'LOG_LEVEL="chatty" must be one of: debug, info, warn, error',
+      "CQL_CONTACT_POINTS is required when STORE_BACKEND=cql",
+      'CQL_KEYSPACE="Bad-Name"',
+      "CQL_USERNAME and CQL_PASSWORD must be set together",
+      'NATS_URL entry "http://nats:4222" must be nats://host:port',
+    ]
+  ) assert(text.includes(expected), `missing ${expected} in:\n${text}`);
+  assertEquals(error.problems.length, 8);
+});
+
+Deno.test("config: unknown backends are refused instead of defaulted", () => {
+  assertThrows(() => parseConfig({ STORE_BACKEND: "postgres" }), ConfigError);
+  assertThrows(() => parseConfig({ BUS_BACKEND: "kafka" }), ConfigError);
+  assertThrows(() => parseConfig({ BUS_BACKEND: "nats" }), ConfigError);
+});
