@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the test suites need, idempotently: Deno (from npm), nats-server (Debian),
+# a JDK and Maven (Debian) for Apache Cassandra, protoc (Debian) for the contract staleness
+# check, and Cassandra's jars (Maven Central, cached outside the clone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DENO_VERSION="2.9.6"
+
+say() { printf 'install: %s\n' "$*" >&2; }
+
+missing_apt=()
+command -v nats-server >/dev/null || missing_apt+=(nats-server)
+command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing_apt+=(maven)
+command -v protoc >/dev/null || missing_apt+=(protobuf-compiler)
+if ((${#missing_apt[@]} > 0)); then
+  if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
+    say "missing: ${missing_apt[*]}; install them with apt-get (needs root)"
+    exit 1
+  fi
+  say "apt-get install ${missing_apt[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${missing_apt[@]}" >/dev/null
+fi
+
+if ! command -v deno >/dev/null; then
+  say "npm install -g deno@$DENO_VERSION"
+  npm install -g --silent "deno@$DENO_VERSION"
+fi
+
+bash .ci/cassandra.sh install

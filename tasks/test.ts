@@ -1,0 +1,39 @@
+/**
+ * `deno task test`: runs every test suite against real backends. Uses NATS_URL and
+ * CQL_CONTACT_POINTS when set; otherwise starts a private nats-server (JetStream) and Apache
+ * Cassandra (.ci/cassandra.sh), and stops what it started. The last line it prints is
+ * `N passed, N failed`.
+ */
+
+import { startBackends } from "./test_backends.ts";
+import { parseDenoTestSummary } from "./test_summary.ts";
+
+const started = performance.now();
+const backends = await startBackends();
+let exitCode = 1;
+let summary = { passed: 0, failed: 0 };
+try {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-prompt", ...Deno.args],
+    env: { ...backends.env, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  // Echo the test output live while keeping it to read the summary.
+  const decoder = new TextDecoder();
+  let output = "";
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    output += decoder.decode(chunk, { stream: true });
+    if (output.length > 1_000_000) output = output.slice(-100_000);
+  }
+  const status = await child.status;
+  summary = parseDenoTestSummary(output) ?? { passed: 0, failed: status.success ? 0 : 1 };
+  exitCode = status.success && summary.failed === 0 ? 0 : 1;
+} finally {
+  await backends.stop();
+}
+const seconds = ((performance.now() - started) / 1000).toFixed(0);
+console.log(`tests finished in ${seconds} s`);
+console.log(`${summary.passed} passed, ${summary.failed} failed`);
+Deno.exit(exitCode);

@@ -1,0 +1,122 @@
+/**
+ * Real backends for the test suites. A backend named in the environment is used as is (and a
+ * test fails when it is absent); otherwise one is started here and stopped afterwards.
+ */
+
+const NATS_DEFAULT_PORT = 4222;
+const CQL_DEFAULT = "127.0.0.1:9042";
+
+export interface Backends {
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startBackends(): Promise<Backends> {
+  const env: Record<string, string> = {};
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    env.NATS_URL = Deno.env.get("NATS_URL") ?? await ensureNats(stops);
+    env.CQL_CONTACT_POINTS = Deno.env.get("CQL_CONTACT_POINTS") ?? await ensureCassandra(stops);
+  } catch (error) {
+    await stopAll(stops);
+    throw error;
+  }
+  return { env, stop: () => stopAll(stops) };
+}
+
+async function stopAll(stops: (() => Promise<void>)[]) {
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+}
+
+export async function portOpen(host: string, port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: host, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Starts `nats-server -js` on a free loopback port with a temporary store. */
+export async function startNatsServer(
+  port = freePort(),
+  storeDir?: string,
+): Promise<{ url: string; port: number; storeDir: string; stop(): Promise<void> }> {
+  const dir = storeDir ?? await Deno.makeTempDir({ prefix: "guardyn-nats-" });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("nats-server", {
+      args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (error) {
+    throw new Error(
+      `cannot start nats-server (install it: apt-get install nats-server): ${
+        (error as Error).message
+      }`,
+    );
+  }
+  for (let i = 0; i < 100 && !await portOpen("127.0.0.1", port); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (!await portOpen("127.0.0.1", port)) {
+    child.kill("SIGKILL");
+    throw new Error(`nats-server did not listen on 127.0.0.1:${port} within 10 s`);
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir: dir,
+    stop: async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+      if (!storeDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+async function ensureNats(stops: (() => Promise<void>)[]): Promise<string> {
+  if (await portOpen("127.0.0.1", NATS_DEFAULT_PORT)) {
+    log(`using the nats-server already on 127.0.0.1:${NATS_DEFAULT_PORT}`);
+    return `nats://127.0.0.1:${NATS_DEFAULT_PORT}`;
+  }
+  const nats = await startNatsServer();
+  log(`started nats-server with JetStream on ${nats.url}`);
+  stops.push(nats.stop);
+  return nats.url;
+}
+
+async function ensureCassandra(stops: (() => Promise<void>)[]): Promise<string> {
+  const [host, port] = CQL_DEFAULT.split(":") as [string, string];
+  const wasUp = await portOpen(host, Number(port));
+  const script = new URL("../.ci/cassandra.sh", import.meta.url).pathname;
+  const result = await new Deno.Command("bash", {
+    args: [script, "start"],
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
+  if (!result.success) throw new Error("Apache Cassandra did not start (see the log above)");
+  if (!wasUp && Deno.env.get("GUARDYN_KEEP_BACKENDS") !== "1") {
+    stops.push(async () => {
+      await new Deno.Command("bash", { args: [script, "stop"], stdout: "null", stderr: "inherit" })
+        .output();
+    });
+  }
+  return CQL_DEFAULT;
+}
+
+function log(message: string) {
+  console.error(`test: ${message}`);
+}

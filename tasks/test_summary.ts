@@ -1,0 +1,8 @@
+/** Reads the totals from `deno test` output ("ok | 12 passed (3 steps) | 0 failed (2s)"). */
+export function parseDenoTestSummary(output: string): { passed: number; failed: number } | null {
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
+  const matches = [...plain.matchAll(/(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/g)];
+  const last = matches.at(-1);
+  if (!last) return null;
+  return { passed: Number(last[1]), failed: Number(last[2]) };
+}
