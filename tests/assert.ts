@@ -38,3 +38,23 @@ export function assertThrows(
 export function assertMatch(actual: string, expected: RegExp, message?: string): void {
   nodeAssert.match(actual, expected, message as string);
 }
+
+/** Runs `fn`, which must throw, and returns what it threw (for assertions on the error). */
+export function captureError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the function to throw");
+}
+
+/** Awaits `promise`, which must reject, and returns the rejection reason. */
+export async function captureRejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
+}

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows, captureError } from "../../tests/assert.ts";
 import { ConfigError, describeConfig, parseConfig } from "./config.ts";
 
 Deno.test("config: defaults give the embedded single-machine setup", () => {
@@ -38,24 +38,19 @@ Deno.test("config: cluster backends are parsed and described without credentials
 });
 
 Deno.test("config: every invalid value is reported at once, clearly", () => {
-  const error = (() => {
-    try {
-      parseConfig({
-        DOMAIN: "not a domain",
-        GRPC_PORT: "70000",
-        METRICS_PORT: "abc",
-        LOG_LEVEL: "chatty",
-        STORE_BACKEND: "cql",
-        CQL_KEYSPACE: "Bad-Name",
-        CQL_USERNAME: "only-user",
-        BUS_BACKEND: "nats",
-        NATS_URL: "http://nats:4222",
-      });
-    } catch (error) {
-      return error;
-    }
-    throw new Error("expected a ConfigError");
-  })();
+  const error = captureError(() =>
+    parseConfig({
+      DOMAIN: "not a domain",
+      GRPC_PORT: "70000",
+      METRICS_PORT: "abc",
+      LOG_LEVEL: "chatty",
+      STORE_BACKEND: "cql",
+      CQL_KEYSPACE: "Bad-Name",
+      CQL_USERNAME: "only-user",
+      BUS_BACKEND: "nats",
+      NATS_URL: "http://nats:4222",
+    })
+  );
   assert(error instanceof ConfigError);
   const text = error.message;
   for (

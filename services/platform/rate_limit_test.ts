@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows, captureError } from "../../tests/assert.ts";
 import { GuardynError } from "./errors.ts";
 import { RateLimiter } from "./rate_limit.ts";
 
@@ -19,13 +19,7 @@ Deno.test("rate limit: bursts up to the bucket size, then refills at the sustain
 Deno.test("rate limit: take() throws RESOURCE_EXHAUSTED naming the limit", () => {
   const limiter = new RateLimiter({ burst: 1, perSecond: 1 }, 100, () => 0);
   limiter.take("k", "login");
-  const error = (() => {
-    try {
-      limiter.take("k", "login");
-    } catch (e) {
-      return e;
-    }
-  })();
+  const error = captureError(() => limiter.take("k", "login"));
   assert(error instanceof GuardynError);
   assertEquals(error.reason, "RATE_LIMITED");
   assert(error.message.includes("1/s (burst 1)"));
