@@ -1,0 +1,148 @@
+/**
+ * Access tokens: short-lived JWTs signed with EdDSA (Ed25519) via `jose`, carrying the account
+ * and the device. The key id (`kid`) selects the verification key, so keys rotate by adding a
+ * new active key while the previous one still verifies tokens issued before the switch.
+ *
+ * The signing keys come from a JSON file (a Kubernetes Secret in a cluster):
+ *   { "active": "<kid>", "keys": [ { "kid": "...", "kty": "OKP", "crv": "Ed25519", "x": "...", "d": "..." } ] }
+ */
+
+import * as jose from "jose";
+import type { AuthContext, Authenticator } from "./auth.ts";
+import { unauthenticated } from "./errors.ts";
+
+export const TOKEN_AUDIENCE = "guardyn";
+const ALGORITHM = "EdDSA";
+const MAX_KEYS = 8;
+
+export interface TokenKeyFile {
+  active: string;
+  keys: (jose.JWK & { kid: string })[];
+}
+
+export interface TokenKeys {
+  activeKid: string;
+  signing: CryptoKey;
+  verifying: Map<string, CryptoKey>;
+}
+
+/** Generates a fresh key file content (for `deno task dev` and for operators' tooling). */
+export async function generateTokenKeyFile(): Promise<TokenKeyFile> {
+  const { privateKey } = await jose.generateKeyPair(ALGORITHM, { extractable: true });
+  const jwk = await jose.exportJWK(privateKey);
+  const kid = crypto.randomUUID();
+  return { active: kid, keys: [{ ...jwk, kid, alg: ALGORITHM }] };
+}
+
+export async function importTokenKeys(file: TokenKeyFile): Promise<TokenKeys> {
+  if (!file || !Array.isArray(file.keys) || file.keys.length === 0 || file.keys.length > MAX_KEYS) {
+    throw new Error(`token key file must hold 1 to ${MAX_KEYS} keys`);
+  }
+  const verifying = new Map<string, CryptoKey>();
+  let signing: CryptoKey | undefined;
+  for (const jwk of file.keys) {
+    if (typeof jwk.kid !== "string" || jwk.kty !== "OKP" || jwk.crv !== "Ed25519") {
+      throw new Error("token keys must be Ed25519 (OKP) JWKs with a kid");
+    }
+    const { d: _private, ...publicJwk } = jwk;
+    verifying.set(jwk.kid, await importKey(publicJwk));
+    if (jwk.kid === file.active) {
+      if (!jwk.d) throw new Error("the active token key must include its private part");
+      signing = await importKey(jwk);
+    }
+  }
+  if (!signing) {
+    throw new Error(`active token key ${JSON.stringify(file.active)} is not in the key file`);
+  }
+  return { activeKid: file.active, signing, verifying };
+}
+
+async function importKey(jwk: jose.JWK): Promise<CryptoKey> {
+  const key = await jose.importJWK(jwk, ALGORITHM);
+  if (key instanceof Uint8Array) throw new Error("token keys must be asymmetric");
+  return key;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresAtMs: number;
+}
+
+export class TokenIssuer {
+  constructor(
+    private readonly keys: TokenKeys,
+    private readonly issuer: string,
+    private readonly ttlSeconds: number,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  async issue(auth: AuthContext): Promise<IssuedToken> {
+    const nowSeconds = Math.floor(this.now() / 1000);
+    const expiresAt = nowSeconds + this.ttlSeconds;
+    const token = await new jose.SignJWT({ did: auth.deviceId })
+      .setProtectedHeader({ alg: ALGORITHM, kid: this.keys.activeKid, typ: "at+jwt" })
+      .setIssuer(this.issuer)
+      .setAudience(TOKEN_AUDIENCE)
+      .setSubject(auth.accountId)
+      .setIssuedAt(nowSeconds)
+      .setExpirationTime(expiresAt)
+      .setJti(crypto.randomUUID())
+      .sign(this.keys.signing);
+    return { token, expiresAtMs: expiresAt * 1000 };
+  }
+}
+
+/**
+ * Tells whether a device may still act; the auth store answers it. Checked after the signature
+ * so a revoked device is refused at once, not only when its token expires.
+ */
+export type DeviceStatus = (accountId: string, deviceId: string) => Promise<"active" | "revoked">;
+
+export interface JwtAuthenticatorOptions {
+  keys: TokenKeys;
+  issuer: string;
+  deviceStatus: DeviceStatus;
+  now?: () => number;
+}
+
+export function jwtAuthenticator(options: JwtAuthenticatorOptions): Authenticator {
+  const { keys, issuer, deviceStatus } = options;
+  const now = options.now ?? (() => Date.now());
+  return {
+    async verify(token: string): Promise<AuthContext> {
+      let payload: jose.JWTPayload;
+      try {
+        ({ payload } = await jose.jwtVerify(
+          token,
+          (header) => {
+            const key = header.kid ? keys.verifying.get(header.kid) : undefined;
+            if (!key) throw new Error("unknown key id");
+            return key;
+          },
+          {
+            algorithms: [ALGORITHM],
+            issuer,
+            audience: TOKEN_AUDIENCE,
+            typ: "at+jwt",
+            currentDate: new Date(now()),
+            requiredClaims: ["sub", "exp", "iat"],
+          },
+        ));
+      } catch (error) {
+        if (error instanceof jose.errors.JWTExpired) {
+          throw unauthenticated("TOKEN_EXPIRED", "access token expired: refresh it");
+        }
+        throw unauthenticated("TOKEN_INVALID", "access token is not valid");
+      }
+      const accountId = payload.sub;
+      const deviceId = (payload as { did?: unknown }).did;
+      if (typeof accountId !== "string" || typeof deviceId !== "string") {
+        throw unauthenticated("TOKEN_INVALID", "access token is not valid");
+      }
+      if (await deviceStatus(accountId, deviceId) !== "active") {
+        throw unauthenticated("DEVICE_REVOKED", "this device was revoked or its account deleted");
+      }
+      return { accountId, deviceId };
+    },
+  };
+}
