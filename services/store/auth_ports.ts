@@ -1,0 +1,216 @@
+/**
+ * Storage ports of the auth service: accounts, devices, refresh tokens, the prekey directory,
+ * MLS key packages and device-linking (provisioning) sessions.
+ *
+ * Every adapter passes services/store/conformance/auth_suite.ts, including the concurrency
+ * cases: a username is taken once under racing registrations, and a one-time key or key
+ * package is handed out at most once under concurrent claims across instances.
+ */
+
+import type { DeviceRef } from "./ports.ts";
+
+export interface Account {
+  id: string;
+  /** Canonical (lowercase) username, unique. */
+  username: string;
+  /** Argon2id PHC string. */
+  passwordHash: string;
+  /** 33-byte identity public key; absent until the first device sets it. */
+  identityKey?: Uint8Array;
+  createdAtMs: number;
+}
+
+export interface Device {
+  accountId: string;
+  id: string;
+  /** User-chosen label, at most 64 characters. */
+  name: string;
+  /** Client platform enum value (guardyn.v1.Platform). */
+  platform: number;
+  createdAtMs: number;
+  lastSeenAtMs: number;
+}
+
+export class UsernameTakenError extends Error {
+  constructor() {
+    super("username is already taken");
+    this.name = "UsernameTakenError";
+  }
+}
+
+export class DeviceLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`an account may have at most ${limit} devices`);
+    this.name = "DeviceLimitError";
+  }
+}
+
+export class KeyLimitError extends Error {
+  constructor(readonly limit: number, what: string) {
+    super(`a device may hold at most ${limit} ${what}`);
+    this.name = "KeyLimitError";
+  }
+}
+
+export interface AccountStore {
+  /** Creates the account; throws UsernameTakenError when the username exists (race-safe). */
+  create(account: Account): Promise<void>;
+  byId(accountId: string): Promise<Account | undefined>;
+  byUsername(username: string): Promise<Account | undefined>;
+  setPasswordHash(accountId: string, passwordHash: string): Promise<void>;
+  /**
+   * Sets the identity key. With `replace` false it is set only if none is set yet ("set"), or
+   * reports "unchanged" for the same key and "conflict" for another key.
+   */
+  setIdentityKey(
+    accountId: string,
+    identityKey: Uint8Array,
+    replace: boolean,
+  ): Promise<"set" | "unchanged" | "conflict">;
+  /** Usernames starting with `prefix`, after `afterUsername` (exclusive), at most `limit` (≤ 100). */
+  searchByPrefix(prefix: string, afterUsername: string, limit: number): Promise<Account[]>;
+  /** Deletes the account and everything it owns: devices, keys, key packages, refresh tokens. */
+  delete(accountId: string): Promise<void>;
+}
+
+export interface DeviceStore {
+  /** Adds a device; throws DeviceLimitError when the account already has `maxDevices`. */
+  create(device: Device, maxDevices: number): Promise<void>;
+  get(accountId: string, deviceId: string): Promise<Device | undefined>;
+  /** All devices of an account, oldest first (bounded by the device cap). */
+  list(accountId: string): Promise<Device[]>;
+  rename(accountId: string, deviceId: string, name: string): Promise<boolean>;
+  touch(accountId: string, deviceId: string, atMs: number): Promise<void>;
+  /** Removes the device with its refresh tokens, prekeys and key packages. */
+  remove(accountId: string, deviceId: string): Promise<boolean>;
+}
+
+export interface RefreshTokenRecord {
+  /** SHA-256 of the opaque token; the token itself is never stored. */
+  tokenHash: Uint8Array;
+  /** All tokens descending from one login share a family; reuse revokes the family. */
+  familyId: string;
+  accountId: string;
+  deviceId: string;
+  expiresAtMs: number;
+}
+
+export type RotateOutcome =
+  | { kind: "rotated"; record: RefreshTokenRecord }
+  /** The old token was already used: the family is revoked (theft suspected). */
+  | { kind: "reused"; record: RefreshTokenRecord }
+  | { kind: "unknown" }
+  | { kind: "expired" };
+
+export interface RefreshTokenStore {
+  insert(record: RefreshTokenRecord): Promise<void>;
+  /**
+   * Exchanges `oldHash` for `next` atomically: exactly one concurrent rotation of a token
+   * succeeds; a second use of a rotated token revokes the whole family.
+   */
+  rotate(oldHash: Uint8Array, next: RefreshTokenRecord, nowMs: number): Promise<RotateOutcome>;
+  revokeFamily(familyId: string): Promise<void>;
+  revokeDevice(accountId: string, deviceId: string): Promise<void>;
+}
+
+export interface SignedPrekey {
+  keyId: number;
+  /** 33-byte serialized public key. */
+  publicKey: Uint8Array;
+  /** XEdDSA signature by the account's identity key over `publicKey`. */
+  signature: Uint8Array;
+}
+
+export interface OneTimePrekey {
+  keyId: number;
+  publicKey: Uint8Array;
+  /** Present for signed (KEM) prekeys. */
+  signature?: Uint8Array;
+}
+
+export interface ClaimedBundle {
+  signedPrekey?: SignedPrekey;
+  /** A one-time EC prekey, removed from the store by this claim; absent when none is left. */
+  oneTimePrekey?: OneTimePrekey;
+  /** A one-time KEM prekey if any is left, else the last-resort KEM prekey. */
+  kemPrekey?: OneTimePrekey & { lastResort: boolean };
+}
+
+export interface PrekeyCounts {
+  oneTimePrekeys: number;
+  kemPrekeys: number;
+  hasSignedPrekey: boolean;
+  hasLastResortKemPrekey: boolean;
+}
+
+export type OneTimeKind = "ec" | "kem";
+
+export interface PrekeyStore {
+  setSignedPrekey(device: DeviceRef, prekey: SignedPrekey): Promise<void>;
+  /**
+   * Adds one-time prekeys; ids already present are replaced. Throws KeyLimitError (adding
+   * nothing) when the device would hold more than `maxTotal` of that kind.
+   */
+  addOneTime(
+    device: DeviceRef,
+    kind: OneTimeKind,
+    prekeys: OneTimePrekey[],
+    maxTotal: number,
+  ): Promise<number>;
+  setLastResortKem(device: DeviceRef, prekey: OneTimePrekey): Promise<void>;
+  /** Claims a bundle: each one-time key is handed out at most once, even across instances. */
+  claimBundle(device: DeviceRef): Promise<ClaimedBundle>;
+  counts(device: DeviceRef): Promise<PrekeyCounts>;
+}
+
+export interface KeyPackage {
+  /** Client-chosen reference (hash of the key package), unique per device. */
+  ref: string;
+  /** Serialized MLS KeyPackage (opaque to the server). */
+  data: Uint8Array;
+}
+
+export interface KeyPackageStore {
+  /** Adds key packages; throws KeyLimitError (adding nothing) beyond `maxTotal` per device. */
+  add(device: DeviceRef, packages: KeyPackage[], maxTotal: number): Promise<number>;
+  setLastResort(device: DeviceRef, keyPackage: KeyPackage): Promise<void>;
+  /** Claims one: a regular package at most once, or the last-resort one when none is left. */
+  claim(device: DeviceRef): Promise<(KeyPackage & { lastResort: boolean }) | undefined>;
+  count(device: DeviceRef): Promise<number>;
+}
+
+export interface ProvisioningSession {
+  id: string;
+  /** The new device's ephemeral public key: the old device seals the account keys to it. */
+  ephemeralPublicKey: Uint8Array;
+  expiresAtMs: number;
+  /** Set once by the old device; opaque to the server. */
+  sealedBlob?: Uint8Array;
+  /** Account that sent the blob (the new device joins it). */
+  accountId?: string;
+  /** SHA-256 of the one-time token the new device completes linking with. */
+  linkTokenHash?: Uint8Array;
+}
+
+export interface ProvisioningStore {
+  create(session: ProvisioningSession): Promise<void>;
+  get(id: string, nowMs: number): Promise<ProvisioningSession | undefined>;
+  /** Stores the sealed blob once; false when the session is missing, expired or already filled. */
+  fill(
+    id: string,
+    fill: { sealedBlob: Uint8Array; accountId: string; linkTokenHash: Uint8Array },
+    nowMs: number,
+  ): Promise<boolean>;
+  /** Consumes the session for linking exactly once; returns it or undefined. */
+  consume(id: string, nowMs: number): Promise<ProvisioningSession | undefined>;
+  purgeExpired(nowMs: number, limit: number): Promise<number>;
+}
+
+export interface AuthStores {
+  accounts: AccountStore;
+  devices: DeviceStore;
+  refreshTokens: RefreshTokenStore;
+  prekeys: PrekeyStore;
+  keyPackages: KeyPackageStore;
+  provisioning: ProvisioningStore;
+}
