@@ -13,7 +13,14 @@
  * the last holds exactly `chunkSize` plaintext bytes; the last holds 0..chunkSize (0 only for an
  * empty file).
  *
- * The digest put in the message is SHA-256 over the whole ciphertext (header and chunks).
+ * The digest put in the message covers the whole ciphertext as a one-level hash list:
+ *   digest = SHA-256("guardyn-attachment-digest-v1" || header || SHA-256(chunk 0) || ... )
+ * Chunk boundaries follow from the header and the total length, so this identifies the
+ * ciphertext exactly like a flat SHA-256, but each chunk hash is a one-shot WebCrypto call that
+ * runs beside the encryption of its neighbours instead of one long sequential JavaScript hash.
+ *
+ * Up to WINDOW chunks are encrypted (or decrypted) and hashed concurrently; results are released
+ * strictly in order, so memory stays at a few chunks regardless of file size.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 
@@ -31,6 +38,9 @@ export const DEFAULT_MAX_SIZE = 4 * 1024 * 1024 * 1024;
 const MAX_CHUNKS = 0xffff_ffff;
 const MAGIC = [0x47, 0x59, 0x4e, 0x41]; // "GYNA"
 const PREFIX_BYTES = 7;
+const DIGEST_LABEL = new TextEncoder().encode("guardyn-attachment-digest-v1");
+/** Chunks in flight at once: enough to keep WebCrypto's worker threads busy. */
+const WINDOW = 4;
 
 export type AttachmentErrorCode =
   | "invalid-argument"
@@ -105,36 +115,38 @@ export function encryptAttachment(
   const header = makeHeader(chunkSize, crypto.getRandomValues(new Uint8Array(PREFIX_BYTES)));
   const result = deferred<{ digest: Uint8Array; size: number }>();
 
-  const hash = sha256.create();
-  let cryptoKey: CryptoKey | undefined;
+  const digest = newDigest(header);
+  const inFlight = new OrderedWindow<Uint8Array<ArrayBuffer>>();
+  let cryptoKey: CryptoKey;
   let index = 0;
   let plaintextBytes = 0;
   let ciphertextBytes = 0;
-  let pending = new Uint8Array(chunkSize);
+  const pending = new Uint8Array(chunkSize);
   let filled = 0;
 
-  const emit = async (
-    controller: TransformStreamDefaultController<Uint8Array>,
-    chunk: Uint8Array<ArrayBuffer>,
-    last: boolean,
-  ) => {
-    cryptoKey ??= await importKey(key, "encrypt");
-    const sealed = new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: nonce(header, index, last), additionalData: header },
-        cryptoKey,
-        chunk,
-      ),
-    );
+  const release =
+    (controller: TransformStreamDefaultController<Uint8Array>) =>
+    async (sealed: Uint8Array<ArrayBuffer>, leaf: Promise<Uint8Array>) => {
+      digest.update(await leaf);
+      ciphertextBytes += sealed.length;
+      controller.enqueue(sealed);
+    };
+
+  const dispatch = (chunk: Uint8Array<ArrayBuffer>, last: boolean) => {
+    if (index > MAX_CHUNKS) throw new AttachmentError("too-large", "too many chunks");
+    // WebCrypto copies its input when called, so `pending` can be refilled right away.
+    const sealed = crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: nonce(header, index, last), additionalData: header },
+      cryptoKey,
+      chunk,
+    ).then((buffer) => new Uint8Array(buffer));
+    inFlight.push(sealed, sealed.then(sha256Leaf));
     index++;
-    hash.update(sealed);
-    ciphertextBytes += sealed.length;
-    controller.enqueue(sealed);
   };
 
   const transform = new TransformStream<Uint8Array, Uint8Array>({
-    start(controller) {
-      hash.update(header);
+    async start(controller) {
+      cryptoKey = await importKey(key, "encrypt");
       ciphertextBytes += header.length;
       controller.enqueue(header.slice());
     },
@@ -150,9 +162,9 @@ export function encryptAttachment(
       while (offset < input.length) {
         if (filled === chunkSize) {
           // More data follows a full chunk, so that chunk is not the last one.
-          await emit(controller, pending, false);
-          pending = new Uint8Array(chunkSize);
+          dispatch(pending, false);
           filled = 0;
+          await inFlight.releaseDownTo(WINDOW - 1, release(controller));
         }
         const take = Math.min(chunkSize - filled, input.length - offset);
         pending.set(input.subarray(offset, offset + take), filled);
@@ -161,8 +173,9 @@ export function encryptAttachment(
       }
     },
     async flush(controller) {
-      await emit(controller, pending.subarray(0, filled), true);
-      result.resolve({ digest: hash.digest(), size: ciphertextBytes });
+      dispatch(pending.subarray(0, filled), true);
+      await inFlight.releaseDownTo(0, release(controller));
+      result.resolve({ digest: digest.digest(), size: ciphertextBytes });
     },
   });
 
@@ -193,8 +206,9 @@ export function decryptAttachment(
     throw new AttachmentError("invalid-argument", "maxSize must be a non-negative integer");
   }
 
-  const hash = sha256.create();
-  let cryptoKey: CryptoKey | undefined;
+  let digest: ReturnType<typeof newDigest>;
+  const inFlight = new OrderedWindow<Uint8Array<ArrayBuffer>>();
+  let cryptoKey: CryptoKey;
   let header: Uint8Array<ArrayBuffer> | undefined;
   let segmentSize = 0;
   let maxCiphertext = 0;
@@ -205,41 +219,58 @@ export function decryptAttachment(
   let pending = new Uint8Array(0);
   let filled = 0;
 
-  const open = async (segment: Uint8Array<ArrayBuffer>, last: boolean): Promise<Uint8Array> => {
-    cryptoKey ??= await importKey(key, "decrypt");
-    const h = header!;
-    try {
-      return new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: nonce(h, index, last), additionalData: h },
-          cryptoKey,
-          segment,
-        ),
+  const open = async (
+    h: Uint8Array<ArrayBuffer>,
+    at: number,
+    segment: Uint8Array<ArrayBuffer>,
+    last: boolean,
+  ): Promise<Uint8Array<ArrayBuffer>> => {
+    const attempt = (asLast: boolean) =>
+      crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: nonce(h, at, asLast), additionalData: h },
+        cryptoKey,
+        segment,
       );
+    // Start the fallback check now, while `segment` still holds this chunk's bytes.
+    const asMiddle = last && segment.length === segmentSize
+      ? attempt(false).then(() => true, () => false)
+      : undefined;
+    try {
+      return new Uint8Array(await attempt(last));
     } catch {
-      if (last && segment.length === segmentSize) {
+      if (asMiddle !== undefined && await asMiddle) {
         // A full-size final chunk that opens as a middle chunk means chunks were cut off.
-        const asMiddle = await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: nonce(h, index, false), additionalData: h },
-          cryptoKey,
-          segment,
-        ).then(() => true, () => false);
-        if (asMiddle) {
-          throw new AttachmentError(
-            "truncated",
-            `attachment truncated: stream ended after chunk ${index} without the final chunk`,
-          );
-        }
+        throw new AttachmentError(
+          "truncated",
+          `attachment truncated: stream ended after chunk ${at} without the final chunk`,
+        );
       }
       throw new AttachmentError(
         "corrupted",
-        `attachment chunk ${index} failed authentication ` +
+        `attachment chunk ${at} failed authentication ` +
           "(wrong key, or tampered, reordered, duplicated, truncated or spliced data)",
       );
     }
   };
 
+  const dispatch = (segment: Uint8Array<ArrayBuffer>, last: boolean) => {
+    if (index > MAX_CHUNKS) throw new AttachmentError("too-large", "too many chunks");
+    // Both WebCrypto calls copy `segment` synchronously, so the buffer can be refilled.
+    inFlight.push(open(header!, index, segment, last), sha256Leaf(segment));
+    index++;
+  };
+
+  const release =
+    (controller: TransformStreamDefaultController<Uint8Array>) =>
+    async (plaintext: Uint8Array<ArrayBuffer>, leaf: Promise<Uint8Array>) => {
+      digest.update(await leaf);
+      controller.enqueue(plaintext);
+    };
+
   const transform = new TransformStream<Uint8Array, Uint8Array>({
+    async start() {
+      cryptoKey = await importKey(key, "decrypt");
+    },
     async transform(input, controller) {
       if (!(input instanceof Uint8Array)) {
         throw new AttachmentError("invalid-argument", "ciphertext stream must yield Uint8Array");
@@ -258,20 +289,18 @@ export function decryptAttachment(
         const chunkSize = parseHeader(headerBuffer);
         header = headerBuffer;
         segmentSize = chunkSize + TAG_BYTES;
-        maxCiphertext = maxEncryptedSize(maxPlaintext, chunkSize);
+        maxCiphertext = encryptedSize(maxPlaintext, chunkSize);
         pending = new Uint8Array(segmentSize);
-        hash.update(header);
+        digest = newDigest(header);
       }
       if (received > maxCiphertext) {
         throw new AttachmentError("too-large", `attachment exceeds ${maxPlaintext} bytes`);
       }
       while (offset < input.length) {
         if (filled === segmentSize) {
-          hash.update(pending);
-          controller.enqueue(await open(pending, false));
-          index++;
-          pending = new Uint8Array(segmentSize);
+          dispatch(pending, false);
           filled = 0;
+          await inFlight.releaseDownTo(WINDOW - 1, release(controller));
         }
         const take = Math.min(segmentSize - filled, input.length - offset);
         pending.set(input.subarray(offset, offset + take), filled);
@@ -292,21 +321,68 @@ export function decryptAttachment(
       if (filled < TAG_BYTES) {
         throw new AttachmentError("truncated", "attachment truncated: final chunk is incomplete");
       }
-      const segment = pending.subarray(0, filled);
-      // Authenticate first: a tampered chunk gets the more specific error.
-      const plaintext = await open(segment, true);
-      hash.update(segment);
-      if (!constantTimeEqual(hash.digest(), expectedDigest)) {
+      dispatch(pending.subarray(0, filled), true);
+      await inFlight.releaseDownTo(1, release(controller));
+      // Authenticate the final chunk first (a tampered chunk gets the more specific error),
+      // then hold its plaintext back until the whole-file digest matches.
+      const last = await inFlight.shift();
+      digest.update(await last.leaf);
+      if (!constantTimeEqual(digest.digest(), expectedDigest)) {
         throw new AttachmentError(
           "digest-mismatch",
           "attachment digest does not match the one in the message",
         );
       }
-      controller.enqueue(plaintext);
+      controller.enqueue(last.value);
     },
   });
 
   return pipeWithFailure(ciphertext, transform, () => {});
+}
+
+function newDigest(header: Uint8Array) {
+  const outer = sha256.create();
+  outer.update(DIGEST_LABEL);
+  outer.update(header);
+  return outer;
+}
+
+async function sha256Leaf(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+interface ChunkJob<T> {
+  value: T;
+  leaf: Promise<Uint8Array>;
+}
+
+/** Chunk jobs that run concurrently but are consumed strictly in order. */
+class OrderedWindow<T> {
+  #jobs: Promise<ChunkJob<T>>[] = [];
+
+  push(value: Promise<T>, leaf: Promise<Uint8Array>): void {
+    // Failures surface when the job is shifted; mark both as handled until then.
+    leaf.catch(() => {});
+    const job = value.then((v) => ({ value: v, leaf }));
+    job.catch(() => {});
+    this.#jobs.push(job);
+  }
+
+  shift(): Promise<ChunkJob<T>> {
+    const job = this.#jobs.shift();
+    if (job === undefined) throw new Error("no chunk in flight");
+    return job;
+  }
+
+  async releaseDownTo(
+    remaining: number,
+    release: (value: T, leaf: Promise<Uint8Array>) => Promise<void>,
+  ): Promise<void> {
+    while (this.#jobs.length > remaining) {
+      const { value, leaf } = await this.shift();
+      await release(value, leaf);
+    }
+  }
 }
 
 function pipeWithFailure(
@@ -355,10 +431,6 @@ function nonce(header: Uint8Array, index: number, last: boolean): Uint8Array<Arr
   new DataView(iv.buffer).setUint32(PREFIX_BYTES, index);
   iv[11] = last ? 1 : 0;
   return iv;
-}
-
-function maxEncryptedSize(maxPlaintext: number, chunkSize: number): number {
-  return encryptedSize(maxPlaintext, chunkSize);
 }
 
 function checkChunkSize(chunkSize: number): void {

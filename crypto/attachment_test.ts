@@ -307,3 +307,12 @@ Deno.test("streaming keeps memory bounded (backpressure reaches the source)", as
   await reader.cancel();
   assert(maxLead <= 16, `producer ran ${maxLead} chunks ahead of the consumer`);
 });
+
+Deno.test("digest is the documented hash list over header and sealed chunks", async () => {
+  const file = await encrypt(randomBytes(SMALL_CHUNK * 2 + 10), SMALL_CHUNK);
+  const { header, chunks } = segments(file.ciphertext, SMALL_CHUNK);
+  const leaves = await Promise.all(chunks.map(sha256Digest));
+  const label = new TextEncoder().encode("guardyn-attachment-digest-v1");
+  const expected = await sha256Digest(join(label, header, ...leaves));
+  assert(equalBytes(file.digest, expected), "digest = SHA-256(label || header || leaves)");
+});
