@@ -35,6 +35,32 @@ export interface Config {
   bus: BusConfig;
   /** How long a graceful shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
+  tokens: TokenConfig;
+  auth: AuthLimits;
+}
+
+export interface TokenConfig {
+  /**
+   * JSON key file for access tokens (see tokens.ts). Unset on the embedded store: a key file is
+   * generated next to the SQLite file. Required with the cluster store.
+   */
+  keysFile: string | undefined;
+  accessTtlSeconds: number;
+  refreshTtlSeconds: number;
+}
+
+export interface AuthLimits {
+  maxDevicesPerAccount: number;
+  /** Failed logins allowed per account and per client address before rate limiting. */
+  loginFailuresBurst: number;
+  loginFailuresPerMinute: number;
+  /** Bundle fetches per (requester, target device). */
+  prekeyFetchBurst: number;
+  prekeyFetchPerMinute: number;
+  maxOneTimePrekeysPerDevice: number;
+  maxKeyPackagesPerDevice: number;
+  /** Keys or key packages per upload call. */
+  maxKeysPerUpload: number;
 }
 
 export interface PublicHosts {
@@ -190,7 +216,27 @@ export function parseConfig(env: Env): Config {
     store: parseStore(read),
     bus: parseBus(read),
     shutdownGraceMs: read.int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
+    tokens: {
+      keysFile: read.optional("TOKEN_KEYS_FILE"),
+      accessTtlSeconds: read.int("ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
+      refreshTtlSeconds: read.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 3_600, 365 * 86_400),
+    },
+    auth: {
+      maxDevicesPerAccount: read.int("MAX_DEVICES_PER_ACCOUNT", 10, 1, 100),
+      loginFailuresBurst: read.int("LOGIN_FAILURES_BURST", 5, 1, 1_000),
+      loginFailuresPerMinute: read.int("LOGIN_FAILURES_PER_MINUTE", 5, 1, 10_000),
+      prekeyFetchBurst: read.int("PREKEY_FETCH_BURST", 20, 1, 10_000),
+      prekeyFetchPerMinute: read.int("PREKEY_FETCH_PER_MINUTE", 60, 1, 100_000),
+      maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
+      maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
+      maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
+    },
   };
+  if (config.store.backend === "cql" && config.tokens.keysFile === undefined) {
+    read.problems.push(
+      "TOKEN_KEYS_FILE is required with STORE_BACKEND=cql: every instance must share the signing keys",
+    );
+  }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
 }

@@ -28,6 +28,7 @@ Deno.test("config: cluster backends are parsed and described without credentials
     NATS_URL: "nats://nats:4222",
     NATS_TOKEN: "nats-secret-value",
     NATS_REPLICAS: "3",
+    TOKEN_KEYS_FILE: "/run/secrets/guardyn/token-keys.json",
   });
   assert(config.store.backend === "cql");
   assertEquals(config.store.contactPoints, ["10.0.0.1:9042", "scylla-1.scylla:9042"]);
@@ -65,7 +66,7 @@ Deno.test("config: every invalid value is reported at once, clearly", () => {
       'NATS_URL entry "http://nats:4222" must be nats://host:port',
     ]
   ) assert(text.includes(expected), `missing ${expected} in:\n${text}`);
-  assertEquals(error.problems.length, 8);
+  assertEquals(error.problems.length, 9);
 });
 
 Deno.test("config: unknown backends are refused instead of defaulted", () => {
