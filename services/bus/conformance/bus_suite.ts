@@ -1,0 +1,373 @@
+/**
+ * The conformance suite every Bus adapter passes. An adapter's test file calls
+ * `busConformanceSuite(name, factory)`; the factory opens bus instances that share one backend
+ * and namespace (instances of one deployment), isolated from every other scope.
+ */
+
+import { assert, assertEquals, assertRejects, assertThrows } from "../../../tests/assert.ts";
+import type { Bus, EventDelivery } from "../port.ts";
+import {
+  type BusEvent,
+  decodeEvent,
+  encodeEvent,
+  EVENT_KINDS,
+  type EventKind,
+  MAX_EVENT_BYTES,
+} from "../subjects.ts";
+import type { DeliveryPolicy } from "../delivery.ts";
+import { type LogFields, type Logger, memoryLogger } from "../../platform/log.ts";
+
+export interface BusScope {
+  /** Another bus instance over the same backend and namespace (another process, in production). */
+  open(): Promise<Bus>;
+  /** Closes every bus opened by this scope and removes its server-side state. */
+  dispose(): Promise<void>;
+}
+
+export type BusScopeFactory = (log: Logger, delivery: Partial<DeliveryPolicy>) => Promise<BusScope>;
+
+export interface SuiteOptions {
+  /** Passed to Deno.test for adapters whose client keeps timers or sockets beyond close(). */
+  sanitize?: boolean;
+}
+
+/** Short delays so redelivery tests take milliseconds, not minutes. */
+export const SUITE_DELIVERY: Partial<DeliveryPolicy> = {
+  ackWaitMs: 1_000,
+  maxDeliver: 3,
+  retryBaseMs: 50,
+  retryMaxMs: 200,
+};
+
+/** How long to keep listening to prove something did NOT happen. */
+const QUIET_MS = 300;
+const WAIT_MS = 5_000;
+
+export function busConformanceSuite(
+  adapter: string,
+  factory: BusScopeFactory,
+  options: SuiteOptions = {},
+): void {
+  const sanitize = options.sanitize ?? true;
+  const test = (name: string, fn: (scope: BusScope, log: LogLines) => Promise<void> | void) =>
+    Deno.test({
+      name: `${adapter} bus: ${name}`,
+      sanitizeOps: sanitize,
+      sanitizeResources: sanitize,
+      fn: async () => {
+        const log = memoryLogger();
+        const scope = await factory(log, SUITE_DELIVERY);
+        try {
+          await fn(scope, log);
+        } finally {
+          await scope.dispose();
+        }
+      },
+    });
+
+  test("a wake-up reaches every subscriber of the device and only it", async (scope) => {
+    const [a, b] = [await scope.open(), await scope.open()];
+    const account = uniqueId("acct");
+    const hits = { a1: 0, a2: 0, a3: 0, other: 0 };
+    await a.onWake(account, "phone", () => hits.a1++);
+    await b.onWake(account, "phone", () => hits.a2++);
+    await b.onWake(account, "phone", () => hits.a3++);
+    await a.onWake(account, "laptop", () => hits.other++);
+    await b.wake(account, "phone");
+    await waitFor(() => hits.a1 === 1 && hits.a2 === 1 && hits.a3 === 1, "wake-ups delivered");
+    await sleep(QUIET_MS);
+    assertEquals(hits, { a1: 1, a2: 1, a3: 1, other: 0 });
+  });
+
+  test("wake-up unsubscribe stops delivery; bad ids are refused", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    let hits = 0;
+    const sub = await bus.onWake(account, "d1", () => hits++);
+    await bus.wake(account, "d1");
+    await waitFor(() => hits === 1, "first wake-up");
+    await sub.unsubscribe();
+    await bus.wake(account, "d1");
+    await sleep(QUIET_MS);
+    assertEquals(hits, 1);
+    for (const bad of ["a.b", "*", ">", "", "x y"]) {
+      await assertRejects(() => bus.wake(bad, "d1"));
+      await assertRejects(() => bus.onWake(account, bad, () => {}));
+    }
+  });
+
+  test("published events reach a consumer of their kind, and only those", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    const written = [1, 2, 3].map((n) => mailboxWritten(account, n));
+    const got: EventDelivery[] = [];
+    await bus.consume("writes", ["mailbox.written"], (d) => {
+      got.push(d);
+      return Promise.resolve();
+    });
+    for (const event of written) await bus.publish(event);
+    await bus.publish({ kind: "identity.changed", accountId: account, atMs: 1 });
+    await waitFor(() => got.length === 3, "three events");
+    await sleep(QUIET_MS);
+    assertEquals(got.length, 3);
+    assertEquals(sortByCount(got.map((d) => d.event)), written);
+    assert(got.every((d) => d.deliveryCount === 1));
+  });
+
+  test("a consumer over several kinds gets each of them", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    const kinds: EventKind[] = ["account.deleted", "device.revoked"];
+    const got: BusEvent[] = [];
+    await bus.consume("lifecycle", kinds, (d) => {
+      got.push(d.event);
+      return Promise.resolve();
+    });
+    await bus.publish({ kind: "device.revoked", accountId: account, deviceId: "d1", atMs: 1 });
+    await bus.publish(mailboxWritten(account, 9));
+    await bus.publish({ kind: "account.deleted", accountId: account, atMs: 2 });
+    await waitFor(() => got.length === 2, "two lifecycle events");
+    await sleep(QUIET_MS);
+    assertEquals(got.map((e) => e.kind).sort(), ["account.deleted", "device.revoked"]);
+  });
+
+  test("consumers with the same name share the work: each event is handled once", async (scope) => {
+    const [a, b] = [await scope.open(), await scope.open()];
+    const account = uniqueId("acct");
+    const handled = new Map<number, number>();
+    const handler = (d: EventDelivery) => {
+      if (d.event.kind === "mailbox.written") {
+        handled.set(d.event.count, (handled.get(d.event.count) ?? 0) + 1);
+      }
+      return Promise.resolve();
+    };
+    await a.consume("shared", ["mailbox.written"], handler);
+    await b.consume("shared", ["mailbox.written"], handler);
+    const total = 30;
+    for (let n = 1; n <= total; n++) await (n % 2 ? a : b).publish(mailboxWritten(account, n));
+    await waitFor(() => handled.size === total, "every event handled");
+    await sleep(QUIET_MS);
+    assertEquals(handled.size, total);
+    assert([...handled.values()].every((times) => times === 1), "an event was handled twice");
+  });
+
+  test("consumers with different names each get every event", async (scope) => {
+    const [a, b] = [await scope.open(), await scope.open()];
+    const account = uniqueId("acct");
+    const seen = { push: [] as number[], audit: [] as number[] };
+    for (const [bus, name] of [[a, "push"], [b, "audit"]] as const) {
+      await bus.consume(name, ["mailbox.written"], (d) => {
+        if (d.event.kind === "mailbox.written") seen[name].push(d.event.count);
+        return Promise.resolve();
+      });
+    }
+    for (let n = 1; n <= 10; n++) await a.publish(mailboxWritten(account, n));
+    await waitFor(() => seen.push.length === 10 && seen.audit.length === 10, "both consumers");
+    await sleep(QUIET_MS);
+    const all = Array.from({ length: 10 }, (_, i) => i + 1);
+    assertEquals(seen.push.sort(numeric), all);
+    assertEquals(seen.audit.sort(numeric), all);
+  });
+
+  test("a handler that throws gets the event again with deliveryCount 2", async (scope) => {
+    const bus = await scope.open();
+    const event = mailboxWritten(uniqueId("acct"), 1);
+    const deliveries: EventDelivery[] = [];
+    await bus.consume("flaky", ["mailbox.written"], (d) => {
+      deliveries.push(d);
+      return d.deliveryCount === 1 ? Promise.reject(new Error("transient")) : Promise.resolve();
+    });
+    await bus.publish(event);
+    await waitFor(() => deliveries.length === 2, "redelivery");
+    await sleep(QUIET_MS);
+    assertEquals(deliveries.map((d) => d.deliveryCount), [1, 2]);
+    assertEquals(deliveries[1]!.event, event);
+  });
+
+  test("an event that fails maxDeliver times is logged and dropped", async (scope, log) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    const counts: number[] = [];
+    await bus.consume("doomed", ["mailbox.written"], (d) => {
+      counts.push(d.deliveryCount);
+      return Promise.reject(new Error("permanent"));
+    });
+    await bus.publish(mailboxWritten(account, 1));
+    const dropped = () => log.lines.find((l) => l.msg === "bus event dropped after max deliveries");
+    await waitFor(() => dropped() !== undefined, "drop logged");
+    await sleep(QUIET_MS);
+    assertEquals(counts, [1, 2, 3]);
+    assertEquals(dropped()?.consumer, "doomed");
+    assertEquals(dropped()?.deliveries, 3);
+    assert(!JSON.stringify(log.lines).includes(account), "the log line must not carry ids");
+  });
+
+  test("a handler that does not finish within ackWait gets the event again", async (scope) => {
+    const bus = await scope.open();
+    const release = Promise.withResolvers<void>();
+    const counts: number[] = [];
+    await bus.consume("stuck", ["mailbox.written"], (d) => {
+      counts.push(d.deliveryCount);
+      return d.deliveryCount === 1 ? release.promise : Promise.resolve();
+    });
+    await bus.publish(mailboxWritten(uniqueId("acct"), 1));
+    await waitFor(() => counts.length === 2, "redelivery after ack wait");
+    release.resolve();
+    assertEquals(counts, [1, 2]);
+  });
+
+  test("unsubscribe stops delivery; the durable consumer keeps later events", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    const first: number[] = [];
+    const handler = (into: number[]) => (d: EventDelivery) => {
+      if (d.event.kind === "mailbox.written") into.push(d.event.count);
+      return Promise.resolve();
+    };
+    const sub = await bus.consume("pausable", ["mailbox.written"], handler(first));
+    await bus.publish(mailboxWritten(account, 1));
+    await waitFor(() => first.length === 1, "first event");
+    await sub.unsubscribe();
+    await bus.publish(mailboxWritten(account, 2));
+    await sleep(QUIET_MS);
+    assertEquals(first, [1]);
+    const second: number[] = [];
+    await bus.consume("pausable", ["mailbox.written"], handler(second));
+    await waitFor(() => second.length === 1, "event kept for the durable consumer");
+    await sleep(QUIET_MS);
+    assertEquals(second, [2]);
+  });
+
+  test("events published before a consumer exists are delivered to it", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    const events = [1, 2, 3].map((n) => mailboxWritten(account, n));
+    for (const event of events) await bus.publish(event);
+    const got: BusEvent[] = [];
+    await (await scope.open()).consume("latecomer", ["mailbox.written"], (d) => {
+      got.push(d.event);
+      return Promise.resolve();
+    });
+    await waitFor(() => got.length === 3, "earlier events");
+    assertEquals(sortByCount(got), events);
+  });
+
+  test("publishing an equal event twice within the duplicate window stores it once", async (scope) => {
+    const bus = await scope.open();
+    const event = mailboxWritten(uniqueId("acct"), 7);
+    await bus.publish(event);
+    await bus.publish({ ...event });
+    await bus.publish(mailboxWritten(event.accountId, 8));
+    const got: number[] = [];
+    await bus.consume("dedupe", ["mailbox.written"], (d) => {
+      if (d.event.kind === "mailbox.written") got.push(d.event.count);
+      return Promise.resolve();
+    });
+    await waitFor(() => got.length === 2, "two distinct events");
+    await sleep(QUIET_MS);
+    assertEquals(got.sort(numeric), [7, 8]);
+  });
+
+  test("malformed events, consumer names and kinds are refused", async (scope) => {
+    const bus = await scope.open();
+    const bad = [
+      { kind: "nope", accountId: "a", atMs: 1 },
+      { kind: "mailbox.written", accountId: "a", atMs: 1 },
+      { kind: "account.deleted", accountId: "", atMs: 1 },
+      { kind: "account.deleted", accountId: "a", atMs: -1 },
+    ];
+    for (const event of bad) await assertRejects(() => bus.publish(event as BusEvent));
+    const ok = () => Promise.resolve();
+    for (const name of ["", "a.b", "a*", "a b", "x".repeat(65)]) {
+      await assertRejects(() => bus.consume(name, ["mailbox.written"], ok));
+    }
+    await assertRejects(() => bus.consume("valid", [], ok));
+    await assertRejects(() => bus.consume("valid", ["nope" as EventKind], ok));
+  });
+
+  test("decodeEvent round-trips every kind and rejects junk", () => {
+    const samples: BusEvent[] = [
+      { kind: "mailbox.written", accountId: "a", deviceId: "d", count: 2, atMs: 5 },
+      { kind: "mailbox.acked", accountId: "a", deviceId: "d", count: 1, atMs: 5 },
+      { kind: "account.deleted", accountId: "a", atMs: 5 },
+      { kind: "device.revoked", accountId: "a", deviceId: "d", atMs: 5 },
+      { kind: "identity.changed", accountId: "a", atMs: 5 },
+    ];
+    assertEquals(samples.map((e) => e.kind).sort(), [...EVENT_KINDS].sort());
+    for (const event of samples) assertEquals(decodeEvent(encodeEvent(event)), event);
+    const text = (s: string) => new TextEncoder().encode(s);
+    const junk = [
+      text("not json"),
+      text("null"),
+      text("[]"),
+      text("42"),
+      text('"mailbox.written"'),
+      text('{"kind":"unknown","accountId":"a","atMs":1}'),
+      text('{"kind":"mailbox.written","accountId":"a","atMs":1}'),
+      text('{"kind":"account.deleted","accountId":7,"atMs":1}'),
+      text('{"kind":"account.deleted","accountId":"a","atMs":1.5}'),
+      text(`{"kind":"account.deleted","accountId":"${"a".repeat(129)}","atMs":1}`),
+      text(
+        `{"kind":"account.deleted","accountId":"a","atMs":1,"pad":"${
+          "x".repeat(MAX_EVENT_BYTES)
+        }"}`,
+      ),
+      new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]),
+    ];
+    for (const bytes of junk) assertThrows(() => decodeEvent(bytes));
+    // Unknown fields are dropped, so nothing but identifiers travels on.
+    const extra = text('{"kind":"account.deleted","accountId":"a","atMs":1,"body":"secret"}');
+    assertEquals(decodeEvent(extra), { kind: "account.deleted", accountId: "a", atMs: 1 });
+  });
+
+  test("ping answers; a closed bus refuses traffic", async (scope) => {
+    const bus = await scope.open();
+    await bus.ping();
+    assert(bus.info.location.length > 0);
+    await bus.close();
+    await bus.close();
+    await assertRejects(() => bus.ping());
+    await assertRejects(() => bus.publish(mailboxWritten("a", 1)));
+    await assertRejects(() => bus.wake("a", "d"));
+    await assertRejects(() => bus.consume("c", ["mailbox.written"], () => Promise.resolve()));
+  });
+}
+
+type LogLines = Logger & { lines: LogFields[] };
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export function mailboxWritten(accountId: string, count: number) {
+  return {
+    kind: "mailbox.written",
+    accountId,
+    deviceId: "d1",
+    count,
+    atMs: 1_700_000_000_000 + count,
+  } as const;
+}
+
+function sortByCount(events: BusEvent[]): BusEvent[] {
+  return [...events].sort((x, y) => ("count" in x ? x.count : 0) - ("count" in y ? y.count : 0));
+}
+
+function numeric(x: number, y: number): number {
+  return x - y;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` until true; fails naming `what` after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(10);
+  }
+}
