@@ -1,0 +1,408 @@
+/**
+ * NATS JetStream bus adapter.
+ * - Wake-ups: core NATS publish/subscribe on wakeSubject(): every instance subscribed receives.
+ * - Events: published to the stream over `<subjectPrefix>.>` and acknowledged by JetStream
+ *   (PubAck) before publish() resolves. The message id is a digest of the normalized event, so
+ *   publishing an equal event again within the duplicate window (a caller's retry) stores it once.
+ * - Consumers: durable pull consumers (see jetstream_consumer.ts).
+ * The connection reconnects forever with exponential backoff; while it is down, publish() and
+ * ping() fail at once with BusUnavailableError and consumption resumes after reconnecting.
+ */
+
+import { connect } from "@nats-io/transport-node";
+import {
+  jetstream,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  type NatsConnection,
+  NoRespondersError,
+  RequestError,
+  type Subscription as NatsSubscription,
+  TimeoutError,
+} from "@nats-io/nats-core";
+import type { Bus, EventDelivery, Subscription } from "./port.ts";
+import {
+  type BusEvent,
+  encodeEvent,
+  EVENT_STREAM,
+  EVENT_SUBJECT_PREFIX,
+  type EventKind,
+  eventSubject,
+  validateEvent,
+  wakeSubject,
+} from "./subjects.ts";
+import {
+  checkConsumerName,
+  checkKinds,
+  type DeliveryPolicy,
+  deliveryPolicy,
+  retryDelayMs,
+} from "./delivery.ts";
+import {
+  consumerConfig,
+  ensureStream,
+  STREAM_DEFAULTS,
+  type StreamSettings,
+  supportsMultipleFilters,
+} from "./jetstream_topology.ts";
+import { PullSession } from "./jetstream_consumer.ts";
+import { withTimeout } from "./async_tools.ts";
+import { BusClosedError, BusUnavailableError } from "./errors.ts";
+import type { Logger } from "../platform/log.ts";
+
+export interface JetStreamBusOptions {
+  /** nats://host:port URLs. */
+  servers: string[];
+  /** Never logged. */
+  token?: string;
+  connectTimeoutMs: number;
+  replicas: number;
+  /** Stream name; tests use their own so runs do not interfere. */
+  stream?: string;
+  /** Event subjects are `<subjectPrefix>.<kind>`; must not overlap another stream's. */
+  subjectPrefix?: string;
+  retention?: Partial<
+    Pick<StreamSettings, "maxAgeMs" | "maxBytes" | "maxMsgs" | "duplicateWindowMs">
+  >;
+  delivery?: Partial<DeliveryPolicy>;
+  /** How long publish() and ping() wait for the server. */
+  requestTimeoutMs?: number;
+  /** Reconnect backoff bounds. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** How long close() waits for running handlers so their acks reach the server. */
+  drainMs?: number;
+  /** Client name shown in the server's monitoring. */
+  clientName?: string;
+  /** Subscriptions (wake-ups plus consumers) open at once on this bus. */
+  maxSubscriptions?: number;
+}
+
+const DEFAULTS = {
+  requestTimeoutMs: 5_000,
+  reconnectMinMs: 250,
+  reconnectMaxMs: 5_000,
+  drainMs: 2_000,
+  clientName: "guardyn",
+  maxSubscriptions: 100_000,
+} as const;
+
+/** Server URLs without any user:password part, for messages and logs. */
+export function displayServers(servers: readonly string[]): string[] {
+  return servers.map((server) => server.replace(/\/\/[^@/]*@/, "//"));
+}
+
+/** Connects, checks JetStream, and creates or updates the event stream. */
+export async function createJetStreamBus(
+  options: JetStreamBusOptions,
+  logger: Logger,
+): Promise<Bus> {
+  if (options.servers.length === 0) throw new Error("NATS servers list is empty");
+  const shown = displayServers(options.servers);
+  const settings: StreamSettings = {
+    name: options.stream ?? EVENT_STREAM,
+    subjectPrefix: options.subjectPrefix ?? EVENT_SUBJECT_PREFIX,
+    replicas: options.replicas,
+    ...STREAM_DEFAULTS,
+    ...options.retention,
+  };
+  const policy = deliveryPolicy(options.delivery);
+  const reconnect = {
+    retryBaseMs: options.reconnectMinMs ?? DEFAULTS.reconnectMinMs,
+    retryMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+  };
+  let reconnectFailures = 0;
+
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      token: options.token,
+      timeout: options.connectTimeoutMs,
+      name: options.clientName ?? DEFAULTS.clientName,
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: false,
+      reconnectTimeWait: reconnect.retryBaseMs,
+      // Exponential backoff with jitter; reset once reconnected (see the status watch).
+      reconnectDelayHandler: () => {
+        reconnectFailures = Math.min(reconnectFailures + 1, 30);
+        const delay = retryDelayMs(reconnectFailures, reconnect);
+        return delay + Math.floor(Math.random() * delay * 0.2);
+      },
+    });
+  } catch (error) {
+    throw new BusUnavailableError(
+      `NATS unreachable at ${shown.join(", ")} (connect timeout ${options.connectTimeoutMs} ms): ${
+        messageOf(error)
+      }`,
+      shown,
+      { cause: error },
+    );
+  }
+
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: options.connectTimeoutMs });
+    await ensureStream(jsm, settings);
+    const js = jetstream(nc, { timeout: requestTimeoutMs });
+    return new JetStreamBus(nc, js, jsm, {
+      logger,
+      settings,
+      policy,
+      shown,
+      requestTimeoutMs,
+      drainMs: options.drainMs ?? DEFAULTS.drainMs,
+      maxSubscriptions: options.maxSubscriptions ?? DEFAULTS.maxSubscriptions,
+      onReconnected: () => reconnectFailures = 0,
+    });
+  } catch (error) {
+    await nc.close().catch(() => undefined);
+    if (isUnavailable(error) || (error instanceof Error && error.name === "JetStreamNotEnabled")) {
+      throw new BusUnavailableError(
+        `JetStream unavailable at ${shown.join(", ")} (timeout ${options.connectTimeoutMs} ms): ${
+          messageOf(error)
+        }`,
+        shown,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+interface BusSetup {
+  logger: Logger;
+  settings: StreamSettings;
+  policy: DeliveryPolicy;
+  shown: string[];
+  requestTimeoutMs: number;
+  drainMs: number;
+  maxSubscriptions: number;
+  onReconnected: () => void;
+}
+
+class JetStreamBus implements Bus {
+  readonly info: Bus["info"];
+  readonly #sessions = new Set<PullSession>();
+  readonly #wakes = new Set<NatsSubscription>();
+  readonly #statusWatch: Promise<void>;
+  readonly #multipleFilters: boolean;
+  #connected = true;
+  #closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly setup: BusSetup,
+  ) {
+    this.info = { backend: "nats", location: setup.shown.join(",") };
+    this.#multipleFilters = supportsMultipleFilters(nc.info?.version);
+    this.#statusWatch = this.#watchConnection();
+  }
+
+  wake(accountId: string, deviceId: string): Promise<void> {
+    try {
+      this.#assertOpen();
+      // While reconnecting the client buffers this; a late wake-up is harmless.
+      this.nc.publish(wakeSubject(accountId, deviceId));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async onWake(accountId: string, deviceId: string, handler: () => void): Promise<Subscription> {
+    this.#assertOpen();
+    this.#reserveSubscription();
+    const { logger } = this.setup;
+    const sub = this.nc.subscribe(wakeSubject(accountId, deviceId), {
+      callback: (error) => {
+        if (error) return logger.warn("wake-up subscription error", { error });
+        try {
+          handler();
+        } catch (error) {
+          logger.warn("wake-up handler failed", { error });
+        }
+      },
+    });
+    this.#wakes.add(sub);
+    // Make sure the server knows the interest before the caller relies on it.
+    if (this.#connected) await this.#roundTrip().catch(() => undefined);
+    return {
+      unsubscribe: () => {
+        if (this.#wakes.delete(sub)) {
+          try {
+            sub.unsubscribe();
+          } catch {
+            // Already closed with the connection.
+          }
+        }
+        return Promise.resolve();
+      },
+    };
+  }
+
+  async publish(event: BusEvent): Promise<void> {
+    this.#assertOpen();
+    const normalized = validateEvent(event);
+    const data = encodeEvent(normalized);
+    const msgID = await messageId(data);
+    const { shown, requestTimeoutMs, settings } = this.setup;
+    if (!this.#connected) {
+      throw new BusUnavailableError(
+        `NATS connection to ${shown.join(", ")} is down (reconnecting); event not published`,
+        shown,
+      );
+    }
+    try {
+      const ack = await this.js.publish(
+        eventSubject(normalized.kind, settings.subjectPrefix),
+        data,
+        {
+          msgID,
+          timeout: requestTimeoutMs,
+        },
+      );
+      if (ack.stream !== settings.name) {
+        throw new Error(`event stored in stream ${ack.stream}, expected ${settings.name}`);
+      }
+    } catch (error) {
+      if (isUnavailable(error)) {
+        throw new BusUnavailableError(
+          `JetStream at ${
+            shown.join(", ")
+          } did not acknowledge the event within ${requestTimeoutMs} ms: ${messageOf(error)}`,
+          shown,
+          { cause: error },
+        );
+      }
+      throw new Error(`bus publish failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  async consume(
+    consumer: string,
+    kinds: EventKind[],
+    handler: (delivery: EventDelivery) => Promise<void>,
+  ): Promise<Subscription> {
+    this.#assertOpen();
+    const name = checkConsumerName(consumer);
+    const wanted = checkKinds(kinds);
+    const { settings, policy, logger, drainMs } = this.setup;
+    this.#reserveSubscription();
+    const session = new PullSession({
+      js: this.js,
+      jsm: this.jsm,
+      stream: settings.name,
+      config: consumerConfig(name, wanted, settings.subjectPrefix, policy, this.#multipleFilters),
+      kinds: new Set(wanted),
+      policy,
+      handler,
+      logger,
+      drainMs,
+    });
+    try {
+      await session.start();
+    } catch (error) {
+      throw new Error(`cannot start bus consumer ${name}: ${messageOf(error)}`, { cause: error });
+    }
+    this.#sessions.add(session);
+    return {
+      unsubscribe: async () => {
+        if (this.#sessions.delete(session)) await session.stop();
+      },
+    };
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    const { shown } = this.setup;
+    if (!this.#connected) {
+      throw new BusUnavailableError(`NATS connection to ${shown.join(", ")} is down`, shown);
+    }
+    await this.#roundTrip();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const sessions = [...this.#sessions];
+    this.#sessions.clear();
+    await Promise.all(sessions.map((session) => session.stop()));
+    this.#wakes.clear();
+    // Let pending acks leave before the socket closes.
+    if (this.#connected) await this.#roundTrip().catch(() => undefined);
+    await this.nc.close().catch(() => undefined);
+    await this.#statusWatch;
+  }
+
+  #roundTrip(): Promise<number> {
+    const { shown, requestTimeoutMs } = this.setup;
+    return withTimeout(this.nc.rtt(), requestTimeoutMs, () =>
+      new BusUnavailableError(
+        `NATS at ${shown.join(", ")} did not answer within ${requestTimeoutMs} ms`,
+        shown,
+      ));
+  }
+
+  async #watchConnection(): Promise<void> {
+    const { logger } = this.setup;
+    for await (const status of this.nc.status()) {
+      switch (status.type) {
+        case "disconnect":
+          this.#connected = false;
+          logger.warn("NATS disconnected; reconnecting", {
+            server: displayServers([status.server])[0],
+          });
+          break;
+        case "reconnect":
+          this.#connected = true;
+          this.setup.onReconnected();
+          logger.info("NATS reconnected", { server: displayServers([status.server])[0] });
+          break;
+        case "error":
+          logger.warn("NATS connection error", { error: status.error });
+          break;
+        case "staleConnection":
+          logger.warn("NATS connection stale; reconnecting");
+          break;
+      }
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new BusClosedError();
+  }
+
+  #reserveSubscription(): void {
+    const open = this.#sessions.size + this.#wakes.size;
+    if (open >= this.setup.maxSubscriptions) {
+      throw new Error(`too many bus subscriptions (limit ${this.setup.maxSubscriptions})`);
+    }
+  }
+}
+
+/** Hex SHA-256 of the canonical encoding: equal events get equal ids. */
+async function messageId(encoded: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(encoded)));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Errors meaning "the server did not answer", as opposed to "the server said no". */
+function isUnavailable(error: unknown): boolean {
+  return error instanceof TimeoutError || error instanceof NoRespondersError ||
+    error instanceof ClosedConnectionError || error instanceof ConnectionError ||
+    error instanceof BusUnavailableError ||
+    (error instanceof RequestError &&
+      (error.isNoResponders() || error.cause instanceof TimeoutError));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
