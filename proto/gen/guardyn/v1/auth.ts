@@ -170,7 +170,7 @@ export interface Device {
   /** When the device was created. */
   createdAtMs: number;
   /** Last authenticated activity, rounded down to the UTC day to limit metadata. */
-  lastSeenAtMs: number;
+  lastSeenMs: number;
   /** True for the device making this call. */
   current: boolean;
 }
@@ -488,8 +488,8 @@ export interface UploadKeyPackagesRequest {
   cipherSuite: number;
   /**
    * 0..100 one-time packages, each a serialized MLSMessage holding a KeyPackage (1..16384
-   * bytes) whose credential names the calling device; at most 500 stored per device and suite
-   * (KEY_LIMIT_REACHED beyond).
+   * bytes) whose BasicCredential identity is the UTF-8 string "<account_id>:<device_id>" of
+   * the calling device; at most 500 stored per device and suite (KEY_LIMIT_REACHED beyond).
    */
   keyPackages: Uint8Array[];
   /**
@@ -1893,7 +1893,7 @@ export const ListDevicesRequest: MessageFns<ListDevicesRequest> = {
 };
 
 function createBaseDevice(): Device {
-  return { deviceId: "", name: "", platform: 0, createdAtMs: 0, lastSeenAtMs: 0, current: false };
+  return { deviceId: "", name: "", platform: 0, createdAtMs: 0, lastSeenMs: 0, current: false };
 }
 
 export const Device: MessageFns<Device> = {
@@ -1910,8 +1910,8 @@ export const Device: MessageFns<Device> = {
     if (message.createdAtMs !== 0) {
       writer.uint32(32).int64(message.createdAtMs);
     }
-    if (message.lastSeenAtMs !== 0) {
-      writer.uint32(40).int64(message.lastSeenAtMs);
+    if (message.lastSeenMs !== 0) {
+      writer.uint32(40).int64(message.lastSeenMs);
     }
     if (message.current !== false) {
       writer.uint32(48).bool(message.current);
@@ -1969,7 +1969,7 @@ export const Device: MessageFns<Device> = {
               break;
             }
 
-            message.lastSeenAtMs = longToNumber(reader.int64());
+            message.lastSeenMs = longToNumber(reader.int64());
             continue;
           }
           case 6: {
@@ -2006,10 +2006,10 @@ export const Device: MessageFns<Device> = {
         : isSet(object.created_at_ms)
         ? globalThis.Number(object.created_at_ms)
         : 0,
-      lastSeenAtMs: isSet(object.lastSeenAtMs)
-        ? globalThis.Number(object.lastSeenAtMs)
-        : isSet(object.last_seen_at_ms)
-        ? globalThis.Number(object.last_seen_at_ms)
+      lastSeenMs: isSet(object.lastSeenMs)
+        ? globalThis.Number(object.lastSeenMs)
+        : isSet(object.last_seen_ms)
+        ? globalThis.Number(object.last_seen_ms)
         : 0,
       current: isSet(object.current) ? globalThis.Boolean(object.current) : false,
     };
@@ -2029,8 +2029,8 @@ export const Device: MessageFns<Device> = {
     if (message.createdAtMs !== 0) {
       obj.createdAtMs = Math.round(message.createdAtMs);
     }
-    if (message.lastSeenAtMs !== 0) {
-      obj.lastSeenAtMs = Math.round(message.lastSeenAtMs);
+    if (message.lastSeenMs !== 0) {
+      obj.lastSeenMs = Math.round(message.lastSeenMs);
     }
     if (message.current !== false) {
       obj.current = message.current;
@@ -2047,7 +2047,7 @@ export const Device: MessageFns<Device> = {
     message.name = object.name ?? "";
     message.platform = object.platform ?? 0;
     message.createdAtMs = object.createdAtMs ?? 0;
-    message.lastSeenAtMs = object.lastSeenAtMs ?? 0;
+    message.lastSeenMs = object.lastSeenMs ?? 0;
     message.current = object.current ?? false;
     return message;
   },

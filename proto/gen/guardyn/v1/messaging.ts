@@ -255,7 +255,7 @@ export interface ReceiveResponse {
     /** Answer to a Ping. */
     { $case: "pong"; value: Pong }
     | //
-    /** The server is about to end the stream; the status follows. */
+    /** The server is about to end the stream (then ends it with status OK). */
     { $case: "closed"; value: Closed }
     | undefined;
 }
@@ -454,7 +454,8 @@ export interface FetchCommitsResponse {
 /**
  * LeaveGroup: MLS members cannot commit their own removal, so the leaving device sends a
  * Remove proposal for itself; the server relays it to the other members, one of whom commits
- * it. The device stays in the roster mirror until that commit.
+ * it. The device stays in the roster mirror until that commit. When the caller is the last
+ * member device, the group is deleted instead.
  */
 export interface LeaveGroupRequest {
   /** The group. */
