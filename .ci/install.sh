@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suites need, idempotently: Deno (from npm), nats-server (Debian),
-# a JDK and Maven (Debian) for Apache Cassandra, protoc (Debian) for the contract staleness
-# check, and Cassandra's jars (Maven Central, cached outside the clone).
+# a JDK and Maven (Debian) for Apache Cassandra, and Cassandra's jars (Maven Central, cached outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +12,6 @@ missing_apt=()
 command -v nats-server >/dev/null || missing_apt+=(nats-server)
 command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing_apt+=(maven)
-command -v protoc >/dev/null || missing_apt+=(protobuf-compiler)
 if ((${#missing_apt[@]} > 0)); then
   if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
     say "missing: ${missing_apt[*]}; install them with apt-get (needs root)"

@@ -1,6 +1,8 @@
 /** Reads the totals from `deno test` output ("ok | 12 passed (3 steps) | 0 failed (2s)"). */
+const ANSI_COLOR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
 export function parseDenoTestSummary(output: string): { passed: number; failed: number } | null {
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
+  const plain = output.replace(ANSI_COLOR, "");
   const matches = [...plain.matchAll(/(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/g)];
   const last = matches.at(-1);
   if (!last) return null;
