@@ -12,6 +12,7 @@
 import { connect } from "@nats-io/transport-node";
 import {
   jetstream,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
@@ -44,6 +45,7 @@ import {
   retryDelayMs,
 } from "./delivery.ts";
 import {
+  checkStreamSettings,
   consumerConfig,
   ensureStream,
   STREAM_DEFAULTS,
@@ -104,13 +106,14 @@ export async function createJetStreamBus(
 ): Promise<Bus> {
   if (options.servers.length === 0) throw new Error("NATS servers list is empty");
   const shown = displayServers(options.servers);
-  const settings: StreamSettings = {
+  // Settings are checked before connecting: a typo should not look like an outage.
+  const settings = checkStreamSettings({
     name: options.stream ?? EVENT_STREAM,
     subjectPrefix: options.subjectPrefix ?? EVENT_SUBJECT_PREFIX,
     replicas: options.replicas,
     ...STREAM_DEFAULTS,
     ...options.retention,
-  };
+  });
   const policy = deliveryPolicy(options.delivery);
   const reconnect = {
     retryBaseMs: options.reconnectMinMs ?? DEFAULTS.reconnectMinMs,
@@ -162,7 +165,7 @@ export async function createJetStreamBus(
     });
   } catch (error) {
     await nc.close().catch(() => undefined);
-    if (isUnavailable(error) || (error instanceof Error && error.name === "JetStreamNotEnabled")) {
+    if (isUnavailable(error)) {
       throw new BusUnavailableError(
         `JetStream unavailable at ${shown.join(", ")} (timeout ${options.connectTimeoutMs} ms): ${
           messageOf(error)
@@ -394,11 +397,16 @@ async function messageId(encoded: Uint8Array): Promise<string> {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** Errors meaning "the server did not answer", as opposed to "the server said no". */
+/**
+ * Errors meaning "the server did not answer" (or JetStream is not serving yet, as while a
+ * restarted server recovers its streams), as opposed to "the server said no".
+ */
 function isUnavailable(error: unknown): boolean {
   return error instanceof TimeoutError || error instanceof NoRespondersError ||
     error instanceof ClosedConnectionError || error instanceof ConnectionError ||
     error instanceof BusUnavailableError ||
+    (error instanceof JetStreamApiError && error.status === 503) ||
+    (error instanceof Error && error.name === "JetStreamNotEnabled") ||
     (error instanceof RequestError &&
       (error.isNoResponders() || error.cause instanceof TimeoutError));
 }

@@ -89,7 +89,7 @@ export class PullSession {
           max_messages: Math.min(policy.concurrency * 2, 512),
         });
         this.#messages = messages;
-        if (this.#stopped) break;
+        if (this.#stopped) break; // closed right after the loop
         this.#watch(messages);
         failures = 0;
         for await (const msg of messages) {
@@ -104,12 +104,18 @@ export class PullSession {
           logger.warn("bus consumer interrupted; retrying", { consumer: this.#name, error });
         }
       }
-      await this.#messages?.close().catch(() => undefined);
-      this.#messages = undefined;
+      await this.#closeMessages();
       if (this.#stopped) break;
       failures++;
       await this.#pause.sleep(retryDelayMs(failures, RESTART_BACKOFF));
     }
+    await this.#closeMessages();
+  }
+
+  async #closeMessages(): Promise<void> {
+    const messages = this.#messages;
+    this.#messages = undefined;
+    await messages?.close().catch(() => undefined);
   }
 
   /** A consumer deleted behind our back is re-created by the next round of the loop. */
