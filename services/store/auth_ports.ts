@@ -27,6 +27,8 @@ export interface Device {
   name: string;
   /** Client platform enum value (guardyn.v1.Platform). */
   platform: number;
+  /** Random value picked at install; a new value means the device was reinstalled. */
+  registrationId: number;
   createdAtMs: number;
   lastSeenAtMs: number;
 }
@@ -80,9 +82,17 @@ export interface DeviceStore {
   /** All devices of an account, oldest first (bounded by the device cap). */
   list(accountId: string): Promise<Device[]>;
   rename(accountId: string, deviceId: string, name: string): Promise<boolean>;
+  /** Records a reinstall (new registration id, name and platform) of an existing device. */
+  reinstall(
+    accountId: string,
+    deviceId: string,
+    update: { registrationId: number; name: string; platform: number },
+  ): Promise<boolean>;
   touch(accountId: string, deviceId: string, atMs: number): Promise<void>;
   /** Removes the device with its refresh tokens, prekeys and key packages. */
   remove(accountId: string, deviceId: string): Promise<boolean>;
+  /** Removes a device's prekeys and key packages (after a reinstall: they are stale). */
+  clearKeys(accountId: string, deviceId: string): Promise<void>;
 }
 
 export interface RefreshTokenRecord {
@@ -181,8 +191,11 @@ export interface KeyPackageStore {
 
 export interface ProvisioningSession {
   id: string;
-  /** The new device's ephemeral public key: the old device seals the account keys to it. */
-  ephemeralPublicKey: Uint8Array;
+  /**
+   * SHA-256 of the secret only the new device knows; waiting for the blob requires it, so a
+   * photographed code alone does not let anyone else receive it.
+   */
+  waitSecretHash: Uint8Array;
   expiresAtMs: number;
   /** Set once by the old device; opaque to the server. */
   sealedBlob?: Uint8Array;

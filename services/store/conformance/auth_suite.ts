@@ -43,6 +43,7 @@ function device(accountId: string, overrides: Partial<Device> = {}): Device {
     id: id(),
     name: "laptop",
     platform: 1,
+    registrationId: 4242,
     createdAtMs: now,
     lastSeenAtMs: now,
     ...overrides,
@@ -139,6 +140,15 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assert(await s.devices.rename(a.id, second.id, "work phone"));
     assertEquals((await s.devices.get(a.id, second.id))?.name, "work phone");
     assert(!await s.devices.rename(a.id, id(), "ghost"));
+    assert(
+      await s.devices.reinstall(a.id, second.id, { registrationId: 7, name: "new", platform: 2 }),
+    );
+    const reinstalled = await s.devices.get(a.id, second.id);
+    assertEquals([reinstalled?.registrationId, reinstalled?.name, reinstalled?.platform], [
+      7,
+      "new",
+      2,
+    ]);
     await s.devices.touch(a.id, first.id, 5000);
     assertEquals((await s.devices.get(a.id, first.id))?.lastSeenAtMs, 5000);
     await s.devices.create(device(a.id), 3);
@@ -329,7 +339,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
 
   test("provisioning: fill once, consume once, expiry", async (s) => {
     const now = Date.now();
-    const session = { id: id(), ephemeralPublicKey: randomBytes(33), expiresAtMs: now + 60_000 };
+    const session = { id: id(), waitSecretHash: randomBytes(32), expiresAtMs: now + 60_000 };
     await s.provisioning.create(session);
     assertEquals((await s.provisioning.get(session.id, now))?.sealedBlob, undefined);
     const fill = { sealedBlob: randomBytes(200), accountId: id(), linkTokenHash: randomBytes(32) };
@@ -343,7 +353,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(consumed.filter((c) => c !== undefined).length, 1);
     assertEquals(consumed.find((c) => c)?.accountId, fill.accountId);
 
-    const expired = { id: id(), ephemeralPublicKey: randomBytes(33), expiresAtMs: now - 1 };
+    const expired = { id: id(), waitSecretHash: randomBytes(32), expiresAtMs: now - 1 };
     await s.provisioning.create(expired);
     assertEquals(await s.provisioning.get(expired.id, now), undefined);
     assert(!await s.provisioning.fill(expired.id, fill, now));
@@ -404,6 +414,16 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       await s.prekeys.addOneTime(dev, "ec", [otk(1), otk(2)], 10);
       await s.keyPackages.add(dev, [{ ref: "kp", data: randomBytes(50) }], 10);
     }
+    await s.devices.clearKeys(a.id, keep.id);
+    assertEquals(
+      (await s.prekeys.counts({ accountId: a.id, deviceId: keep.id })).oneTimePrekeys,
+      0,
+    );
+    await s.prekeys.addOneTime({ accountId: a.id, deviceId: keep.id }, "ec", [otk(1), otk(2)], 10);
+    await s.keyPackages.add({ accountId: a.id, deviceId: keep.id }, [{
+      ref: "kp",
+      data: randomBytes(50),
+    }], 10);
     await s.devices.remove(a.id, drop.id);
     assertEquals(
       (await s.prekeys.counts({ accountId: a.id, deviceId: drop.id })).oneTimePrekeys,

@@ -56,7 +56,7 @@ export interface AuthTokens {
 
 /** Register creates an account. */
 export interface RegisterRequest {
-  /** Desired username (3..32 chars of [a-z0-9_.], starting with a letter; case-insensitive). */
+  /** Desired username (3..32 chars of [a-z0-9_]; case-insensitive). */
   username: string;
   /** Password (8..256 bytes of UTF-8). Only a memory-hard hash of it is stored. */
   password: string;
