@@ -52,6 +52,7 @@ import {
   zeroOutUint8Array,
 } from "ts-mls";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
+import { guardynCryptoProvider } from "./mls_provider.ts";
 import { decodeFrames, encodeFrames, MlsStateError, readU16, u16 } from "./mls_state.ts";
 
 /** Cipher suites Guardyn offers; `x25519` (RFC 9420 suite 1) is the default. */
@@ -668,7 +669,7 @@ function suiteImpl(suite: MlsSuite): Promise<CiphersuiteImpl> {
   checkSuite(suite);
   let impl = implCache.get(suite);
   if (impl === undefined) {
-    impl = getCiphersuiteImpl(getCiphersuiteFromName(MLS_SUITES[suite]));
+    impl = getCiphersuiteImpl(getCiphersuiteFromName(MLS_SUITES[suite]), guardynCryptoProvider);
     implCache.set(suite, impl);
   }
   return impl;
