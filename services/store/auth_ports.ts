@@ -17,6 +17,8 @@ export interface Account {
   passwordHash: string;
   /** 33-byte identity public key; absent until the first device sets it. */
   identityKey?: Uint8Array;
+  /** When the identity key was last set or changed. */
+  identityKeyChangedAtMs?: number;
   createdAtMs: number;
 }
 
@@ -68,6 +70,7 @@ export interface AccountStore {
     accountId: string,
     identityKey: Uint8Array,
     replace: boolean,
+    atMs: number,
   ): Promise<"set" | "unchanged" | "conflict">;
   /** Usernames starting with `prefix`, after `afterUsername` (exclusive), at most `limit` (≤ 100). */
   searchByPrefix(prefix: string, afterUsername: string, limit: number): Promise<Account[]>;
@@ -149,23 +152,28 @@ export interface ClaimedBundle {
 export interface PrekeyCounts {
   oneTimePrekeys: number;
   kemPrekeys: number;
-  hasSignedPrekey: boolean;
+  /** Id of the current signed prekey, 0 when none. */
+  signedPrekeyId: number;
+  /** When the current signed prekey was uploaded, 0 when none. */
+  signedPrekeyUploadedAtMs: number;
   hasLastResortKemPrekey: boolean;
 }
 
 export type OneTimeKind = "ec" | "kem";
 
 export interface PrekeyStore {
-  setSignedPrekey(device: DeviceRef, prekey: SignedPrekey): Promise<void>;
+  setSignedPrekey(device: DeviceRef, prekey: SignedPrekey, atMs: number): Promise<void>;
   /**
-   * Adds one-time prekeys; ids already present are replaced. Throws KeyLimitError (adding
-   * nothing) when the device would hold more than `maxTotal` of that kind.
+   * Adds one-time prekeys (after deleting the stored ones of that kind when `replaceExisting`);
+   * ids already present are replaced. Throws KeyLimitError (changing nothing) when the device
+   * would hold more than `maxTotal` of that kind. Returns how many are stored now.
    */
   addOneTime(
     device: DeviceRef,
     kind: OneTimeKind,
     prekeys: OneTimePrekey[],
     maxTotal: number,
+    replaceExisting?: boolean,
   ): Promise<number>;
   setLastResortKem(device: DeviceRef, prekey: OneTimePrekey): Promise<void>;
   /** Claims a bundle: each one-time key is handed out at most once, even across instances. */
@@ -180,13 +188,26 @@ export interface KeyPackage {
   data: Uint8Array;
 }
 
+/** Key packages are kept per device and MLS cipher suite. */
 export interface KeyPackageStore {
-  /** Adds key packages; throws KeyLimitError (adding nothing) beyond `maxTotal` per device. */
-  add(device: DeviceRef, packages: KeyPackage[], maxTotal: number): Promise<number>;
-  setLastResort(device: DeviceRef, keyPackage: KeyPackage): Promise<void>;
+  /**
+   * Adds key packages (after deleting the stored ones when `replaceExisting`); throws
+   * KeyLimitError (changing nothing) beyond `maxTotal` per device and suite. Returns the count.
+   */
+  add(
+    device: DeviceRef,
+    cipherSuite: number,
+    packages: KeyPackage[],
+    maxTotal: number,
+    replaceExisting?: boolean,
+  ): Promise<number>;
+  setLastResort(device: DeviceRef, cipherSuite: number, keyPackage: KeyPackage): Promise<void>;
   /** Claims one: a regular package at most once, or the last-resort one when none is left. */
-  claim(device: DeviceRef): Promise<(KeyPackage & { lastResort: boolean }) | undefined>;
-  count(device: DeviceRef): Promise<number>;
+  claim(
+    device: DeviceRef,
+    cipherSuite: number,
+  ): Promise<(KeyPackage & { lastResort: boolean }) | undefined>;
+  count(device: DeviceRef, cipherSuite: number): Promise<{ count: number; hasLastResort: boolean }>;
 }
 
 export interface ProvisioningSession {

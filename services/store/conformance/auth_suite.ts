@@ -106,12 +106,13 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     await s.accounts.setPasswordHash(a.id, "$argon2id$new");
     assertEquals((await s.accounts.byId(a.id))?.passwordHash, "$argon2id$new");
     const key = randomBytes(33);
-    assertEquals(await s.accounts.setIdentityKey(a.id, key, false), "set");
-    assertEquals(await s.accounts.setIdentityKey(a.id, key, false), "unchanged");
-    assertEquals(await s.accounts.setIdentityKey(a.id, randomBytes(33), false), "conflict");
+    assertEquals(await s.accounts.setIdentityKey(a.id, key, false, 1000), "set");
+    assertEquals(await s.accounts.setIdentityKey(a.id, key, false, 1000), "unchanged");
+    assertEquals(await s.accounts.setIdentityKey(a.id, randomBytes(33), false, 1000), "conflict");
     assertEquals((await s.accounts.byId(a.id))?.identityKey, key);
+    assertEquals((await s.accounts.byId(a.id))?.identityKeyChangedAtMs, 1000);
     const next = randomBytes(33);
-    assertEquals(await s.accounts.setIdentityKey(a.id, next, true), "set");
+    assertEquals(await s.accounts.setIdentityKey(a.id, next, true, 1000), "set");
     assertEquals((await s.accounts.byId(a.id))?.identityKey, next);
   });
 
@@ -234,11 +235,12 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(await s.prekeys.counts(dev), {
       oneTimePrekeys: 0,
       kemPrekeys: 0,
-      hasSignedPrekey: false,
+      signedPrekeyId: 0,
+      signedPrekeyUploadedAtMs: 0,
       hasLastResortKemPrekey: false,
     });
     const signed = { keyId: 7, publicKey: randomBytes(33), signature: randomBytes(64) };
-    await s.prekeys.setSignedPrekey(dev, signed);
+    await s.prekeys.setSignedPrekey(dev, signed, 2000);
     assertEquals(await s.prekeys.addOneTime(dev, "ec", [otk(1), otk(2)], 100), 2);
     assertEquals(await s.prekeys.addOneTime(dev, "kem", [otk(10, true)], 100), 1);
     const lastResort = otk(99, true);
@@ -246,7 +248,8 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(await s.prekeys.counts(dev), {
       oneTimePrekeys: 2,
       kemPrekeys: 1,
-      hasSignedPrekey: true,
+      signedPrekeyId: 7,
+      signedPrekeyUploadedAtMs: 2000,
       hasLastResortKemPrekey: true,
     });
     const b1 = await s.prekeys.claimBundle(dev);
@@ -264,7 +267,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals((await s.prekeys.counts(dev)).oneTimePrekeys, 0);
     // A later signed prekey replaces the former.
     const rotated = { keyId: 8, publicKey: randomBytes(33), signature: randomBytes(64) };
-    await s.prekeys.setSignedPrekey(dev, rotated);
+    await s.prekeys.setSignedPrekey(dev, rotated, 2000);
     assertEquals((await s.prekeys.claimBundle(dev)).signedPrekey, rotated);
   });
 
@@ -278,6 +281,9 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals((await s.prekeys.counts(dev)).oneTimePrekeys, 8);
     // Re-uploading existing ids replaces them and does not count twice.
     assertEquals(await s.prekeys.addOneTime(dev, "ec", [otk(0), otk(1)], 10), 8);
+    // Replacing drops every stored key of that kind first.
+    assertEquals(await s.prekeys.addOneTime(dev, "ec", [otk(500)], 10, true), 1);
+    assertEquals((await s.prekeys.claimBundle(dev)).oneTimePrekey?.keyId, 500);
   });
 
   test("prekeys: 100 concurrent claims on 50 one-time keys: 50 distinct keys, then last resort", async (s) => {
@@ -286,7 +292,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       keyId: 1,
       publicKey: bytes(33, 5),
       signature: bytes(64, 6),
-    });
+    }, 2000);
     await s.prekeys.addOneTime(dev, "ec", Array.from({ length: 50 }, (_, i) => otk(i + 1)), 500);
     await s.prekeys.addOneTime(
       dev,
@@ -307,29 +313,36 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(await s.prekeys.counts(dev), {
       oneTimePrekeys: 0,
       kemPrekeys: 0,
-      hasSignedPrekey: true,
+      signedPrekeyId: 1,
+      signedPrekeyUploadedAtMs: 2000,
       hasLastResortKemPrekey: true,
     });
   });
 
   test("key packages: claim once each, then the last-resort package", async (s) => {
     const dev: DeviceRef = { accountId: id(), deviceId: id() };
-    assertEquals(await s.keyPackages.claim(dev), undefined);
-    await s.keyPackages.add(dev, [
+    assertEquals(await s.keyPackages.claim(dev, 1), undefined);
+    await s.keyPackages.add(dev, 1, [
       { ref: "kp1", data: randomBytes(300) },
       { ref: "kp2", data: randomBytes(300) },
     ], 10);
-    await s.keyPackages.setLastResort(dev, { ref: "last", data: randomBytes(300) });
-    assertEquals(await s.keyPackages.count(dev), 2);
-    const claims = await Promise.all(Array.from({ length: 6 }, () => s.keyPackages.claim(dev)));
+    await s.keyPackages.setLastResort(dev, 1, { ref: "last", data: randomBytes(300) });
+    assertEquals(await s.keyPackages.count(dev, 1), { count: 2, hasLastResort: true });
+    const claims = await Promise.all(Array.from({ length: 6 }, () => s.keyPackages.claim(dev, 1)));
     const regular = claims.filter((c) => c && !c.lastResort).map((c) => c!.ref).sort();
     assertEquals(regular, ["kp1", "kp2"]);
     assertEquals(claims.filter((c) => c?.lastResort).length, 4);
-    assertEquals(await s.keyPackages.count(dev), 0);
+    assertEquals(await s.keyPackages.count(dev, 1), { count: 0, hasLastResort: true });
+    assertEquals(await s.keyPackages.add(dev, 1, [{ ref: "kp3", data: bytes(10) }], 10, true), 1);
+    assertEquals(await s.keyPackages.add(dev, 1, [{ ref: "kp4", data: bytes(10) }], 10, true), 1);
+    assertEquals((await s.keyPackages.claim(dev, 1))?.ref, "kp4");
+    // Suites are separate stocks.
+    assertEquals(await s.keyPackages.claim(dev, 2), undefined);
     await assertRejects(
       () =>
         s.keyPackages.add(
           dev,
+          1,
           Array.from({ length: 11 }, (_, i) => ({ ref: `x${i}`, data: bytes(10) })),
           10,
         ),
@@ -370,9 +383,9 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       keyId: 1,
       publicKey: randomBytes(33),
       signature: randomBytes(64),
-    });
+    }, 2000);
     await s.prekeys.addOneTime(dev, "ec", [otk(1)], 10);
-    await s.keyPackages.add(dev, [{ ref: "kp", data: randomBytes(50) }], 10);
+    await s.keyPackages.add(dev, 1, [{ ref: "kp", data: randomBytes(50) }], 10);
     const token = randomBytes(32);
     const base = {
       familyId: id(),
@@ -388,10 +401,11 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(await s.prekeys.counts(dev), {
       oneTimePrekeys: 0,
       kemPrekeys: 0,
-      hasSignedPrekey: false,
+      signedPrekeyId: 0,
+      signedPrekeyUploadedAtMs: 0,
       hasLastResortKemPrekey: false,
     });
-    assertEquals(await s.keyPackages.count(dev), 0);
+    assertEquals((await s.keyPackages.count(dev, 1)).count, 0);
     const after = await s.refreshTokens.rotate(
       token,
       { ...base, tokenHash: randomBytes(32) },
@@ -412,7 +426,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     for (const d of [keep, drop]) {
       const dev = { accountId: a.id, deviceId: d.id };
       await s.prekeys.addOneTime(dev, "ec", [otk(1), otk(2)], 10);
-      await s.keyPackages.add(dev, [{ ref: "kp", data: randomBytes(50) }], 10);
+      await s.keyPackages.add(dev, 1, [{ ref: "kp", data: randomBytes(50) }], 10);
     }
     await s.devices.clearKeys(a.id, keep.id);
     assertEquals(
@@ -420,7 +434,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       0,
     );
     await s.prekeys.addOneTime({ accountId: a.id, deviceId: keep.id }, "ec", [otk(1), otk(2)], 10);
-    await s.keyPackages.add({ accountId: a.id, deviceId: keep.id }, [{
+    await s.keyPackages.add({ accountId: a.id, deviceId: keep.id }, 1, [{
       ref: "kp",
       data: randomBytes(50),
     }], 10);
@@ -429,12 +443,12 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       (await s.prekeys.counts({ accountId: a.id, deviceId: drop.id })).oneTimePrekeys,
       0,
     );
-    assertEquals(await s.keyPackages.count({ accountId: a.id, deviceId: drop.id }), 0);
+    assertEquals((await s.keyPackages.count({ accountId: a.id, deviceId: drop.id }, 1)).count, 0);
     assertEquals(
       (await s.prekeys.counts({ accountId: a.id, deviceId: keep.id })).oneTimePrekeys,
       2,
     );
-    assertEquals(await s.keyPackages.count({ accountId: a.id, deviceId: keep.id }), 1);
+    assertEquals((await s.keyPackages.count({ accountId: a.id, deviceId: keep.id }, 1)).count, 1);
   });
 
   test("input limits give clear errors", async (s) => {
