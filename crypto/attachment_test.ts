@@ -305,7 +305,9 @@ Deno.test("streaming keeps memory bounded (backpressure reaches the source)", as
     maxLead = Math.max(maxLead, produced - consumed);
   }
   await reader.cancel();
-  assert(maxLead <= 16, `producer ran ${maxLead} chunks ahead of the consumer`);
+  // The pipeline holds about a dozen chunks (stream queues plus both in-flight windows);
+  // buffering the stream would put the producer ~190 chunks ahead.
+  assert(maxLead <= 24, `producer ran ${maxLead} chunks ahead of the consumer`);
 });
 
 Deno.test("digest is the documented hash list over header and sealed chunks", async () => {
