@@ -6,28 +6,18 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import type { ErrorReason as ErrorReasonEnum } from "../../proto/gen/guardyn/v1/common.ts";
 
 export const REASON_METADATA_KEY = "guardyn-error-reason";
 export const DETAIL_METADATA_KEY = "guardyn-error-detail-bin";
 
-/** Reason names as in `guardyn.v1.ErrorReason` (without the enum prefix). */
-export type ErrorReason =
-  | "INVALID_ARGUMENT"
-  | "TOKEN_MISSING"
-  | "TOKEN_INVALID"
-  | "TOKEN_EXPIRED"
-  | "DEVICE_REVOKED"
-  | "FORBIDDEN"
-  | "NOT_FOUND"
-  | "ALREADY_EXISTS"
-  | "RATE_LIMITED"
-  | "REQUEST_TOO_LARGE"
-  | "LIMIT_EXCEEDED"
-  | "DEADLINE_EXCEEDED"
-  | "UNAVAILABLE_BACKEND"
-  | "SHUTTING_DOWN"
-  | "INTERNAL"
-  | (string & { readonly brand?: "ErrorReason" });
+/** Reason names of `guardyn.v1.ErrorReason` without the enum prefix: the contract is the source. */
+export type ErrorReason = Exclude<
+  keyof typeof ErrorReasonEnum extends infer K
+    ? K extends `ERROR_REASON_${infer Name}` ? Name : never
+    : never,
+  "UNSPECIFIED"
+>;
 
 export class GuardynError extends Error {
   constructor(

@@ -50,6 +50,14 @@ export class RateLimiter {
     );
   }
 
+  /** Whether `key` could take `cost` tokens now, without taking them. */
+  allows(key: string, cost = 1): boolean {
+    const bucket = this.#buckets.get(key);
+    if (!bucket) return cost <= this.limit.burst;
+    const elapsed = Math.max(0, this.now() - bucket.updatedMs) / 1000;
+    return Math.min(this.limit.burst, bucket.tokens + elapsed * this.limit.perSecond) >= cost;
+  }
+
   /** Forgets a key (e.g. a successful login clears its failure budget). */
   reset(key: string): void {
     this.#buckets.delete(key);

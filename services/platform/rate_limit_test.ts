@@ -6,12 +6,14 @@ Deno.test("rate limit: bursts up to the bucket size, then refills at the sustain
   let now = 0;
   const limiter = new RateLimiter({ burst: 3, perSecond: 2 }, 100, () => now);
   assert(limiter.tryTake("a") && limiter.tryTake("a") && limiter.tryTake("a"));
+  assert(!limiter.allows("a"));
   assert(!limiter.tryTake("a"), "fourth call in the same instant is refused");
   assert(limiter.tryTake("b"), "keys are independent");
   now += 500; // one token back at 2/s
   assert(limiter.tryTake("a"));
   assert(!limiter.tryTake("a"));
   now += 10_000; // refill is capped at the burst
+  assert(limiter.allows("a", 3) && !limiter.allows("a", 4));
   assert(limiter.tryTake("a", 3));
   assert(!limiter.tryTake("a"));
 });

@@ -109,6 +109,7 @@ export interface RefreshTokenRecord {
 }
 
 export type RotateOutcome =
+  /** `record` is the NEW token's record. */
   | { kind: "rotated"; record: RefreshTokenRecord }
   /** The old token was already used: the family is revoked (theft suspected). */
   | { kind: "reused"; record: RefreshTokenRecord }
@@ -118,10 +119,15 @@ export type RotateOutcome =
 export interface RefreshTokenStore {
   insert(record: RefreshTokenRecord): Promise<void>;
   /**
-   * Exchanges `oldHash` for `next` atomically: exactly one concurrent rotation of a token
-   * succeeds; a second use of a rotated token revokes the whole family.
+   * Exchanges `oldHash` for a new token atomically: exactly one concurrent rotation of a token
+   * succeeds, and the new token inherits the old one's family, account and device (returned in
+   * `record`). A second use of a rotated token revokes the whole family.
    */
-  rotate(oldHash: Uint8Array, next: RefreshTokenRecord, nowMs: number): Promise<RotateOutcome>;
+  rotate(
+    oldHash: Uint8Array,
+    next: Pick<RefreshTokenRecord, "tokenHash" | "expiresAtMs">,
+    nowMs: number,
+  ): Promise<RotateOutcome>;
   revokeFamily(familyId: string): Promise<void>;
   revokeDevice(accountId: string, deviceId: string): Promise<void>;
 }

@@ -176,8 +176,15 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     const t2 = randomBytes(32);
     const t3 = randomBytes(32);
     await s.refreshTokens.insert(record(t1));
-    const rotated = await s.refreshTokens.rotate(t1, record(t2), Date.now());
-    assertEquals(rotated.kind, "rotated");
+    const rotated = await s.refreshTokens.rotate(
+      t1,
+      { tokenHash: t2, expiresAtMs: Date.now() + 60_000 },
+      Date.now(),
+    );
+    assert(rotated.kind === "rotated");
+    assertEquals(rotated.record.familyId, familyId);
+    assertEquals(rotated.record.tokenHash, t2);
+    assertEquals([rotated.record.accountId, rotated.record.deviceId], ["acct", "dev"]);
     // t1 used again: theft suspected, the family (including t2) is revoked.
     assertEquals((await s.refreshTokens.rotate(t1, record(t3), Date.now())).kind, "reused");
     assertEquals((await s.refreshTokens.rotate(t2, record(t3), Date.now())).kind, "reused");
