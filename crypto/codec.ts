@@ -35,13 +35,15 @@ export class ByteWriter {
 
   u8(value: number): this {
     checkUint(value, 0xff);
-    this.#view.setUint8(this.#reserve(1), value);
+    const offset = this.#reserve(1);
+    this.#view.setUint8(offset, value);
     return this;
   }
 
   u32(value: number): this {
     checkUint(value, MAX_U32);
-    this.#view.setUint32(this.#reserve(4), value);
+    const offset = this.#reserve(4);
+    this.#view.setUint32(offset, value);
     return this;
   }
 
@@ -55,7 +57,8 @@ export class ByteWriter {
 
   /** Fixed-size bytes: the reader must know the length. */
   bytes(value: Uint8Array): this {
-    this.#buffer.set(value, this.#reserve(value.length));
+    const offset = this.#reserve(value.length); // may replace #buffer: reserve first
+    this.#buffer.set(value, offset);
     return this;
   }
 

@@ -344,32 +344,41 @@ function checkKemSizes(publicKey?: Uint8Array, seed?: Uint8Array, ciphertext?: U
   if (ciphertext) checkSize(ciphertext, ML_KEM_1024_CIPHERTEXT_BYTES, "ML-KEM-1024 ciphertext");
 }
 
+/** Runs synchronous work as a promise, so its exceptions become rejections. */
+function settle<T>(work: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(work()));
+}
+
 /** Pure-JS ML-KEM-1024 from @noble/post-quantum. */
 export const nobleMlKem1024: MlKem1024 = {
   name: "@noble/post-quantum",
-  generateKeyPair() {
-    const seed = randomBytes(ML_KEM_1024_SEED_BYTES);
-    return Promise.resolve({ publicKey: asBytes(ml_kem1024.keygen(seed).publicKey), seed });
-  },
-  encapsulate(publicKey) {
-    checkKemSizes(publicKey);
-    try {
-      const { cipherText, sharedSecret } = ml_kem1024.encapsulate(publicKey);
-      return Promise.resolve({
-        sharedSecret: asBytes(sharedSecret),
-        ciphertext: asBytes(cipherText),
-      });
-    } catch {
-      return Promise.reject(new CryptoError("invalid-key", "ML-KEM-1024 public key is invalid"));
-    }
-  },
-  decapsulate(seed, ciphertext) {
-    checkKemSizes(undefined, seed, ciphertext);
-    const { secretKey } = ml_kem1024.keygen(seed);
-    const sharedSecret = ml_kem1024.decapsulate(ciphertext, secretKey);
-    wipe(secretKey);
-    return Promise.resolve(asBytes(sharedSecret));
-  },
+  generateKeyPair: () =>
+    settle(() => {
+      const seed = randomBytes(ML_KEM_1024_SEED_BYTES);
+      return { publicKey: asBytes(ml_kem1024.keygen(seed).publicKey), seed };
+    }),
+  encapsulate: (publicKey) =>
+    settle(() => {
+      checkKemSizes(publicKey);
+      let encapsulation;
+      try {
+        encapsulation = ml_kem1024.encapsulate(publicKey);
+      } catch {
+        throw new CryptoError("invalid-key", "ML-KEM-1024 public key is invalid");
+      }
+      return {
+        sharedSecret: asBytes(encapsulation.sharedSecret),
+        ciphertext: asBytes(encapsulation.cipherText),
+      };
+    }),
+  decapsulate: (seed, ciphertext) =>
+    settle(() => {
+      checkKemSizes(undefined, seed, ciphertext);
+      const { secretKey } = ml_kem1024.keygen(seed);
+      const sharedSecret = ml_kem1024.decapsulate(ciphertext, secretKey);
+      wipe(secretKey);
+      return asBytes(sharedSecret);
+    }),
 };
 
 // WebCrypto "Modern Algorithms" additions (ML-KEM), absent from the DOM typings.
