@@ -52,7 +52,12 @@ export interface MailboxStore {
    */
   deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult>;
   /** Envelopes of `owner` with seq > afterSeq, in seq order, at most `limit` (≤ MAILBOX_READ_MAX). */
-  read(owner: DeviceRef, afterSeq: number, limit: number, nowMs: number): Promise<MailboxEnvelope[]>;
+  read(
+    owner: DeviceRef,
+    afterSeq: number,
+    limit: number,
+    nowMs: number,
+  ): Promise<MailboxEnvelope[]>;
   /** Deletes the owner's envelopes with these ids; ids of other mailboxes are ignored. */
   ack(owner: DeviceRef, ids: string[]): Promise<number>;
   /** Number of unexpired envelopes waiting for `owner`. */
@@ -82,3 +87,19 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+// Limits every adapter enforces (added with the adapters; the values above are unchanged).
+/** Envelopes in one delivery: one per recipient device, each device at most once. */
+export const MAILBOX_DELIVERY_MAX_ITEMS = 1000;
+/** Ciphertext bytes of one envelope (MLS Welcome messages are the largest). */
+export const MAILBOX_CONTENT_MAX_BYTES = 256 * 1024;
+/** Ciphertext bytes of all envelopes of one delivery. */
+export const MAILBOX_DELIVERY_MAX_BYTES = 8 * 1024 * 1024;
+/** Longest mailbox lifetime: expiresAtMs - serverTimestampMs. */
+export const MAILBOX_TTL_MAX_MS = 90 * 24 * 3600 * 1000;
+/** Characters of an account id, device id or client message id. */
+export const MAILBOX_ID_MAX_CHARS = 128;
+/** Rows purgeExpired removes per call. */
+export const MAILBOX_PURGE_MAX = 10_000;
+/** count() stops counting here: it answers "at least this many" for larger mailboxes. */
+export const MAILBOX_COUNT_MAX = 10_000;

@@ -1,0 +1,245 @@
+/**
+ * The CQL adapter against a real node on CQL_CONTACT_POINTS (default 127.0.0.1:9042, e.g.
+ * `.ci/cassandra.sh start`). One fresh keyspace per run (schema changes are slow), migrated
+ * first and dropped last. Without a reachable node every test fails with a clear message.
+ */
+import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts";
+import { memoryLogger } from "../../platform/log.ts";
+import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
+import { DeliveryPendingError, SchemaMismatchError, StoreUnavailableError } from "../errors.ts";
+import { openStore } from "../open.ts";
+import type { MailboxDelivery } from "../ports.ts";
+import { CqlMailbox } from "./cql_mailbox.ts";
+import { loadCqlMigrations, migrateCql } from "./cql_migrate.ts";
+import type { Replication } from "./cql_options.ts";
+import { connectCql, type CqlConfig, type CqlSession, driverSession } from "./cql_session.ts";
+import { type CqlStore, openCqlStore } from "./cql_store.ts";
+
+const contactPoints = (Deno.env.get("CQL_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",");
+const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+const config: CqlConfig = {
+  backend: "cql",
+  contactPoints,
+  localDataCenter: Deno.env.get("CQL_LOCAL_DC") ?? "datacenter1",
+  keyspace: `guardyn_test_${suffix}`,
+  connectTimeoutMs: 10_000,
+};
+const replication: Replication = { strategy: "SimpleStrategy", replicationFactor: 1 };
+const LATEST = (await loadCqlMigrations()).at(-1)!.version;
+const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+
+let shared: Promise<CqlStore> | undefined;
+
+/** The migrated test keyspace, opened once per file. */
+function sharedStore(): Promise<CqlStore> {
+  shared ??= openCqlStore(config, { migrate: true, replication }).catch((error) => {
+    throw new Error(
+      `these tests need Cassandra or ScyllaDB at ${contactPoints.join(",")} ` +
+        `(set CQL_CONTACT_POINTS, or run .ci/cassandra.sh start): ${error.message}`,
+      { cause: error },
+    );
+  });
+  return shared;
+}
+
+registerMailboxSuite({
+  name: "cql",
+  // Tests share the connection; the last test below closes it.
+  open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
+  expiresByTtl: true,
+  sanitize: false,
+});
+
+Deno.test("cql open: an unreachable cluster fails fast with contact points and timeout", async () => {
+  const log = memoryLogger();
+  const started = Date.now();
+  const error = await captureRejection(
+    openStore({ ...config, contactPoints: ["127.0.0.1:1"], connectTimeoutMs: 3000 }, log),
+  );
+  assert(error instanceof StoreUnavailableError, String(error));
+  assert(error.message.includes("127.0.0.1:1"), error.message);
+  assert(error.message.includes("3000 ms"), error.message);
+  assert(Date.now() - started < 3500, `took ${Date.now() - started} ms`);
+  assertEquals(log.lines.filter((l) => l.msg === "store opened"), []);
+});
+
+Deno.test({
+  name: "cql open: logs the real backend and never the credentials",
+  ...noSanitize,
+  fn: async () => {
+    await sharedStore();
+    const log = memoryLogger();
+    const withCredentials = { ...config, username: "guardyn", password: "hunter2-secret" };
+    const store = await openStore(withCredentials, log);
+    try {
+      assertEquals(store.info, {
+        backend: "cql",
+        location: `${contactPoints.join(",")}/${config.keyspace}`,
+        schemaVersion: LATEST,
+      });
+      const line = log.lines.find((l) => l.msg === "store opened");
+      assertEquals([line?.backend, line?.schemaVersion], ["cql", LATEST]);
+      assert(!JSON.stringify(log.lines).includes("hunter2"), "password reached the log");
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "cql open: a missing or unmigrated keyspace is refused, pointing to migrate",
+  ...noSanitize,
+  fn: async () => {
+    await sharedStore();
+    const missing = await captureRejection(
+      openStore({ ...config, keyspace: `guardyn_absent_${suffix}` }, memoryLogger()),
+    );
+    assert(missing instanceof SchemaMismatchError, String(missing));
+    assert(missing.message.includes("does not exist"), missing.message);
+    assert(missing.message.includes("deno task migrate"), missing.message);
+
+    const empty = `guardyn_empty_${suffix}`;
+    const admin = await connectCql(config);
+    try {
+      await admin.execute(
+        `CREATE KEYSPACE ${empty} WITH replication = ` +
+          "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+      );
+      const error = await captureRejection(
+        openStore({ ...config, keyspace: empty }, memoryLogger()),
+      );
+      assert(error instanceof SchemaMismatchError, String(error));
+      assert(error.message.includes("is not migrated (schema version 0"), error.message);
+      assert(error.message.includes("run `deno task migrate`"), error.message);
+    } finally {
+      await admin.execute(`DROP KEYSPACE IF EXISTS ${empty}`);
+      await admin.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "cql open: a newer schema is refused with both versions named",
+  ...noSanitize,
+  fn: async () => {
+    await sharedStore();
+    const client = await connectCql(config, {}, config.keyspace);
+    const future = LATEST + 1;
+    try {
+      await client.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        [future, "from_the_future", new Date()],
+        { prepare: true },
+      );
+      const error = await captureRejection(openStore(config, memoryLogger()));
+      assert(error instanceof SchemaMismatchError, String(error));
+      assert(error.message.includes(`schema version ${future}, newer`), error.message);
+      assert(error.message.includes(`version ${LATEST} this binary knows`), error.message);
+    } finally {
+      await client.execute("DELETE FROM schema_migrations WHERE version = ?", [future], {
+        prepare: true,
+      });
+      await client.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "cql migrate: rerunning is a no-op, and a new keyspace needs a replication setting",
+  ...noSanitize,
+  fn: async () => {
+    await sharedStore();
+    const lines: string[] = [];
+    const again = await migrateCql(config, { replication }, (line) => lines.push(line));
+    assertEquals(again, { createdKeyspace: false, applied: [], version: LATEST });
+    assertEquals(lines, [`keyspace ${config.keyspace} already at schema version ${LATEST}`]);
+    const error = await captureRejection(
+      migrateCql({ ...config, keyspace: `guardyn_absent_${suffix}` }, {}),
+    );
+    assert(String(error).includes("CQL_REPLICATION"), String(error));
+  },
+});
+
+/** A session whose seq-allocating batches fail from the `failAt`-th one on: a crash mid-way. */
+function failingSession(inner: CqlSession, failAt: number): CqlSession {
+  let batches = 0;
+  return {
+    execute: (query, params, page) => inner.execute(query, params, page),
+    batch: (statements) =>
+      ++batches >= failAt
+        ? Promise.reject(new Error("injected: node lost mid-delivery"))
+        : inner.batch(statements),
+  };
+}
+
+function threeDeviceDelivery(): MailboxDelivery {
+  const now = Date.now();
+  return {
+    sender: { accountId: `alice-${crypto.randomUUID()}`, deviceId: "phone" },
+    clientMessageId: crypto.randomUUID(),
+    serverTimestampMs: now,
+    expiresAtMs: now + 3600_000,
+    items: ["a", "b", "c"].map((deviceId, i) => ({
+      recipient: { accountId: `bob-${crypto.randomUUID()}`, deviceId },
+      type: 1,
+      content: new Uint8Array([i + 1]),
+    })),
+  };
+}
+
+Deno.test({
+  name: "cql deliver: a retry of an abandoned delivery waits, then completes the missing devices",
+  ...noSanitize,
+  fn: async () => {
+    const store = await sharedStore();
+    const client = await connectCql(config);
+    try {
+      const session = driverSession(client);
+      const request = threeDeviceDelivery();
+      // Every batch after the first fails: exactly one of the three devices gets its envelope.
+      const crashing = new CqlMailbox(failingSession(session, 2), config.keyspace);
+      const crash = await captureRejection(crashing.deliver(request));
+      assert(String(crash).includes("injected"), String(crash));
+      const counts = async () =>
+        await Promise.all(
+          request.items.map((item) => store.mailbox.count(item.recipient, Date.now())),
+        );
+      assertEquals((await counts()).reduce((a, b) => a + b), 1);
+
+      // While the first attempt is recent, a retry waits and then asks to retry later.
+      const patient = new CqlMailbox(session, config.keyspace, { pendingWaitMs: 50 });
+      const pending = await captureRejection(patient.deliver(request));
+      assert(pending instanceof DeliveryPendingError, String(pending));
+
+      // Once it is stale, the retry takes it over and writes only what is missing.
+      const rescuer = new CqlMailbox(session, config.keyspace, { staleAfterMs: 0 });
+      const rescued = await rescuer.deliver(request);
+      assertEquals(rescued.duplicate, false);
+      assertEquals(await counts(), [1, 1, 1]);
+      const again = await store.mailbox.deliver(request);
+      assertEquals(again.duplicate, true);
+      assertEquals(again.envelopes.map((e) => e.id), rescued.envelopes.map((e) => e.id));
+      for (const [i, item] of request.items.entries()) {
+        const [read] = await store.mailbox.read(item.recipient, 0, 10, Date.now());
+        assertEquals(read?.id, rescued.envelopes[i]!.id);
+      }
+    } finally {
+      await client.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "cql: drop the test keyspace",
+  ...noSanitize,
+  fn: async () => {
+    const store = await sharedStore();
+    await store.close();
+    const admin = await connectCql(config);
+    try {
+      await admin.execute(`DROP KEYSPACE IF EXISTS ${config.keyspace}`);
+    } finally {
+      await admin.shutdown();
+    }
+  },
+});

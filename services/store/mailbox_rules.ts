@@ -1,0 +1,191 @@
+/**
+ * Pure mailbox rules shared by every adapter: input limits, the envelope id format and the
+ * idempotency digest. No I/O here, so the rules are identical on every backend.
+ */
+import { createHash } from "node:crypto";
+import { StoreInputError } from "./errors.ts";
+import {
+  type DeviceRef,
+  MAILBOX_ACK_MAX,
+  MAILBOX_CONTENT_MAX_BYTES,
+  MAILBOX_DELIVERY_MAX_BYTES,
+  MAILBOX_DELIVERY_MAX_ITEMS,
+  MAILBOX_ID_MAX_CHARS,
+  MAILBOX_PURGE_MAX,
+  MAILBOX_READ_MAX,
+  MAILBOX_TTL_MAX_MS,
+  type MailboxDelivery,
+} from "./ports.ts";
+
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const INT32_MAX = 0x7fff_ffff;
+
+function fail(message: string): never {
+  throw new StoreInputError(message);
+}
+
+function checkId(value: unknown, what: string): void {
+  if (typeof value !== "string" || value.length === 0) fail(`${what} must be a non-empty string`);
+  if (value.length > MAILBOX_ID_MAX_CHARS) {
+    fail(`${what} is ${value.length} characters, above the ${MAILBOX_ID_MAX_CHARS} limit`);
+  }
+  if (CONTROL_CHARS.test(value)) fail(`${what} contains control characters`);
+}
+
+function checkMs(value: unknown, what: string): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    fail(`${what} must be a non-negative integer of milliseconds, got ${String(value)}`);
+  }
+}
+
+export function checkDevice(ref: DeviceRef, what: string): void {
+  if (typeof ref !== "object" || ref === null) fail(`${what} must be a device reference`);
+  checkId(ref.accountId, `${what}.accountId`);
+  checkId(ref.deviceId, `${what}.deviceId`);
+}
+
+/** A stable key for a device, for maps and uniqueness checks (ids hold no control chars). */
+export function deviceKey(ref: DeviceRef): string {
+  return `${ref.accountId}\n${ref.deviceId}`;
+}
+
+/** Throws StoreInputError naming the first rule the delivery breaks. */
+export function validateDelivery(delivery: MailboxDelivery): void {
+  checkDevice(delivery.sender, "sender");
+  checkId(delivery.clientMessageId, "clientMessageId");
+  checkMs(delivery.serverTimestampMs, "serverTimestampMs");
+  checkMs(delivery.expiresAtMs, "expiresAtMs");
+  const lifetime = delivery.expiresAtMs - delivery.serverTimestampMs;
+  if (lifetime <= 0) fail("expiresAtMs must be after serverTimestampMs");
+  if (lifetime > MAILBOX_TTL_MAX_MS) {
+    fail(`mailbox lifetime ${lifetime} ms is above the ${MAILBOX_TTL_MAX_MS} ms limit`);
+  }
+  const items = delivery.items;
+  if (!Array.isArray(items) || items.length === 0) fail("a delivery needs at least one item");
+  if (items.length > MAILBOX_DELIVERY_MAX_ITEMS) {
+    fail(`a delivery has ${items.length} items, above the ${MAILBOX_DELIVERY_MAX_ITEMS} limit`);
+  }
+  const seen = new Set<string>();
+  let total = 0;
+  items.forEach((item, i) => {
+    checkDevice(item.recipient, `items[${i}].recipient`);
+    const key = deviceKey(item.recipient);
+    if (seen.has(key)) fail(`items[${i}].recipient appears twice; one envelope per device`);
+    seen.add(key);
+    if (!Number.isInteger(item.type) || item.type < 0 || item.type > INT32_MAX) {
+      fail(`items[${i}].type must be an integer in 0..${INT32_MAX}`);
+    }
+    if (!(item.content instanceof Uint8Array) || item.content.byteLength === 0) {
+      fail(`items[${i}].content must be non-empty bytes`);
+    }
+    if (item.content.byteLength > MAILBOX_CONTENT_MAX_BYTES) {
+      fail(
+        `items[${i}].content is ${item.content.byteLength} bytes, above the ` +
+          `${MAILBOX_CONTENT_MAX_BYTES}-byte limit`,
+      );
+    }
+    total += item.content.byteLength;
+  });
+  if (total > MAILBOX_DELIVERY_MAX_BYTES) {
+    fail(`a delivery carries ${total} bytes, above the ${MAILBOX_DELIVERY_MAX_BYTES}-byte limit`);
+  }
+}
+
+export function validateRead(owner: DeviceRef, afterSeq: number, limit: number, nowMs: number) {
+  checkDevice(owner, "owner");
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+    fail(`afterSeq must be a non-negative integer, got ${String(afterSeq)}`);
+  }
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAILBOX_READ_MAX) {
+    fail(`read limit must be an integer in 1..${MAILBOX_READ_MAX}, got ${String(limit)}`);
+  }
+  checkMs(nowMs, "nowMs");
+}
+
+export function validateAck(owner: DeviceRef, ids: string[]): void {
+  checkDevice(owner, "owner");
+  if (!Array.isArray(ids)) fail("ids must be an array of envelope ids");
+  if (ids.length > MAILBOX_ACK_MAX) {
+    fail(`ack of ${ids.length} ids is above the ${MAILBOX_ACK_MAX} limit`);
+  }
+  ids.forEach((id, i) => {
+    if (typeof id !== "string" || id.length > ENVELOPE_ID_MAX_CHARS) {
+      fail(`ids[${i}] is not an envelope id (a string of at most ${ENVELOPE_ID_MAX_CHARS} chars)`);
+    }
+  });
+}
+
+export function validateCount(owner: DeviceRef, nowMs: number): void {
+  checkDevice(owner, "owner");
+  checkMs(nowMs, "nowMs");
+}
+
+export function validatePurge(nowMs: number, limit: number): void {
+  checkMs(nowMs, "nowMs");
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAILBOX_PURGE_MAX) {
+    fail(`purge limit must be an integer in 1..${MAILBOX_PURGE_MAX}, got ${String(limit)}`);
+  }
+}
+
+// Envelope ids carry their seq, so an ack finds the row by (owner, seq) without an id index;
+// the 128 random bits make the id globally unique and unguessable.
+const ENVELOPE_ID = /^([1-9][0-9]{0,15})\.([A-Za-z0-9_-]{22})$/;
+export const ENVELOPE_ID_MAX_CHARS = 64;
+
+export function newEnvelopeId(seq: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(16));
+  return `${seq}.${toBase64Url(random)}`;
+}
+
+/** The seq an envelope id names, or undefined when the string is not an envelope id. */
+export function envelopeIdSeq(id: string): number | undefined {
+  const match = ENVELOPE_ID.exec(id);
+  if (!match) return undefined;
+  const seq = Number(match[1]);
+  return Number.isSafeInteger(seq) ? seq : undefined;
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/**
+ * SHA-256 over the recipients, types and contents, in order. A retry must carry the same
+ * items; timestamps are left out because the service stamps every attempt anew.
+ */
+export function deliveryDigest(delivery: MailboxDelivery): Uint8Array {
+  const hash = createHash("sha256");
+  const encoder = new TextEncoder();
+  const header = new DataView(new ArrayBuffer(4));
+  const u32 = (n: number) => {
+    header.setUint32(0, n);
+    hash.update(new Uint8Array(header.buffer.slice(0)));
+  };
+  const field = (bytes: Uint8Array) => {
+    u32(bytes.byteLength);
+    hash.update(bytes);
+  };
+  u32(delivery.items.length);
+  for (const item of delivery.items) {
+    field(encoder.encode(item.recipient.accountId));
+    field(encoder.encode(item.recipient.deviceId));
+    u32(item.type);
+    field(item.content);
+  }
+  return new Uint8Array(hash.digest());
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  let diff = 0;
+  for (let i = 0; i < a.byteLength; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+/** Whole seconds of row TTL for a delivery (CQL TTLs are in seconds; round up, never 0). */
+export function ttlSeconds(delivery: { serverTimestampMs: number; expiresAtMs: number }): number {
+  return Math.max(1, Math.ceil((delivery.expiresAtMs - delivery.serverTimestampMs) / 1000));
+}

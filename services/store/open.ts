@@ -1,0 +1,42 @@
+/**
+ * Opens the configured store and says, once, which backend it really runs on.
+ *
+ * Schema policy: services check the schema at startup and refuse to run on an unknown, newer
+ * or (for CQL) older one; `deno task migrate` applies migrations. SQLite migrates on open by
+ * default (embedded, one machine, one binary). A configured CQL cluster that cannot be reached
+ * is a StoreUnavailableError: there is never a silent fallback to SQLite.
+ */
+import type { Logger } from "../platform/log.ts";
+import type { StoreConfig } from "./config.ts";
+import type { Store } from "./ports.ts";
+import type { CqlTuning } from "./cql/cql_options.ts";
+
+export interface OpenStoreOptions {
+  /** Apply pending migrations. Default: true for SQLite, false for CQL (ops runs migrate). */
+  migrate?: boolean;
+  /** CQL consistency levels and, for `migrate`, keyspace replication. */
+  cql?: CqlTuning;
+}
+
+export async function openStore(
+  config: StoreConfig,
+  log: Logger,
+  opts: OpenStoreOptions = {},
+): Promise<Store> {
+  let store: Store & { applied: number[] };
+  if (config.backend === "sqlite") {
+    const { openSqliteStore } = await import("./sqlite/sqlite_store.ts");
+    store = await openSqliteStore(config.path, { migrate: opts.migrate ?? true });
+  } else {
+    // Loaded on demand so the embedded mode never loads the Cassandra driver.
+    const { openCqlStore } = await import("./cql/cql_store.ts");
+    store = await openCqlStore(config, { ...opts.cql, migrate: opts.migrate ?? false });
+  }
+  log.info("store opened", {
+    backend: store.info.backend,
+    location: store.info.location,
+    schemaVersion: store.info.schemaVersion,
+    migrationsApplied: store.applied,
+  });
+  return store;
+}

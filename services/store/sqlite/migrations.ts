@@ -1,0 +1,56 @@
+/**
+ * SQLite schema migrations, applied in order; each runs in one transaction together with its
+ * schema_migrations row. Append new versions; never edit an applied one.
+ */
+export interface SqliteMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: SqliteMigration[] = [
+  {
+    version: 1,
+    name: "mailbox",
+    sql: `
+      -- Per-device sequence counter: kept when a mailbox is purged so seqs are never reused.
+      CREATE TABLE mailbox_heads (
+        account_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        next_seq INTEGER NOT NULL,
+        PRIMARY KEY (account_id, device_id)
+      ) WITHOUT ROWID;
+
+      -- Envelopes keyed by (owner, seq): reads are one index range per device.
+      CREATE TABLE mailbox (
+        account_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        sender_account TEXT NOT NULL,
+        sender_device TEXT NOT NULL,
+        client_message_id TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        content BLOB NOT NULL,
+        server_ts INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, device_id, seq),
+        FOREIGN KEY (account_id, device_id) REFERENCES mailbox_heads (account_id, device_id)
+      );
+      CREATE INDEX mailbox_by_expiry ON mailbox (expires_at);
+
+      -- Idempotency records: one per (sender device, clientMessageId), holding the first result.
+      CREATE TABLE mailbox_deliveries (
+        sender_account TEXT NOT NULL,
+        sender_device TEXT NOT NULL,
+        client_message_id TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        server_ts INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        envelopes TEXT NOT NULL,
+        PRIMARY KEY (sender_account, sender_device, client_message_id)
+      );
+      CREATE INDEX mailbox_deliveries_by_expiry ON mailbox_deliveries (expires_at);
+    `,
+  },
+];

@@ -1,0 +1,291 @@
+/**
+ * MailboxStore on one SQLite file. node:sqlite is synchronous, so a transaction never yields
+ * to the event loop: within a process deliveries are serialised, and BEGIN IMMEDIATE plus
+ * busy_timeout serialise writers across processes sharing the file.
+ */
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { IdempotencyConflictError } from "../errors.ts";
+import {
+  deliveryDigest,
+  envelopeIdSeq,
+  newEnvelopeId,
+  sameBytes,
+  validateAck,
+  validateCount,
+  validateDelivery,
+  validatePurge,
+  validateRead,
+} from "../mailbox_rules.ts";
+import {
+  type DeviceRef,
+  MAILBOX_COUNT_MAX,
+  type MailboxDelivery,
+  type MailboxDeliveryResult,
+  type MailboxEnvelope,
+  type MailboxStore,
+} from "../ports.ts";
+
+/** What the idempotency record keeps per envelope; content is checked via the digest. */
+interface StoredItem {
+  seq: number;
+  id: string;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+export class SqliteMailbox implements MailboxStore {
+  readonly #db: DatabaseSync;
+  readonly #findDelivery: StatementSync;
+  readonly #nextSeq: StatementSync;
+  readonly #insertEnvelope: StatementSync;
+  readonly #insertDelivery: StatementSync;
+  readonly #readRows: StatementSync;
+  readonly #ackOne: StatementSync;
+  readonly #countRows: StatementSync;
+  readonly #deleteExpired: StatementSync;
+  readonly #deleteExpiredDeliveries: StatementSync;
+  readonly #deleteDevice: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#findDelivery = db.prepare(
+      `SELECT digest, server_ts, expires_at, envelopes FROM mailbox_deliveries
+       WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
+    );
+    // One statement allocates the next seq, creating the device's counter on first use.
+    this.#nextSeq = db.prepare(
+      `INSERT INTO mailbox_heads (account_id, device_id, next_seq) VALUES (?, ?, 2)
+       ON CONFLICT (account_id, device_id) DO UPDATE SET next_seq = next_seq + 1
+       RETURNING next_seq - 1 AS seq`,
+    );
+    this.#insertEnvelope = db.prepare(
+      `INSERT INTO mailbox (account_id, device_id, seq, id, sender_account, sender_device,
+         client_message_id, type, content, server_ts, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#insertDelivery = db.prepare(
+      `INSERT INTO mailbox_deliveries (sender_account, sender_device, client_message_id, digest,
+         server_ts, expires_at, envelopes)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#readRows = db.prepare(
+      `SELECT seq, id, sender_account, sender_device, client_message_id, type, content,
+         server_ts, expires_at
+       FROM mailbox WHERE account_id = ? AND device_id = ? AND seq > ? AND expires_at > ?
+       ORDER BY seq LIMIT ?`,
+    );
+    this.#ackOne = db.prepare(
+      "DELETE FROM mailbox WHERE account_id = ? AND device_id = ? AND seq = ? AND id = ?",
+    );
+    this.#countRows = db.prepare(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM mailbox
+       WHERE account_id = ? AND device_id = ? AND expires_at > ? LIMIT ?)`,
+    );
+    this.#deleteExpired = db.prepare(
+      `DELETE FROM mailbox WHERE rowid IN
+       (SELECT rowid FROM mailbox WHERE expires_at <= ? LIMIT ?)`,
+    );
+    this.#deleteExpiredDeliveries = db.prepare(
+      `DELETE FROM mailbox_deliveries WHERE rowid IN
+       (SELECT rowid FROM mailbox_deliveries WHERE expires_at <= ? LIMIT ?)`,
+    );
+    this.#deleteDevice = db.prepare("DELETE FROM mailbox WHERE account_id = ? AND device_id = ?");
+  }
+
+  // The public methods run the synchronous work inside Promise.try, so bad input rejects.
+  deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult> {
+    return Promise.try(() => this.#deliver(delivery));
+  }
+
+  read(owner: DeviceRef, afterSeq: number, limit: number, nowMs: number) {
+    return Promise.try(() => this.#read(owner, afterSeq, limit, nowMs));
+  }
+
+  ack(owner: DeviceRef, ids: string[]): Promise<number> {
+    return Promise.try(() => this.#ack(owner, ids));
+  }
+
+  count(owner: DeviceRef, nowMs: number): Promise<number> {
+    return Promise.try(() => this.#count(owner, nowMs));
+  }
+
+  purgeExpired(nowMs: number, limit: number): Promise<number> {
+    return Promise.try(() => this.#purgeExpired(nowMs, limit));
+  }
+
+  purgeDevice(owner: DeviceRef): Promise<number> {
+    return Promise.try(() => this.#purgeDevice(owner));
+  }
+
+  #deliver(delivery: MailboxDelivery): MailboxDeliveryResult {
+    validateDelivery(delivery);
+    const digest = deliveryDigest(delivery);
+    const { sender, clientMessageId } = delivery;
+    return this.#transaction(() => {
+      const existing = this.#findDelivery.get(
+        sender.accountId,
+        sender.deviceId,
+        clientMessageId,
+      ) as Row | undefined;
+      if (existing) return duplicateResult(delivery, digest, existing);
+      const stored: StoredItem[] = [];
+      for (const item of delivery.items) {
+        const { accountId, deviceId } = item.recipient;
+        const seq = Number((this.#nextSeq.get(accountId, deviceId) as Row).seq);
+        const id = newEnvelopeId(seq);
+        this.#insertEnvelope.run(
+          accountId,
+          deviceId,
+          seq,
+          id,
+          sender.accountId,
+          sender.deviceId,
+          clientMessageId,
+          item.type,
+          item.content,
+          delivery.serverTimestampMs,
+          delivery.expiresAtMs,
+        );
+        stored.push({ seq, id });
+      }
+      this.#insertDelivery.run(
+        sender.accountId,
+        sender.deviceId,
+        clientMessageId,
+        digest,
+        delivery.serverTimestampMs,
+        delivery.expiresAtMs,
+        JSON.stringify(stored),
+      );
+      return {
+        duplicate: false,
+        envelopes: envelopesOf(delivery, stored, delivery),
+        serverTimestampMs: delivery.serverTimestampMs,
+      };
+    });
+  }
+
+  #read(owner: DeviceRef, afterSeq: number, limit: number, nowMs: number): MailboxEnvelope[] {
+    validateRead(owner, afterSeq, limit, nowMs);
+    const rows = this.#readRows.all(
+      owner.accountId,
+      owner.deviceId,
+      afterSeq,
+      nowMs,
+      limit,
+    ) as Row[];
+    return rows.map((row) => envelopeFromRow(owner, row));
+  }
+
+  #ack(owner: DeviceRef, ids: string[]): number {
+    validateAck(owner, ids);
+    const targets = ids.flatMap((id) => {
+      const seq = envelopeIdSeq(id);
+      return seq === undefined ? [] : [{ id, seq }];
+    });
+    if (targets.length === 0) return 0;
+    return this.#transaction(() => {
+      let deleted = 0;
+      for (const { id, seq } of targets) {
+        deleted += Number(this.#ackOne.run(owner.accountId, owner.deviceId, seq, id).changes);
+      }
+      return deleted;
+    });
+  }
+
+  #count(owner: DeviceRef, nowMs: number): number {
+    validateCount(owner, nowMs);
+    const row = this.#countRows.get(
+      owner.accountId,
+      owner.deviceId,
+      nowMs,
+      MAILBOX_COUNT_MAX,
+    ) as Row;
+    return Number(row.n);
+  }
+
+  #purgeExpired(nowMs: number, limit: number): number {
+    validatePurge(nowMs, limit);
+    const purged = Number(this.#deleteExpired.run(nowMs, limit).changes);
+    // Idempotency records live as long as their envelopes; a retry after that is a new message.
+    this.#deleteExpiredDeliveries.run(nowMs, limit);
+    return purged;
+  }
+
+  #purgeDevice(owner: DeviceRef): number {
+    validateCount(owner, 0);
+    // The seq counter in mailbox_heads stays, so a reused device id never sees a seq twice.
+    return Number(this.#deleteDevice.run(owner.accountId, owner.deviceId).changes);
+  }
+
+  #transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+function duplicateResult(
+  delivery: MailboxDelivery,
+  digest: Uint8Array,
+  existing: Row,
+): MailboxDeliveryResult {
+  if (!sameBytes(digest, existing.digest as Uint8Array)) {
+    throw new IdempotencyConflictError(
+      `clientMessageId '${delivery.clientMessageId}' of this sender device was already used ` +
+        "for different envelopes",
+    );
+  }
+  const stored = JSON.parse(String(existing.envelopes)) as StoredItem[];
+  const first = {
+    serverTimestampMs: Number(existing.server_ts),
+    expiresAtMs: Number(existing.expires_at),
+  };
+  return {
+    duplicate: true,
+    envelopes: envelopesOf(delivery, stored, first),
+    serverTimestampMs: first.serverTimestampMs,
+  };
+}
+
+/** Rebuilds envelopes from a delivery's items (equal to the stored ones, by digest). */
+function envelopesOf(
+  delivery: MailboxDelivery,
+  stored: StoredItem[],
+  times: { serverTimestampMs: number; expiresAtMs: number },
+): MailboxEnvelope[] {
+  return delivery.items.map((item, i) => {
+    const { seq, id } = stored[i]!;
+    return {
+      id,
+      recipient: { ...item.recipient },
+      seq,
+      sender: { ...delivery.sender },
+      clientMessageId: delivery.clientMessageId,
+      type: item.type,
+      content: item.content,
+      serverTimestampMs: times.serverTimestampMs,
+      expiresAtMs: times.expiresAtMs,
+    };
+  });
+}
+
+function envelopeFromRow(owner: DeviceRef, row: Row): MailboxEnvelope {
+  return {
+    id: String(row.id),
+    recipient: { accountId: owner.accountId, deviceId: owner.deviceId },
+    seq: Number(row.seq),
+    sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
+    clientMessageId: String(row.client_message_id),
+    type: Number(row.type),
+    content: row.content as Uint8Array,
+    serverTimestampMs: Number(row.server_ts),
+    expiresAtMs: Number(row.expires_at),
+  };
+}

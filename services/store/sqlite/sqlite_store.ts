@@ -1,0 +1,107 @@
+/**
+ * Opens the embedded store: one SQLite file via node:sqlite.
+ *
+ * Migrating on open is the default here: the embedded store runs on one machine with one
+ * binary, so there is no fleet of older/newer processes to coordinate and no operator step to
+ * forget. `migrate: false` turns it into a check that refuses an older file, like the CQL store.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { StoreUnavailableError } from "../errors.ts";
+import type { Store } from "../ports.ts";
+import { behindError, latestVersion, planSchema } from "../schema.ts";
+import { SQLITE_MIGRATIONS } from "./migrations.ts";
+import { applySqliteMigrations, readAppliedMigrations } from "./sqlite_migrate.ts";
+import { SqliteMailbox } from "./sqlite_mailbox.ts";
+
+/** How long a writer waits for another process's write lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+export interface SqliteOpenOptions {
+  /** Apply pending migrations (default true for the embedded store). */
+  migrate?: boolean;
+}
+
+export interface SqliteStore extends Store {
+  /** Migrations applied by this open, oldest first. */
+  readonly applied: number[];
+  /** The connection settings that matter for durability and concurrency, for diagnostics. */
+  pragmas(): Record<string, unknown>;
+}
+
+const REPORTED_PRAGMAS = ["journal_mode", "synchronous", "busy_timeout", "foreign_keys"];
+
+export async function openSqliteStore(
+  path: string,
+  options: SqliteOpenOptions = {},
+): Promise<SqliteStore> {
+  const db = await openDatabase(path);
+  try {
+    const where = `SQLite file ${path}`;
+    const known = SQLITE_MIGRATIONS.map(({ version, name }) => ({ version, name }));
+    const plan = planSchema(where, readAppliedMigrations(db, path), known);
+    let applied: number[] = [];
+    if (plan.state === "behind") {
+      if (options.migrate === false) throw behindError(where, plan.version, latestVersion(known));
+      applied = applySqliteMigrations(db, plan.pending);
+    }
+    return sqliteStore(db, path, latestVersion(known), applied);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+async function openDatabase(path: string): Promise<DatabaseSync> {
+  try {
+    if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path);
+    // WAL: readers never block the writer; NORMAL sync is durable across process crashes and
+    // loses at most the last commits on power loss, the usual trade-off for WAL.
+    db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};
+      PRAGMA foreign_keys = ON;
+    `);
+    return db;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new StoreUnavailableError(`cannot open SQLite file ${path}: ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
+function sqliteStore(
+  db: DatabaseSync,
+  path: string,
+  schemaVersion: number,
+  applied: number[],
+): SqliteStore {
+  const mailbox = new SqliteMailbox(db);
+  let open = true;
+  return {
+    info: { backend: "sqlite", location: path, schemaVersion },
+    mailbox,
+    applied,
+    pragmas() {
+      const entries = REPORTED_PRAGMAS.map((name) => {
+        const row = db.prepare(`PRAGMA ${name}`).get() ?? {};
+        return [name, Object.values(row)[0]];
+      });
+      return Object.fromEntries(entries);
+    },
+    ping() {
+      db.prepare("SELECT 1").get();
+      return Promise.resolve();
+    },
+    close() {
+      if (open) {
+        open = false;
+        db.close();
+      }
+      return Promise.resolve();
+    },
+  };
+}
