@@ -286,6 +286,7 @@ export async function ratchetDecrypt(
   state.sendCount = sendCount;
   state.receivingSteps = receivingSteps;
   state.skipped.addAll(newSkipped);
+  state.skipped.purge(receivingSteps, now);
   return plaintext;
 }
 

@@ -1,6 +1,8 @@
-/** Assertions on CryptoError codes, shared by the crypto tests. */
+/** Helpers shared by the crypto tests: CryptoError code assertions and fixtures. */
 import { assertEquals, captureError, captureRejection } from "../tests/assert.ts";
 import { CryptoError, type CryptoErrorCode } from "./errors.ts";
+import { randomBytes, x25519GenerateKeyPair } from "./primitives.ts";
+import { initRatchetAsInitiator, initRatchetAsResponder, type RatchetState } from "./ratchet.ts";
 
 function codeOf(error: unknown): string {
   if (error instanceof CryptoError) return error.code;
@@ -18,4 +20,16 @@ export async function expectRejectionCode(
   code: CryptoErrorCode,
 ): Promise<void> {
   assertEquals(codeOf(await captureRejection(promise)), code);
+}
+
+/** Two ratchet states set up as after a key agreement (random SK and AD unless given). */
+export async function ratchetPair(
+  sharedSecret = randomBytes(32),
+  associatedData = randomBytes(66),
+): Promise<{ alice: RatchetState; bob: RatchetState }> {
+  const bobKey = await x25519GenerateKeyPair();
+  return {
+    alice: await initRatchetAsInitiator(sharedSecret, associatedData, bobKey.publicKey),
+    bob: initRatchetAsResponder(sharedSecret, associatedData, bobKey),
+  };
 }
