@@ -34,8 +34,9 @@ export function requireAuth(ctx: CallContext): AuthContext {
   return ctx.auth;
 }
 
-type Req<M> = M extends grpc.MethodDefinition<infer I, unknown> ? I : never;
-type Res<M> = M extends grpc.MethodDefinition<unknown, infer O> ? O : never;
+// Inferred from the deserializers: their return types are exactly the message types.
+type Req<M> = M extends { requestDeserialize: (...args: never[]) => infer I } ? I : never;
+type Res<M> = M extends { responseDeserialize: (...args: never[]) => infer O } ? O : never;
 
 /** The handler shape for one method, chosen by its streaming flags. */
 export type Handler<M> = M extends { requestStream: true; responseStream: true }

@@ -1,0 +1,66 @@
+/** What the auth service's handlers share: stores, bus, tokens, limits and the clock. */
+
+import type { Bus } from "../bus/port.ts";
+import type { Config } from "../platform/config.ts";
+import { GuardynError } from "../platform/errors.ts";
+import type { Logger } from "../platform/log.ts";
+import { RateLimiter } from "../platform/rate_limit.ts";
+import type { AuthStores } from "../store/auth_ports.ts";
+import type { SessionTokens } from "./session_tokens.ts";
+import * as grpc from "@grpc/grpc-js";
+
+export interface AuthLimiters {
+  /** Failed logins per account. */
+  loginFailuresByAccount: RateLimiter;
+  /** Login attempts per client address. */
+  loginAttemptsByAddress: RateLimiter;
+  /** Registrations per client address. */
+  registrationsByAddress: RateLimiter;
+  /** Bundle fetches per (requester device, target device). */
+  prekeyFetches: RateLimiter;
+  /** Directory lookups and key package claims per requester device. */
+  lookups: RateLimiter;
+}
+
+export interface AuthContextDeps {
+  stores: AuthStores;
+  bus: Bus;
+  log: Logger;
+  config: Config;
+  tokens: SessionTokens;
+  limiters: AuthLimiters;
+  /** Verified against when a username is unknown, so timing reveals nothing. */
+  dummyPasswordHash: string;
+  /** Drops cached device status after a revocation on this instance. */
+  forgetDevice: (accountId: string, deviceId?: string) => void;
+  now: () => number;
+}
+
+export function createLimiters(config: Config): AuthLimiters {
+  const perMinute = (burst: number, perMinute: number) =>
+    new RateLimiter({ burst, perSecond: perMinute / 60 });
+  const auth = config.auth;
+  return {
+    loginFailuresByAccount: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
+    loginAttemptsByAddress: perMinute(auth.loginFailuresBurst * 6, auth.loginFailuresPerMinute * 6),
+    registrationsByAddress: perMinute(10, 10),
+    prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
+    lookups: perMinute(60, 120),
+  };
+}
+
+/** The address part of a gRPC peer ("ipv4:1.2.3.4:5678" → "1.2.3.4"). */
+export function clientAddress(peer: string): string {
+  const withoutScheme = peer.replace(/^ipv[46]:/, "");
+  const bracketed = /^\[([^\]]+)\]/.exec(withoutScheme);
+  if (bracketed?.[1]) return bracketed[1];
+  const lastColon = withoutScheme.lastIndexOf(":");
+  return lastColon > 0 ? withoutScheme.slice(0, lastColon) : withoutScheme;
+}
+
+export const invalidCredentials = () =>
+  new GuardynError(
+    grpc.status.UNAUTHENTICATED,
+    "INVALID_CREDENTIALS",
+    "username or password is wrong",
+  );

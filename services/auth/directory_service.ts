@@ -1,0 +1,68 @@
+/** guardyn.v1.DirectoryService: username search and public profiles, rate limited per caller. */
+
+import type { DirectoryServiceService } from "../../proto/gen/guardyn/v1/auth.ts";
+import { invalidArgument, notFound } from "../platform/errors.ts";
+import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
+import type { Account } from "../store/auth_ports.ts";
+import { addressableDevices } from "./addressable.ts";
+import type { AuthContextDeps } from "./context.ts";
+import { canonicalUsername } from "./username.ts";
+import { checkId } from "./validation.ts";
+
+const SEARCH_PAGE_MAX = 50;
+const SEARCH_PAGE_DEFAULT = 20;
+const PREFIX = /^[a-z0-9_]{3,32}$/;
+
+export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof DirectoryServiceService> {
+  const { stores, limiters } = deps;
+
+  return {
+    async searchUsers(request, ctx) {
+      const auth = requireAuth(ctx);
+      limiters.lookups.take(`${auth.accountId}/${auth.deviceId}`, "directory lookups");
+      const prefix = request.prefix.trim().toLowerCase();
+      if (!PREFIX.test(prefix)) {
+        throw invalidArgument("prefix must be 3..32 characters of [a-z0-9_]");
+      }
+      const pageSize = request.page?.pageSize || SEARCH_PAGE_DEFAULT;
+      if (pageSize < 1 || pageSize > SEARCH_PAGE_MAX) {
+        throw invalidArgument(`page.page_size must be 1..${SEARCH_PAGE_MAX}`);
+      }
+      // The page token is the last username of the previous page (usernames are public).
+      const after = request.page?.pageToken ?? "";
+      if (after !== "" && (!after.startsWith(prefix) || !PREFIX.test(after))) {
+        throw invalidArgument("page.page_token does not belong to this search");
+      }
+      const found = await stores.accounts.searchByPrefix(prefix, after, pageSize + 1);
+      const page = found.slice(0, pageSize);
+      return {
+        users: page.map((account) => ({ accountId: account.id, username: account.username })),
+        nextPageToken: found.length > pageSize ? page.at(-1)!.username : "",
+      };
+    },
+
+    async getProfile(request, ctx) {
+      const auth = requireAuth(ctx);
+      limiters.lookups.take(`${auth.accountId}/${auth.deviceId}`, "directory lookups");
+      let account: Account | undefined;
+      const lookup = request.lookup;
+      if (lookup?.$case === "accountId") {
+        account = await stores.accounts.byId(checkId(lookup.value, "account_id"));
+      } else if (lookup?.$case === "username") {
+        const username = canonicalUsername(lookup.value);
+        account = username ? await stores.accounts.byUsername(username) : undefined;
+      } else {
+        throw invalidArgument("give account_id or username");
+      }
+      if (!account) throw notFound("no such user");
+      const deviceIds = (await addressableDevices(stores, account.id)).map((device) => device.id);
+      return {
+        accountId: account.id,
+        username: account.username,
+        deviceIds,
+        identityKey: account.identityKey ?? new Uint8Array(),
+        identityKeyChangedAtMs: account.identityKeyChangedAtMs ?? 0,
+      };
+    },
+  };
+}
