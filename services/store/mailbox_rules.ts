@@ -157,25 +157,33 @@ function toBase64Url(bytes: Uint8Array): string {
  * items; timestamps are left out because the service stamps every attempt anew.
  */
 export function deliveryDigest(delivery: MailboxDelivery): Uint8Array {
-  const hash = createHash("sha256");
+  // One length-prefixed buffer hashed in one call: much cheaper than many small updates.
   const encoder = new TextEncoder();
-  const header = new DataView(new ArrayBuffer(4));
-  const u32 = (n: number) => {
-    header.setUint32(0, n);
-    hash.update(new Uint8Array(header.buffer.slice(0)));
-  };
-  const field = (bytes: Uint8Array) => {
-    u32(bytes.byteLength);
-    hash.update(bytes);
-  };
-  u32(delivery.items.length);
+  const parts: Uint8Array[] = [];
+  let size = 4;
   for (const item of delivery.items) {
-    field(encoder.encode(item.recipient.accountId));
-    field(encoder.encode(item.recipient.deviceId));
-    u32(item.type);
-    field(item.content);
+    const account = encoder.encode(item.recipient.accountId);
+    const device = encoder.encode(item.recipient.deviceId);
+    parts.push(account, device, item.content);
+    size += 16 + account.byteLength + device.byteLength + item.content.byteLength;
   }
-  return new Uint8Array(hash.digest());
+  const buffer = new Uint8Array(size);
+  const view = new DataView(buffer.buffer);
+  view.setUint32(0, delivery.items.length);
+  let at = 4;
+  const field = (bytes: Uint8Array) => {
+    view.setUint32(at, bytes.byteLength);
+    buffer.set(bytes, at + 4);
+    at += 4 + bytes.byteLength;
+  };
+  delivery.items.forEach((item, i) => {
+    field(parts[3 * i]!);
+    field(parts[3 * i + 1]!);
+    view.setUint32(at, item.type);
+    at += 4;
+    field(parts[3 * i + 2]!);
+  });
+  return new Uint8Array(createHash("sha256").update(buffer).digest());
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
