@@ -10,6 +10,7 @@
 import { Buffer } from "node:buffer";
 import { DeliveryPendingError, IdempotencyConflictError } from "../errors.ts";
 import {
+  checkDevice,
   deliveryDigest,
   deviceKey,
   envelopeIdSeq,
@@ -352,7 +353,7 @@ export class CqlMailbox implements MailboxStore {
   }
 
   async purgeDevice(owner: DeviceRef): Promise<number> {
-    validateCount(owner, 0);
+    checkDevice(owner, "owner");
     const n = await this.#countRows(owner, () => true, Number.MAX_SAFE_INTEGER);
     // One range tombstone for the whole mailbox; the static next_seq survives, so seqs are
     // never reused, and the watermark stays valid.

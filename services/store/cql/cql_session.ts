@@ -62,6 +62,11 @@ function newClient(config: CqlConfig, tuning: CqlTuning, keyspace?: string): cas
       : undefined,
     socketOptions: { connectTimeout: config.connectTimeoutMs, readTimeout: REQUEST_TIMEOUT_MS },
     encoding: { useBigIntAsLong: true, useUndefinedAsUnset: true },
+    // Server-side write timestamps: rows written by lightweight transactions carry the
+    // coordinator's Paxos timestamp, so a later plain DELETE (an ack) must be stamped by the
+    // cluster's clock too, not by an application host whose clock may lag behind it.
+    // The driver documents null for this; its typings omit it.
+    policies: { timestampGeneration: null as unknown as undefined },
     queryOptions: {
       prepare: true,
       consistency: CONSISTENCY[tuning.consistency ?? "LOCAL_QUORUM"],

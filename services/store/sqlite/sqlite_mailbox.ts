@@ -6,6 +6,7 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { IdempotencyConflictError } from "../errors.ts";
 import {
+  checkDevice,
   deliveryDigest,
   envelopeIdSeq,
   newEnvelopeId,
@@ -213,7 +214,7 @@ export class SqliteMailbox implements MailboxStore {
   }
 
   #purgeDevice(owner: DeviceRef): number {
-    validateCount(owner, 0);
+    checkDevice(owner, "owner");
     // The seq counter in mailbox_heads stays, so a reused device id never sees a seq twice.
     return Number(this.#deleteDevice.run(owner.accountId, owner.deviceId).changes);
   }
