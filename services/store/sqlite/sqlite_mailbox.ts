@@ -35,7 +35,9 @@ interface StoredItem {
 type Row = Record<string, SQLInputValue>;
 
 export class SqliteMailbox implements MailboxStore {
-  readonly #db: DatabaseSync;
+  readonly #begin: StatementSync;
+  readonly #commit: StatementSync;
+  readonly #rollback: StatementSync;
   readonly #findDelivery: StatementSync;
   readonly #nextSeq: StatementSync;
   readonly #insertEnvelope: StatementSync;
@@ -48,7 +50,10 @@ export class SqliteMailbox implements MailboxStore {
   readonly #deleteDevice: StatementSync;
 
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    // Prepared once: db.exec would parse these on every transaction.
+    this.#begin = db.prepare("BEGIN IMMEDIATE");
+    this.#commit = db.prepare("COMMIT");
+    this.#rollback = db.prepare("ROLLBACK");
     this.#findDelivery = db.prepare(
       `SELECT digest, server_ts, expires_at, envelopes FROM mailbox_deliveries
        WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
@@ -220,13 +225,13 @@ export class SqliteMailbox implements MailboxStore {
   }
 
   #transaction<T>(work: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
+    this.#begin.run();
     try {
       const result = work();
-      this.#db.exec("COMMIT");
+      this.#commit.run();
       return result;
     } catch (error) {
-      this.#db.exec("ROLLBACK");
+      this.#rollback.run();
       throw error;
     }
   }
