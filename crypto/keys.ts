@@ -15,6 +15,7 @@ import {
   type Bytes,
   concatBytes,
   constantTimeEqual,
+  fromHex,
   ML_KEM_1024_PUBLIC_KEY_BYTES,
   ML_KEM_1024_SEED_BYTES,
   mlKemGenerateKeyPair,
@@ -36,22 +37,26 @@ export const MAX_PREKEY_BATCH = 1000;
 /** An identity key pair is an X25519 key pair that also signs, with XEdDSA. */
 export type IdentityKeyPair = X25519KeyPair;
 
-// The canonical u-coordinates of the points of small order on Curve25519 and its twist: 0 and
-// 1 (orders 2 and 4), p - 1 (order 4 on the twist) and the two points of order 8 (the
-// Montgomery images of the Edwards torsion points). keys_test.ts recomputes them.
-const P = 2n ** 255n - 19n;
-const SMALL_ORDER_U = new Set<bigint>([
-  0n,
-  1n,
-  P - 1n,
-  325606250916557431795983626356110631294008115727848805560023387167927233504n,
-  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
-]);
+// p = 2^255 - 19, little-endian.
+const P_LE = fromHex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
 
-function littleEndian(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
-  return n;
+// The canonical u-coordinates (little-endian) of the points of small order on Curve25519 and its
+// twist: 0 and 1 (orders 2 and 4), p - 1 (order 4 on the twist) and the two points of order 8
+// (Montgomery images of the Edwards torsion points). keys_test.ts recomputes them.
+const SMALL_ORDER_KEYS = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+].map(fromHex);
+
+/** u < p for a little-endian u (public data: no need for constant time). */
+function isCanonical(u: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    if (u[i] !== P_LE[i]) return u[i]! < P_LE[i]!;
+  }
+  return false;
 }
 
 /**
@@ -62,9 +67,10 @@ export function validatePublicKey(publicKey: Uint8Array): void {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== X25519_KEY_BYTES) {
     throw new CryptoError("invalid-key", "X25519 public key must be 32 bytes");
   }
-  const u = littleEndian(publicKey);
-  if (u >= P) throw new CryptoError("invalid-key", "X25519 public key is not canonical");
-  if (SMALL_ORDER_U.has(u)) {
+  if (!isCanonical(publicKey)) {
+    throw new CryptoError("invalid-key", "X25519 public key is not canonical");
+  }
+  if (SMALL_ORDER_KEYS.some((key) => constantTimeEqual(key, publicKey))) {
     throw new CryptoError("invalid-key", "X25519 public key has small order");
   }
 }

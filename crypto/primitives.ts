@@ -224,6 +224,13 @@ const X25519_BASE_POINT = fromHex(
 );
 let basePointKey: Promise<CryptoKey> | undefined;
 
+// Imported WebCrypto keys, cached per key array: a ratchet key pair takes part in two DH
+// computations and a peer's ratchet key in two more, and an import costs about as much as a
+// third of a DH. Keyed by array identity, so callers must not modify a key array in place
+// (this library only wipes arrays after their last use).
+const importedPrivateKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+const importedPublicKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+
 /** Clamps 32 bytes into an X25519 private scalar (RFC 7748 §5), as libsignal stores keys. */
 export function clampX25519PrivateKey(bytes: Uint8Array): Bytes {
   checkSize(bytes, X25519_KEY_BYTES, "X25519 private key");
@@ -235,16 +242,25 @@ export function clampX25519PrivateKey(bytes: Uint8Array): Bytes {
 }
 
 function importX25519PrivateKey(privateKey: Uint8Array): Promise<CryptoKey> {
-  checkSize(privateKey, X25519_KEY_BYTES, "X25519 private key");
-  const pkcs8 = concatBytes(X25519_PKCS8_PREFIX, privateKey);
-  const key = subtle.importKey("pkcs8", pkcs8, { name: "X25519" }, false, ["deriveBits"]);
-  wipe(pkcs8);
+  let key = importedPrivateKeys.get(privateKey);
+  if (key === undefined) {
+    checkSize(privateKey, X25519_KEY_BYTES, "X25519 private key");
+    const pkcs8 = concatBytes(X25519_PKCS8_PREFIX, privateKey);
+    key = subtle.importKey("pkcs8", pkcs8, { name: "X25519" }, false, ["deriveBits"]);
+    wipe(pkcs8);
+    importedPrivateKeys.set(privateKey, key);
+  }
   return key;
 }
 
 function importX25519PublicKey(publicKey: Uint8Array): Promise<CryptoKey> {
-  checkSize(publicKey, X25519_KEY_BYTES, "X25519 public key");
-  return subtle.importKey("raw", asBytes(publicKey), { name: "X25519" }, false, []);
+  let key = importedPublicKeys.get(publicKey);
+  if (key === undefined) {
+    checkSize(publicKey, X25519_KEY_BYTES, "X25519 public key");
+    key = subtle.importKey("raw", asBytes(publicKey), { name: "X25519" }, false, []);
+    importedPublicKeys.set(publicKey, key);
+  }
+  return key;
 }
 
 async function deriveX25519(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Bytes> {
@@ -275,11 +291,17 @@ export async function x25519GenerateKeyPair(): Promise<X25519KeyPair> {
  * key (RFC 7748 §6.1), so callers never mix a value an attacker can predict into a key.
  */
 export async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes> {
-  const [priv, pub] = await Promise.all([
-    importX25519PrivateKey(privateKey),
-    importX25519PublicKey(publicKey),
-  ]);
-  const shared = await deriveX25519(priv, pub);
+  let keys: CryptoKey[];
+  try {
+    keys = await Promise.all([
+      importX25519PrivateKey(privateKey),
+      importX25519PublicKey(publicKey),
+    ]);
+  } catch (error) {
+    if (error instanceof CryptoError) throw error;
+    throw new CryptoError("invalid-key", "X25519 key was refused by WebCrypto");
+  }
+  const shared = await deriveX25519(keys[0]!, keys[1]!);
   if (isAllZero(shared)) {
     throw new CryptoError("invalid-shared-secret", "X25519 output is all zero (low-order key)");
   }

@@ -113,9 +113,11 @@ export async function initRatchetAsInitiator(
   sharedSecret: Uint8Array,
   associatedData: Uint8Array,
   theirRatchetKey: Uint8Array,
+  ourFirstRatchetKey?: X25519KeyPair,
 ): Promise<RatchetState> {
   checkInit(sharedSecret, associatedData);
-  const sendingRatchetKey = await x25519GenerateKeyPair();
+  // A fresh key pair; the caller may generate it ahead, in parallel with the key agreement.
+  const sendingRatchetKey = ourFirstRatchetKey ?? await x25519GenerateKeyPair();
   const [rootKey, sendingChainKey] = kdfRk(
     sharedSecret,
     await x25519(sendingRatchetKey.privateKey, theirRatchetKey),
@@ -250,11 +252,13 @@ export async function ratchetDecrypt(
     previousSendCount = sendCount;
     sendCount = 0;
     receiveCount = 0;
-    [rootKey, receivingChainKey] = kdfRk(
-      rootKey,
-      await x25519(sendingRatchetKey.privateKey, ratchetKey),
-    );
-    sendingRatchetKey = await x25519GenerateKeyPair();
+    // The new key pair does not depend on the first DH: compute both at once.
+    const [receivingSecret, nextRatchetKey] = await Promise.all([
+      x25519(sendingRatchetKey.privateKey, ratchetKey),
+      x25519GenerateKeyPair(),
+    ]);
+    [rootKey, receivingChainKey] = kdfRk(rootKey, receivingSecret);
+    sendingRatchetKey = nextRatchetKey;
     [rootKey, sendingChainKey] = kdfRk(
       rootKey,
       await x25519(sendingRatchetKey.privateKey, ratchetKey),

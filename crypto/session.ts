@@ -22,6 +22,7 @@ import {
   type Bytes,
   constantTimeEqual,
   type MlKemKeyPair,
+  x25519GenerateKeyPair,
   type X25519KeyPair,
 } from "./primitives.ts";
 import {
@@ -231,11 +232,15 @@ export async function initiateSession(
   bundle: PrekeyBundle,
   options: HandshakeOptions = {},
 ): Promise<Session> {
-  const agreed = await initiateHandshake(ourIdentity, bundle, options);
+  const [agreed, firstRatchetKey] = await Promise.all([
+    initiateHandshake(ourIdentity, bundle, options),
+    x25519GenerateKeyPair(),
+  ]);
   const state = await initRatchetAsInitiator(
     agreed.sharedSecret,
     agreed.associatedData,
     agreed.theirSignedPrekey,
+    firstRatchetKey,
   );
   const writer = new ByteWriter(2048);
   encodeInitialHandshake(agreed.initial, writer);

@@ -128,20 +128,20 @@ export async function initiateHandshake(
 
   const signedPrekeys = [bundle.signedPrekey, bundle.oneTimePrekey, bundle.kemPrekey]
     .filter((p): p is PublicPrekey => p !== undefined);
-  const valid = await Promise.all(
-    signedPrekeys.map((p) => verifyPublicPrekey(bundle.identityKey, p)),
-  );
+  // Independent steps run concurrently; nothing derived is used unless every signature verifies.
+  const [valid, ephemeral, dh1, kem] = await Promise.all([
+    Promise.all(signedPrekeys.map((p) => verifyPublicPrekey(bundle.identityKey, p))),
+    x25519GenerateKeyPair(),
+    x25519(ourIdentity.privateKey, theirSignedPrekey),
+    theirKemPrekey && mlKemEncapsulate(theirKemPrekey),
+  ]);
   if (valid.includes(false)) {
     throw new CryptoError("invalid-signature", "a prekey signature in the bundle does not verify");
   }
-
-  const ephemeral = await x25519GenerateKeyPair();
-  const [dh1, dh2, dh3, dh4, kem] = await Promise.all([
-    x25519(ourIdentity.privateKey, theirSignedPrekey),
+  const [dh2, dh3, dh4] = await Promise.all([
     x25519(ephemeral.privateKey, theirIdentity),
     x25519(ephemeral.privateKey, theirSignedPrekey),
     theirOneTimePrekey && x25519(ephemeral.privateKey, theirOneTimePrekey),
-    theirKemPrekey && mlKemEncapsulate(theirKemPrekey),
   ]);
   const sharedSecret = deriveSecret(
     dh4 ? [dh1, dh2, dh3, dh4] : [dh1, dh2, dh3],
