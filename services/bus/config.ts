@@ -10,4 +10,7 @@ export type BusConfig =
     connectTimeoutMs: number;
     /** JetStream stream replicas (1 for a single server, 3 in a cluster). */
     replicas: number;
+    /** Event stream name and subject prefix; default GUARDYN_EVENTS on guardyn.events. */
+    stream?: string;
+    subjectPrefix?: string;
   };

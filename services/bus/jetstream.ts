@@ -1,6 +1,7 @@
 /**
  * NATS JetStream bus adapter.
- * - Wake-ups: core NATS publish/subscribe on wakeSubject(): every instance subscribed receives.
+ * - Wake-ups and device signals: core NATS publish/subscribe on wakeSubject() and
+ *   signalSubject(): every instance subscribed receives (at most once).
  * - Events: published to the stream over `<subjectPrefix>.>` and acknowledged by JetStream
  *   (PubAck) before publish() resolves. The message id is a digest of the normalized event, so
  *   publishing an equal event again within the duplicate window (a caller's retry) stores it once.
@@ -29,11 +30,15 @@ import {
 import type { Bus, EventDelivery, Subscription } from "./port.ts";
 import {
   type BusEvent,
+  decodeSignal,
+  type DeviceSignal,
   encodeEvent,
+  encodeSignal,
   EVENT_STREAM,
   EVENT_SUBJECT_PREFIX,
   type EventKind,
   eventSubject,
+  signalSubject,
   validateEvent,
   wakeSubject,
 } from "./subjects.ts";
@@ -192,6 +197,7 @@ interface BusSetup {
 class JetStreamBus implements Bus {
   readonly info: Bus["info"];
   readonly #sessions = new Set<PullSession>();
+  /** Core subscriptions: wake-ups and device signals. */
   readonly #wakes = new Set<NatsSubscription>();
   readonly #statusWatch: Promise<void>;
   readonly #multipleFilters: boolean;
@@ -221,16 +227,48 @@ class JetStreamBus implements Bus {
   }
 
   async onWake(accountId: string, deviceId: string, handler: () => void): Promise<Subscription> {
+    return await this.#listen(wakeSubject(accountId, deviceId), () => handler(), "wake-up");
+  }
+
+  signal(accountId: string, deviceId: string, signal: DeviceSignal): Promise<void> {
+    try {
+      this.#assertOpen();
+      // Like wake-ups: buffered while reconnecting, at most once.
+      this.nc.publish(signalSubject(accountId, deviceId), encodeSignal(signal));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async onSignal(
+    accountId: string,
+    deviceId: string,
+    handler: (signal: DeviceSignal) => void,
+  ): Promise<Subscription> {
+    return await this.#listen(
+      signalSubject(accountId, deviceId),
+      (data) => handler(decodeSignal(data)),
+      "signal",
+    );
+  }
+
+  /** A core NATS subscription whose handler errors are logged, never thrown into the client. */
+  async #listen(
+    subject: string,
+    handler: (data: Uint8Array) => void,
+    what: string,
+  ): Promise<Subscription> {
     this.#assertOpen();
     this.#reserveSubscription();
     const { logger } = this.setup;
-    const sub = this.nc.subscribe(wakeSubject(accountId, deviceId), {
-      callback: (error) => {
-        if (error) return logger.warn("wake-up subscription error", { error });
+    const sub = this.nc.subscribe(subject, {
+      callback: (error, message) => {
+        if (error) return logger.warn(`${what} subscription error`, { error });
         try {
-          handler();
+          handler(message.data);
         } catch (error) {
-          logger.warn("wake-up handler failed", { error });
+          logger.warn(`${what} handler failed`, { error });
         }
       },
     });

@@ -1,6 +1,7 @@
 /**
  * In-process bus for the all-in-one process, with the semantics of the port:
- * - wake-ups fan out to every current subscriber of the device, asynchronously;
+ * - wake-ups and device signals fan out to every current subscriber of the device,
+ *   asynchronously;
  * - events go to a bounded log (see memory_log.ts); each consumer name is a durable group that
  *   starts at the oldest retained event, shares work among its subscribers round-robin, and
  *   redelivers an event whose handler throws (bounded exponential backoff) or does not finish
@@ -9,7 +10,16 @@
  */
 
 import type { Bus, EventDelivery, Subscription } from "./port.ts";
-import { type BusEvent, type EventKind, validateEvent, wakeSubject } from "./subjects.ts";
+import {
+  type BusEvent,
+  decodeSignal,
+  type DeviceSignal,
+  encodeSignal,
+  type EventKind,
+  signalSubject,
+  validateEvent,
+  wakeSubject,
+} from "./subjects.ts";
 import {
   checkConsumerName,
   checkKinds,
@@ -38,6 +48,7 @@ export const MEMORY_DEFAULTS = {
 } as const;
 
 type Handler = (delivery: EventDelivery) => Promise<void>;
+type Listener = (body: Uint8Array | undefined) => void;
 
 interface Member {
   readonly handler: Handler;
@@ -66,7 +77,8 @@ class MemoryBus implements Bus {
   readonly #log: EventLog;
   readonly #policy: DeliveryPolicy;
   readonly #groups = new Map<string, ConsumerGroup>();
-  readonly #wakes = new Map<string, Set<() => void>>();
+  /** Wake-up and signal listeners by subject. */
+  readonly #listeners = new Map<string, Set<Listener>>();
   readonly #maxGroups: number;
   readonly #maxSubscriptions: number;
   #subscriptions = 0;
@@ -88,17 +100,7 @@ class MemoryBus implements Bus {
   wake(accountId: string, deviceId: string): Promise<void> {
     try {
       this.#assertOpen();
-      const handlers = this.#wakes.get(wakeSubject(accountId, deviceId));
-      // Delivered after wake() returns, as over the network; a failing handler hurts nobody else.
-      for (const handler of handlers ?? []) {
-        queueMicrotask(() => {
-          try {
-            handler();
-          } catch (error) {
-            this.logger.warn("wake-up handler failed", { error });
-          }
-        });
-      }
+      this.#fanOut(wakeSubject(accountId, deviceId), undefined, "wake-up handler failed");
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
@@ -108,27 +110,73 @@ class MemoryBus implements Bus {
   onWake(accountId: string, deviceId: string, handler: () => void): Promise<Subscription> {
     try {
       this.#assertOpen();
-      const subject = wakeSubject(accountId, deviceId);
-      this.#reserveSubscription();
-      // A wrapper gives each subscription its own identity even when handlers are shared.
-      const entry = () => handler();
-      const set = this.#wakes.get(subject) ?? new Set();
-      set.add(entry);
-      this.#wakes.set(subject, set);
-      let done = false;
-      return Promise.resolve({
-        unsubscribe: () => {
-          if (done) return Promise.resolve();
-          done = true;
-          this.#subscriptions--;
-          set.delete(entry);
-          if (set.size === 0 && this.#wakes.get(subject) === set) this.#wakes.delete(subject);
-          return Promise.resolve();
-        },
-      });
+      return Promise.resolve(this.#listen(wakeSubject(accountId, deviceId), () => handler()));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  signal(accountId: string, deviceId: string, signal: DeviceSignal): Promise<void> {
+    try {
+      this.#assertOpen();
+      // Encoded as over the network: the same validation, and receivers get their own copy.
+      const body = encodeSignal(signal);
+      this.#fanOut(signalSubject(accountId, deviceId), body, "signal handler failed");
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  onSignal(
+    accountId: string,
+    deviceId: string,
+    handler: (signal: DeviceSignal) => void,
+  ): Promise<Subscription> {
+    try {
+      this.#assertOpen();
+      const subject = signalSubject(accountId, deviceId);
+      return Promise.resolve(
+        this.#listen(subject, (body) => handler(decodeSignal(body ?? new Uint8Array()))),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Delivered after the call returns, as over the network; a failing handler hurts nobody else. */
+  #fanOut(subject: string, body: Uint8Array | undefined, failure: string): void {
+    for (const handler of this.#listeners.get(subject) ?? []) {
+      queueMicrotask(() => {
+        try {
+          handler(body);
+        } catch (error) {
+          this.logger.warn(failure, { error });
+        }
+      });
+    }
+  }
+
+  #listen(subject: string, handler: Listener): Subscription {
+    this.#reserveSubscription();
+    // A wrapper gives each subscription its own identity even when handlers are shared.
+    const entry: Listener = (body) => handler(body);
+    const set = this.#listeners.get(subject) ?? new Set();
+    set.add(entry);
+    this.#listeners.set(subject, set);
+    let done = false;
+    return {
+      unsubscribe: () => {
+        if (done) return Promise.resolve();
+        done = true;
+        this.#subscriptions--;
+        set.delete(entry);
+        if (set.size === 0 && this.#listeners.get(subject) === set) {
+          this.#listeners.delete(subject);
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   publish(event: BusEvent): Promise<void> {
@@ -188,7 +236,7 @@ class MemoryBus implements Bus {
     this.#closed = true;
     for (const group of this.#groups.values()) group.stop();
     this.#groups.clear();
-    this.#wakes.clear();
+    this.#listeners.clear();
     return Promise.resolve();
   }
 

@@ -8,6 +8,7 @@ import type { Bus } from "./port.ts";
 import type { BusConfig } from "./config.ts";
 import { createMemoryBus } from "./memory.ts";
 import { createJetStreamBus, displayServers } from "./jetstream.ts";
+import { EVENT_STREAM } from "./subjects.ts";
 import type { Logger } from "../platform/log.ts";
 
 export async function openBus(config: BusConfig, log: Logger): Promise<Bus> {
@@ -29,9 +30,16 @@ export async function openBus(config: BusConfig, log: Logger): Promise<Bus> {
       token: config.token,
       connectTimeoutMs: config.connectTimeoutMs,
       replicas: config.replicas,
+      ...(config.stream !== undefined ? { stream: config.stream } : {}),
+      ...(config.subjectPrefix !== undefined ? { subjectPrefix: config.subjectPrefix } : {}),
     },
     logger,
   );
-  logger.info("bus ready", { backend: "nats", servers, replicas: config.replicas });
+  logger.info("bus ready", {
+    backend: "nats",
+    servers,
+    replicas: config.replicas,
+    stream: config.stream ?? EVENT_STREAM,
+  });
   return bus;
 }

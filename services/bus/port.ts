@@ -2,11 +2,13 @@
  * Event bus port. The store is the truth and the bus is a hint: losing a bus message may delay
  * delivery but never loses data. Two kinds of traffic:
  * - wake-ups: ephemeral fan-out to every instance (core pub/sub), no persistence;
+ * - device signals: the same fan-out with a small typed body (stream takeover, revocation,
+ *   ephemeral payloads), at most once, never stored;
  * - events: durable (JetStream), consumed by named durable consumers that share work
  *   across instances and are redelivered until acknowledged.
  */
 
-import type { BusEvent, EventKind } from "./subjects.ts";
+import type { BusEvent, DeviceSignal, EventKind } from "./subjects.ts";
 
 export interface Subscription {
   unsubscribe(): Promise<void>;
@@ -24,6 +26,17 @@ export interface Bus {
   wake(accountId: string, deviceId: string): Promise<void>;
   /** Receive wake-ups for one device until unsubscribed. */
   onWake(accountId: string, deviceId: string, handler: () => void): Promise<Subscription>;
+  /**
+   * Ephemeral signal for a device: every instance subscribed to it receives it (decoded), or
+   * nobody; never stored. Rejects a malformed signal (see encodeSignal).
+   */
+  signal(accountId: string, deviceId: string, signal: DeviceSignal): Promise<void>;
+  /** Receive signals for one device until unsubscribed. */
+  onSignal(
+    accountId: string,
+    deviceId: string,
+    handler: (signal: DeviceSignal) => void,
+  ): Promise<Subscription>;
   /** Durable event publish; resolves once the bus has persisted it. */
   publish(event: BusEvent): Promise<void>;
   /**

@@ -9,10 +9,14 @@ import type { Bus, EventDelivery } from "../port.ts";
 import {
   type BusEvent,
   decodeEvent,
+  decodeSignal,
+  type DeviceSignal,
   encodeEvent,
+  encodeSignal,
   EVENT_KINDS,
   type EventKind,
   MAX_EVENT_BYTES,
+  MAX_SIGNAL_PAYLOAD_BYTES,
 } from "../subjects.ts";
 import type { DeliveryPolicy } from "../delivery.ts";
 import { type LogFields, type Logger, memoryLogger } from "../../platform/log.ts";
@@ -94,6 +98,77 @@ export function busConformanceSuite(
       await assertRejects(() => bus.wake(bad, "d1"));
       await assertRejects(() => bus.onWake(account, bad, () => {}));
     }
+  });
+
+  test("a device signal reaches every subscriber of the device, intact, and only it", async (scope) => {
+    const [a, b] = [await scope.open(), await scope.open()];
+    const account = uniqueId("acct");
+    const got = { a: [] as DeviceSignal[], b: [] as DeviceSignal[], other: [] as DeviceSignal[] };
+    await a.onSignal(account, "phone", (signal) => got.a.push(signal));
+    await b.onSignal(account, "phone", (signal) => got.b.push(signal));
+    await a.onSignal(account, "laptop", (signal) => got.other.push(signal));
+    let wakes = 0;
+    await a.onWake(account, "phone", () => wakes++);
+    const payload = new Uint8Array(MAX_SIGNAL_PAYLOAD_BYTES).map((_, i) => i % 251);
+    const sent: DeviceSignal[] = [
+      { kind: "stream.opened", streamId: "s-1_A", openedAtMs: 1_700_000_000_123 },
+      { kind: "device.revoked", atMs: 1_700_000_000_456 },
+      { kind: "payload", data: payload },
+    ];
+    for (const signal of sent) await b.signal(account, "phone", signal);
+    await waitFor(() => got.a.length === 3 && got.b.length === 3, "signals delivered");
+    await sleep(QUIET_MS);
+    assertEquals(got.a, sent);
+    assertEquals(got.b, sent);
+    assertEquals(got.other, []);
+    assertEquals(wakes, 0, "signals are not wake-ups");
+  });
+
+  test("signal unsubscribe stops delivery; malformed signals and ids are refused", async (scope) => {
+    const bus = await scope.open();
+    const account = uniqueId("acct");
+    let hits = 0;
+    const sub = await bus.onSignal(account, "d1", () => hits++);
+    await bus.signal(account, "d1", { kind: "device.revoked", atMs: 1 });
+    await waitFor(() => hits === 1, "first signal");
+    await sub.unsubscribe();
+    await bus.signal(account, "d1", { kind: "device.revoked", atMs: 2 });
+    await sleep(QUIET_MS);
+    assertEquals(hits, 1);
+    const bad = [
+      { kind: "payload", data: new Uint8Array() },
+      { kind: "payload", data: new Uint8Array(MAX_SIGNAL_PAYLOAD_BYTES + 1) },
+      { kind: "stream.opened", streamId: "a.b", openedAtMs: 1 },
+      { kind: "stream.opened", streamId: "ok", openedAtMs: -1 },
+      { kind: "device.revoked", atMs: 1.5 },
+      { kind: "nope" },
+    ];
+    for (const signal of bad) {
+      await assertRejects(() => bus.signal(account, "d1", signal as DeviceSignal));
+    }
+    for (const id of ["a.b", "*", ">", ""]) {
+      await assertRejects(() => bus.signal(id, "d1", { kind: "device.revoked", atMs: 1 }));
+      await assertRejects(() => bus.onSignal(account, id, () => {}));
+    }
+  });
+
+  test("decodeSignal round-trips every kind and rejects junk", () => {
+    const samples: DeviceSignal[] = [
+      { kind: "stream.opened", streamId: "x", openedAtMs: 0 },
+      { kind: "device.revoked", atMs: 5 },
+      { kind: "payload", data: new Uint8Array([1]) },
+    ];
+    for (const signal of samples) assertEquals(decodeSignal(encodeSignal(signal)), signal);
+    const junk = [
+      new Uint8Array(),
+      new Uint8Array([1]),
+      new Uint8Array([9, 1, 2]),
+      new Uint8Array([2, 0, 0]),
+      new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0x2e]),
+      new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]),
+      new Uint8Array(MAX_SIGNAL_PAYLOAD_BYTES + 2).fill(3, 0, 1),
+    ];
+    for (const bytes of junk) assertThrows(() => decodeSignal(bytes));
   });
 
   test("published events reach a consumer of their kind, and only those", async (scope) => {
@@ -290,10 +365,11 @@ export function busConformanceSuite(
       { kind: "mailbox.written", accountId: "a", deviceId: "d", count: 2, atMs: 5 },
       { kind: "mailbox.acked", accountId: "a", deviceId: "d", count: 1, atMs: 5 },
       { kind: "account.deleted", accountId: "a", atMs: 5 },
+      { kind: "account.deleted", accountId: "a", atMs: 5, deviceIds: ["d1", "d2"] },
       { kind: "device.revoked", accountId: "a", deviceId: "d", atMs: 5 },
       { kind: "identity.changed", accountId: "a", atMs: 5 },
     ];
-    assertEquals(samples.map((e) => e.kind).sort(), [...EVENT_KINDS].sort());
+    assertEquals([...new Set(samples.map((e) => e.kind))].sort(), [...EVENT_KINDS].sort());
     for (const event of samples) assertEquals(decodeEvent(encodeEvent(event)), event);
     const text = (s: string) => new TextEncoder().encode(s);
     const junk = [
@@ -307,6 +383,13 @@ export function busConformanceSuite(
       text('{"kind":"account.deleted","accountId":7,"atMs":1}'),
       text('{"kind":"account.deleted","accountId":"a","atMs":1.5}'),
       text(`{"kind":"account.deleted","accountId":"${"a".repeat(129)}","atMs":1}`),
+      text('{"kind":"account.deleted","accountId":"a","atMs":1,"deviceIds":"d1"}'),
+      text('{"kind":"account.deleted","accountId":"a","atMs":1,"deviceIds":[""]}'),
+      text(
+        `{"kind":"account.deleted","accountId":"a","atMs":1,"deviceIds":${
+          JSON.stringify(Array.from({ length: 101 }, (_, i) => `d${i}`))
+        }}`,
+      ),
       text(
         `{"kind":"account.deleted","accountId":"a","atMs":1,"pad":"${
           "x".repeat(MAX_EVENT_BYTES)
