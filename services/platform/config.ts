@@ -37,6 +37,28 @@ export interface Config {
   shutdownGraceMs: number;
   tokens: TokenConfig;
   auth: AuthLimits;
+  messaging: MessagingSettings;
+}
+
+/** Limits and timings of the messaging service (services/messaging). */
+export interface MessagingSettings {
+  /** Ciphertext bytes of one envelope. */
+  envelopeMaxBytes: number;
+  /** Envelopes per SendMessage list (recipient devices; sync copies get one less). */
+  maxEnvelopesPerRequest: number;
+  /** How long an unacknowledged envelope waits in a mailbox. */
+  mailboxTtlSeconds: number;
+  /** SendMessage calls per sender device. */
+  sendBurst: number;
+  sendPerSecond: number;
+  /** An open stream re-reads its mailbox after this long without activity (a lost wake-up). */
+  pollIntervalMs: number;
+  /** How often expired envelopes are purged. */
+  purgeIntervalMs: number;
+  /** Receive streams open at once on one instance. */
+  maxStreamsPerInstance: number;
+  /** Receive streams a device may open per minute (a reconnect loop stops here). */
+  streamOpensPerMinute: number;
 }
 
 export interface TokenConfig {
@@ -157,6 +179,9 @@ function parseStore(read: EnvReader): StoreConfig {
   };
 }
 
+const NATS_STREAM = /^[A-Za-z0-9_-]{1,64}$/;
+const NATS_SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){0,7}$/;
+
 function parseBus(read: EnvReader): BusConfig {
   const backend = read.oneOf("BUS_BACKEND", ["memory", "nats"] as const, "memory");
   if (backend === "memory") return { backend };
@@ -170,12 +195,40 @@ function parseBus(read: EnvReader): BusConfig {
     }
   }
   const token = read.optional("NATS_TOKEN");
+  const stream = read.optional("NATS_STREAM");
+  if (stream !== undefined && !NATS_STREAM.test(stream)) {
+    read.problems.push(`NATS_STREAM=${JSON.stringify(stream)} must be 1..64 chars of A-Za-z0-9_-`);
+  }
+  const subjectPrefix = read.optional("NATS_SUBJECT_PREFIX");
+  if (subjectPrefix !== undefined && !NATS_SUBJECT_PREFIX.test(subjectPrefix)) {
+    read.problems.push(
+      `NATS_SUBJECT_PREFIX=${
+        JSON.stringify(subjectPrefix)
+      } must be dot-separated A-Za-z0-9_- tokens`,
+    );
+  }
   return {
     backend,
     servers,
     ...(token !== undefined ? { token } : {}),
     connectTimeoutMs: read.int("NATS_CONNECT_TIMEOUT_MS", 5_000, 100, 300_000),
     replicas: read.int("NATS_REPLICAS", 1, 1, 5),
+    ...(stream !== undefined ? { stream } : {}),
+    ...(subjectPrefix !== undefined ? { subjectPrefix } : {}),
+  };
+}
+
+function parseMessaging(read: EnvReader): MessagingSettings {
+  return {
+    envelopeMaxBytes: read.int("MESSAGING_ENVELOPE_MAX_BYTES", 96 * 1024, 1024, 256 * 1024),
+    maxEnvelopesPerRequest: read.int("MESSAGING_MAX_ENVELOPES_PER_REQUEST", 10, 1, 100),
+    mailboxTtlSeconds: read.int("MESSAGING_MAILBOX_TTL_SECONDS", 30 * 86_400, 60, 90 * 86_400),
+    sendBurst: read.int("MESSAGING_SEND_BURST", 50, 1, 1_000_000),
+    sendPerSecond: read.int("MESSAGING_SEND_PER_SECOND", 20, 1, 1_000_000),
+    pollIntervalMs: read.int("MESSAGING_POLL_INTERVAL_MS", 15_000, 100, 600_000),
+    purgeIntervalMs: read.int("MESSAGING_PURGE_INTERVAL_MS", 60_000, 100, 86_400_000),
+    maxStreamsPerInstance: read.int("MESSAGING_MAX_STREAMS", 50_000, 1, 1_000_000),
+    streamOpensPerMinute: read.int("MESSAGING_STREAM_OPENS_PER_MINUTE", 30, 1, 100_000),
   };
 }
 
@@ -231,7 +284,15 @@ export function parseConfig(env: Env): Config {
       maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
       maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
     },
+    messaging: parseMessaging(read),
   };
+  if (config.messaging.maxEnvelopesPerRequest < config.auth.maxDevicesPerAccount) {
+    read.problems.push(
+      `MESSAGING_MAX_ENVELOPES_PER_REQUEST=${config.messaging.maxEnvelopesPerRequest} must be at ` +
+        `least MAX_DEVICES_PER_ACCOUNT=${config.auth.maxDevicesPerAccount}: a message needs one ` +
+        "envelope per device",
+    );
+  }
   if (config.store.backend === "cql" && config.tokens.keysFile === undefined) {
     read.problems.push(
       "TOKEN_KEYS_FILE is required with STORE_BACKEND=cql: every instance must share the signing keys",
