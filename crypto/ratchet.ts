@@ -223,16 +223,16 @@ export async function ratchetDecrypt(
     return plaintext;
   }
 
-  // Work on copies; commit only after the message authenticates.
+  // Work on copies; commit only after the message authenticates. Only the DH ratchet step
+  // touches the sending side, and it reads the sending counters at commit time, so an encrypt
+  // that runs while this call awaits is never undone.
   const newSkipped: SkippedKey[] = [];
-  let rootKey = state.rootKey;
-  let sendingRatchetKey = state.sendingRatchetKey;
-  let sendingChainKey = state.sendingChainKey;
   let receivingChainKey = state.receivingChainKey;
   let receiveCount = state.receiveCount;
-  let previousSendCount = state.previousSendCount;
-  let sendCount = state.sendCount;
   let receivingSteps = state.receivingSteps;
+  let ratchetStep:
+    | { rootKey: Bytes; sendingRatchetKey: X25519KeyPair; sendingChainKey: Bytes }
+    | undefined;
   const isNewChain = state.receivingRatchetKey === null ||
     !constantTimeEqual(ratchetKey, state.receivingRatchetKey);
 
@@ -246,23 +246,20 @@ export async function ratchetDecrypt(
         newSkipped,
       );
     }
-    // DHRatchet (spec section 3.5).
+    // DHRatchet (spec section 3.5). The new key pair does not depend on the first DH, so both
+    // are computed at once.
     if (receivingSteps === MAX_U32) throw new CryptoError("invalid-state", "ratchet exhausted");
     receivingSteps += 1;
-    previousSendCount = sendCount;
-    sendCount = 0;
     receiveCount = 0;
-    // The new key pair does not depend on the first DH: compute both at once.
-    const [receivingSecret, nextRatchetKey] = await Promise.all([
-      x25519(sendingRatchetKey.privateKey, ratchetKey),
+    const [receivingSecret, sendingRatchetKey] = await Promise.all([
+      x25519(state.sendingRatchetKey.privateKey, ratchetKey),
       x25519GenerateKeyPair(),
     ]);
-    [rootKey, receivingChainKey] = kdfRk(rootKey, receivingSecret);
-    sendingRatchetKey = nextRatchetKey;
-    [rootKey, sendingChainKey] = kdfRk(
-      rootKey,
-      await x25519(sendingRatchetKey.privateKey, ratchetKey),
-    );
+    let rootKey: Bytes;
+    [rootKey, receivingChainKey] = kdfRk(state.rootKey, receivingSecret);
+    const sendingSecret = await x25519(sendingRatchetKey.privateKey, ratchetKey);
+    const [nextRootKey, sendingChainKey] = kdfRk(rootKey, sendingSecret);
+    ratchetStep = { rootKey: nextRootKey, sendingRatchetKey, sendingChainKey };
   } else if (count < receiveCount) {
     throw new CryptoError("duplicate-message", "message already received or its key expired");
   }
@@ -280,15 +277,17 @@ export async function ratchetDecrypt(
   const plaintext = await openMessage(messageKey, ciphertext, associatedData);
   wipe(messageKey);
 
-  state.rootKey = rootKey;
-  state.sendingRatchetKey = sendingRatchetKey;
-  state.sendingChainKey = sendingChainKey;
-  state.receivingRatchetKey = ratchetKey;
+  if (ratchetStep !== undefined) {
+    state.rootKey = ratchetStep.rootKey;
+    state.previousSendCount = state.sendCount; // PN = Ns
+    state.sendCount = 0;
+    state.sendingRatchetKey = ratchetStep.sendingRatchetKey;
+    state.sendingChainKey = ratchetStep.sendingChainKey;
+    state.receivingRatchetKey = ratchetKey;
+    state.receivingSteps = receivingSteps;
+  }
   state.receivingChainKey = nextChainKey;
   state.receiveCount = count + 1;
-  state.previousSendCount = previousSendCount;
-  state.sendCount = sendCount;
-  state.receivingSteps = receivingSteps;
   state.skipped.addAll(newSkipped);
   state.skipped.purge(receivingSteps, now);
   return plaintext;

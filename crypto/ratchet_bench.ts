@@ -1,6 +1,7 @@
 /**
  * Double Ratchet throughput through the Session API (what the client SDK calls).
- * Messages/s = 1 / (time per iteration): each iteration handles one message.
+ * Single-message benchmarks: messages/s = iterations/s. Burst benchmarks handle BURST messages
+ * per iteration: messages/s = BURST x iterations/s.
  */
 import { generateIdentityKeyPair } from "./keys.ts";
 import { randomBytes } from "./primitives.ts";
@@ -9,6 +10,7 @@ import { benchBundle } from "./bench_fixtures.ts";
 
 const NOW = 1_700_000_000_000;
 const KIB = randomBytes(1024);
+const BURST = 16;
 
 async function pair(): Promise<{ alice: Session; bob: Session }> {
   const bob = await benchBundle();
@@ -40,3 +42,24 @@ Deno.bench("ratchet: ping-pong 1 KiB (encrypt + decrypt, DH step each turn)", as
   aliceTurn = !aliceTurn;
   await to.decrypt(await from.encrypt(KIB), NOW);
 });
+
+const burst = await pair();
+Deno.bench(
+  `ratchet: encrypt burst of ${BURST} x 1 KiB, one session`,
+  { group: "burst" },
+  async () => {
+    await Promise.all(Array.from({ length: BURST }, () => burst.alice.encrypt(KIB)));
+  },
+);
+
+const senders = await Promise.all(Array.from({ length: BURST }, () => pair()));
+Deno.bench(
+  `ratchet: decrypt ${BURST} x 1 KiB from ${BURST} sessions concurrently`,
+  { group: "burst" },
+  async (b) => {
+    const messages = await Promise.all(senders.map((s) => s.alice.encrypt(KIB)));
+    b.start();
+    await Promise.all(senders.map((s, i) => s.bob.decrypt(messages[i]!, NOW)));
+    b.end();
+  },
+);

@@ -181,3 +181,16 @@ Deno.test("ratchet: plaintext size and `now` are validated", async () => {
   await expectRejectionCode(ratchetDecrypt(bob, message, -1), "invalid-argument");
   await expectRejectionCode(ratchetDecrypt(bob, message, 0.5), "invalid-argument");
 });
+
+Deno.test("ratchet: an encrypt during a decrypt's DH step is kept (PN counts it)", async () => {
+  const { alice, bob } = await ratchetPair();
+  await ratchetDecrypt(bob, await ratchetEncrypt(alice, text("a0")), NOW);
+  const fromBob = await ratchetEncrypt(bob, text("b0"));
+  const decrypting = ratchetDecrypt(alice, fromBob, NOW); // awaits its DH computations
+  const duringStep = ratchetEncrypt(alice, text("during")); // old chain, still valid
+  assertEquals(decode(await decrypting), "b0");
+  const during = await duringStep;
+  const after = await ratchetEncrypt(alice, text("after")); // new chain, PN = 2
+  assertEquals(decode(await ratchetDecrypt(bob, after, NOW)), "after");
+  assertEquals(decode(await ratchetDecrypt(bob, during, NOW)), "during");
+});

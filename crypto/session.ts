@@ -26,7 +26,6 @@ import {
   type X25519KeyPair,
 } from "./primitives.ts";
 import {
-  canEncrypt,
   initRatchetAsInitiator,
   initRatchetAsResponder,
   MAX_RATCHET_MESSAGE_BYTES,
@@ -165,25 +164,24 @@ export class Session {
     return this.#pendingHandshake !== null;
   }
 
-  /** Operations run one at a time, in call order, since each reads and advances the state. */
+  /** Decryptions run one at a time, in call order: each reads and advances the state. */
   #serialize<T>(operation: () => Promise<T>): Promise<T> {
     const result = this.#queue.then(operation);
     this.#queue = result.catch(() => undefined);
     return result;
   }
 
-  /** Encrypts one message to the peer. */
-  encrypt(plaintext: Uint8Array): Promise<Bytes> {
-    return this.#serialize(async () => {
-      if (!canEncrypt(this.#state)) {
-        throw new CryptoError("invalid-state", "cannot encrypt before the first incoming message");
-      }
-      const ratchetMessage = await ratchetEncrypt(this.#state, plaintext);
-      if (this.#pendingHandshake === null) return ratchetMessage;
-      const writer = new ByteWriter(this.#pendingHandshake.length + ratchetMessage.length + 1);
-      return writer.u8(PREKEY_MESSAGE_TYPE).bytes(this.#pendingHandshake).bytes(ratchetMessage)
-        .finish();
-    });
+  /**
+   * Encrypts one message to the peer. Encryption takes its message key synchronously, so calls
+   * need no queue: concurrent calls get consecutive message numbers in call order, and a call
+   * made while a decryption is pending uses the chain current at the time of the call.
+   */
+  async encrypt(plaintext: Uint8Array): Promise<Bytes> {
+    const pendingHandshake = this.#pendingHandshake;
+    const ratchetMessage = await ratchetEncrypt(this.#state, plaintext);
+    if (pendingHandshake === null) return ratchetMessage;
+    const writer = new ByteWriter(pendingHandshake.length + ratchetMessage.length + 1);
+    return writer.u8(PREKEY_MESSAGE_TYPE).bytes(pendingHandshake).bytes(ratchetMessage).finish();
   }
 
   /**
