@@ -21,8 +21,9 @@
  * expiring store (skipped_keys.ts). decrypt() commits nothing unless the message authenticates,
  * as the spec requires, so forged, replayed or foreign messages leave the state untouched.
  *
- * The state is mutated in place; callers must not run two operations on one state concurrently
- * (session.ts serializes them).
+ * The state is mutated in place. ratchetEncrypt takes its message key before its first await, so
+ * it may run at any time; ratchetDecrypt calls must not overlap one another (session.ts queues
+ * them).
  */
 import { ByteReader, ByteWriter, MAX_U32 } from "./codec.ts";
 import { CryptoError } from "./errors.ts";
@@ -185,8 +186,10 @@ export async function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array)
     state.previousSendCount,
     state.sendCount,
   );
+  const usedChainKey = state.sendingChainKey;
   state.sendingChainKey = nextChainKey;
   state.sendCount += 1;
+  wipe(usedChainKey); // forward secrecy: an old chain key must not outlive its step
 
   const { key, nonce } = messageCipherKeys(messageKey);
   const ciphertext = await aesGcmEncrypt(
@@ -277,7 +280,10 @@ export async function ratchetDecrypt(
   const plaintext = await openMessage(messageKey, ciphertext, associatedData);
   wipe(messageKey);
 
+  // Commit, wiping what the step replaced (best effort in JS, as the spec asks).
   if (ratchetStep !== undefined) {
+    wipe(state.rootKey, state.sendingRatchetKey.privateKey);
+    if (state.sendingChainKey !== null) wipe(state.sendingChainKey);
     state.rootKey = ratchetStep.rootKey;
     state.previousSendCount = state.sendCount; // PN = Ns
     state.sendCount = 0;
@@ -286,6 +292,7 @@ export async function ratchetDecrypt(
     state.receivingRatchetKey = ratchetKey;
     state.receivingSteps = receivingSteps;
   }
+  if (state.receivingChainKey !== null) wipe(state.receivingChainKey);
   state.receivingChainKey = nextChainKey;
   state.receiveCount = count + 1;
   state.skipped.addAll(newSkipped);

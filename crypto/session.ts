@@ -110,7 +110,7 @@ export function peekPrekeyMessage(message: Uint8Array): InitialHandshake {
 export class Session {
   readonly #role: typeof ROLE_INITIATOR | typeof ROLE_RESPONDER;
   readonly #baseKey: Bytes;
-  #state: RatchetState;
+  readonly #state: RatchetState;
   /** The encoded initial handshake, kept by the initiator until the peer replies. */
   #pendingHandshake: Bytes | null;
   #queue: Promise<unknown> = Promise.resolve();
