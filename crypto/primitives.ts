@@ -11,6 +11,10 @@
  * - ML-KEM-1024 falls back to @noble/post-quantum where WebCrypto lacks it (browsers, older Node).
  * - XEdDSA signing needs Edwards arithmetic on a Montgomery key, which WebCrypto cannot do: it
  *   lives in xeddsa.ts on top of @noble/curves.
+ * - @noble/ciphers' AES is not used for messages: it relies on lookup tables (cache-timing
+ *   leaks), where WebCrypto's AES runs on AES-NI.
+ *
+ * Platform requirement: WebCrypto with X25519 and Ed25519 (Deno, Node 20+, current browsers).
  */
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
 import { hmac } from "@noble/hashes/hmac.js";
