@@ -1,6 +1,9 @@
 import { join } from "node:path";
 import { assertEquals, assertThrows } from "../tests/assert.ts";
+import { SQLITE_MIGRATIONS } from "../services/store/sqlite/migrations.ts";
 import { migrate, readMigrateSettings } from "./migrate.ts";
+
+const LATEST = SQLITE_MIGRATIONS.at(-1)!.version;
 
 Deno.test("migrate settings: SQLite is the default, with the services' default path", () => {
   assertEquals(readMigrateSettings({}), {
@@ -57,10 +60,13 @@ Deno.test("migrate: brings a new SQLite file to the latest schema, then does not
     const path = join(dir, "db", "guardyn.db");
     const first: string[] = [];
     await migrate({ store: { backend: "sqlite", path } }, (line) => first.push(line));
-    assertEquals(first, ["applied SQLite migration 1", `SQLite file ${path} at schema version 1`]);
+    assertEquals(first, [
+      ...SQLITE_MIGRATIONS.map((m) => `applied SQLite migration ${m.version}`),
+      `SQLite file ${path} at schema version ${LATEST}`,
+    ]);
     const second: string[] = [];
     await migrate({ store: { backend: "sqlite", path } }, (line) => second.push(line));
-    assertEquals(second, [`SQLite file ${path} at schema version 1`]);
+    assertEquals(second, [`SQLite file ${path} at schema version ${LATEST}`]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,6 +3,7 @@
  * them and passes the same conformance suite. Keys are scoped by owner and every range read
  * is bounded by both ends (a start cursor and a limit).
  */
+import type { AuthStores } from "./auth_ports.ts";
 
 /** A device's address: every device belongs to exactly one account. */
 export interface DeviceRef {
@@ -83,6 +84,8 @@ export interface StoreInfo {
 export interface Store {
   readonly info: StoreInfo;
   readonly mailbox: MailboxStore;
+  /** Accounts, devices, refresh tokens, prekeys, key packages, provisioning (auth_ports.ts). */
+  readonly auth: AuthStores;
   /** Cheap round trip to the backend, for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,7 @@ import type { Store } from "../ports.ts";
 import { checkKeyspace, type CqlTuning } from "./cql_options.ts";
 import { checkCqlSchema, loadCqlMigrations, migrateCql } from "./cql_migrate.ts";
 import { CqlMailbox, type CqlMailboxOptions } from "./cql_mailbox.ts";
+import { cqlAuthStores } from "./cql_auth.ts";
 import { connectCql, type CqlConfig, cqlLocation, driverSession } from "./cql_session.ts";
 
 export interface CqlOpenOptions extends CqlTuning, CqlMailboxOptions {
@@ -33,6 +34,7 @@ export async function openCqlStore(
     return {
       info: { backend: "cql", location: cqlLocation(config), schemaVersion },
       mailbox: new CqlMailbox(session, config.keyspace, options),
+      auth: cqlAuthStores(session, config.keyspace),
       applied,
       async ping() {
         await session.execute("SELECT release_version FROM system.local", []);

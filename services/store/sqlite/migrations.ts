@@ -2,6 +2,8 @@
  * SQLite schema migrations, applied in order; each runs in one transaction together with its
  * schema_migrations row. Append new versions; never edit an applied one.
  */
+import { SQLITE_AUTH_MIGRATION } from "./sqlite_auth_migration.ts";
+
 export interface SqliteMigration {
   version: number;
   name: string;
@@ -53,4 +55,5 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       CREATE INDEX mailbox_deliveries_by_expiry ON mailbox_deliveries (expires_at);
     `,
   },
+  SQLITE_AUTH_MIGRATION,
 ];

@@ -13,6 +13,7 @@ import { behindError, latestVersion, planSchema } from "../schema.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 import { applySqliteMigrations, readAppliedMigrations } from "./sqlite_migrate.ts";
 import { SqliteMailbox } from "./sqlite_mailbox.ts";
+import { sqliteAuthStores } from "./sqlite_auth.ts";
 
 /** How long a writer waits for another process's write lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -86,6 +87,7 @@ function sqliteStore(
   return {
     info: { backend: "sqlite", location: path, schemaVersion },
     mailbox,
+    auth: sqliteAuthStores(db),
     applied,
     pragmas() {
       const entries = REPORTED_PRAGMAS.map((name) => {
