@@ -3,9 +3,10 @@
  * `deno task dev`. Each service also runs alone from its own `services/<name>/main.ts`.
  */
 
+import { authModule } from "./auth/module.ts";
 import { main, type ServiceModule } from "./platform/runtime.ts";
 
 /** Every service of the product; later services add themselves here. */
-export const ALL_SERVICES: readonly ServiceModule[] = [];
+export const ALL_SERVICES: readonly ServiceModule[] = [authModule];
 
 if (import.meta.main) await main(ALL_SERVICES);

@@ -200,7 +200,13 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const devices = await stores.devices.list(auth.accountId);
       await stores.accounts.delete(auth.accountId);
       deps.forgetDevice(auth.accountId);
-      await deps.bus.publish({ kind: "account.deleted", accountId: auth.accountId, atMs: now() });
+      await deps.bus.publish({
+        kind: "account.deleted",
+        accountId: auth.accountId,
+        atMs: now(),
+        // Messaging purges mailboxes per device; the devices are gone from the store by now.
+        deviceIds: devices.map((device) => device.id),
+      });
       ctx.log.info("account deleted", { accountId: auth.accountId, devices: devices.length });
       return {};
     },

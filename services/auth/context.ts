@@ -43,7 +43,7 @@ export function createLimiters(config: Config): AuthLimiters {
   return {
     loginFailuresByAccount: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
     loginAttemptsByAddress: perMinute(auth.loginFailuresBurst * 6, auth.loginFailuresPerMinute * 6),
-    registrationsByAddress: perMinute(10, 10),
+    registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
     lookups: perMinute(60, 120),
   };

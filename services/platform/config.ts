@@ -76,6 +76,9 @@ export interface AuthLimits {
   /** Failed logins allowed per account and per client address before rate limiting. */
   loginFailuresBurst: number;
   loginFailuresPerMinute: number;
+  /** Registrations and linking sessions per client address. */
+  registrationBurst: number;
+  registrationsPerMinute: number;
   /** Bundle fetches per (requester, target device). */
   prekeyFetchBurst: number;
   prekeyFetchPerMinute: number;
@@ -278,6 +281,8 @@ export function parseConfig(env: Env): Config {
       maxDevicesPerAccount: read.int("MAX_DEVICES_PER_ACCOUNT", 10, 1, 100),
       loginFailuresBurst: read.int("LOGIN_FAILURES_BURST", 5, 1, 1_000),
       loginFailuresPerMinute: read.int("LOGIN_FAILURES_PER_MINUTE", 5, 1, 10_000),
+      registrationBurst: read.int("REGISTRATION_BURST", 10, 1, 100_000),
+      registrationsPerMinute: read.int("REGISTRATIONS_PER_MINUTE", 10, 1, 100_000),
       prekeyFetchBurst: read.int("PREKEY_FETCH_BURST", 20, 1, 10_000),
       prekeyFetchPerMinute: read.int("PREKEY_FETCH_PER_MINUTE", 60, 1, 100_000),
       maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),

@@ -8,7 +8,10 @@ import { openBus } from "../bus/open.ts";
 import type { Bus } from "../bus/port.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/ports.ts";
-import { type Authenticator, denyAll } from "./auth.ts";
+import type { Authenticator } from "./auth.ts";
+import { type CachedDeviceStatus, cachedDeviceStatus } from "./device_status.ts";
+import { loadTokenKeys } from "./token_keys.ts";
+import { jwtAuthenticator, type TokenKeys } from "./tokens.ts";
 import { type Config, describeConfig, type Env, parseConfig } from "./config.ts";
 import { GrpcServer } from "./grpc_server.ts";
 import { startOpsServer } from "./http.ts";
@@ -21,6 +24,10 @@ export interface ServiceDeps {
   metrics: Metrics;
   store: Store;
   bus: Bus;
+  /** Access-token keys: every service verifies, the auth service also signs. */
+  tokenKeys: TokenKeys;
+  /** Device status behind token checks; forget() after a local revocation. */
+  deviceStatus: CachedDeviceStatus;
 }
 
 /** What a service leaves running besides its gRPC handlers (timers, consumers...). */
@@ -37,7 +44,7 @@ export interface ServiceModule {
 export interface RunOptions {
   env?: Env;
   log?: Logger;
-  /** Builds the token verifier once the store is open; defaults to refusing every token. */
+  /** Replaces the token verifier (tests); defaults to EdDSA JWTs plus the device status. */
   authenticator?: (deps: ServiceDeps) => Promise<Authenticator> | Authenticator;
 }
 
@@ -66,7 +73,17 @@ export async function runServices(
     await store.close();
     throw error;
   }
-  const deps: ServiceDeps = { config, log, metrics, store, bus };
+  let tokenKeys: TokenKeys;
+  try {
+    tokenKeys = await loadTokenKeys(config, log);
+  } catch (error) {
+    await Promise.allSettled([bus.close(), store.close()]);
+    throw error;
+  }
+  const deviceStatus = cachedDeviceStatus(async (accountId, deviceId) =>
+    (await store.auth.devices.get(accountId, deviceId)) !== undefined
+  );
+  const deps: ServiceDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
 
   const server = new GrpcServer({
     host: config.grpc.host,
@@ -74,7 +91,11 @@ export async function runServices(
     limits: config.grpc.limits,
     log,
     metrics,
-    authenticator: options.authenticator ? await options.authenticator(deps) : denyAll,
+    authenticator: options.authenticator ? await options.authenticator(deps) : jwtAuthenticator({
+      keys: tokenKeys,
+      issuer: config.hosts.api,
+      deviceStatus: deviceStatus.status,
+    }),
   });
   const instances: ServiceInstance[] = [];
   const closeBackends = async () => {
