@@ -1,0 +1,43 @@
+/**
+ * Guardyn's end-to-end encryption library: pure TypeScript over WebCrypto and @noble, no I/O,
+ * for Deno, Node 20+ and browsers. Keys never leave the device that generated them.
+ *
+ * - Sessions (PQXDH/X3DH + Double Ratchet): `initiateSession`, `acceptSession`, `Session`.
+ * - Keys and prekeys (33-byte libsignal-compatible public keys, XEdDSA signatures): keys.ts.
+ * - Safety numbers (libsignal's numeric fingerprint): `safetyNumber`.
+ * - MLS groups (RFC 9420 via ts-mls): `MlsGroup`, `generateKeyPackage`; server-side,
+ *   secret-free inspection: `inspectPublicMessage`, `applyCommitToRoster`.
+ * - Attachments (chunked STREAM AES-256-GCM): `encryptAttachment`, `decryptAttachment`.
+ */
+
+export * from "./session.ts";
+export * from "./keys.ts";
+export { CryptoError, type CryptoErrorCode } from "./errors.ts";
+export type { HandshakeOptions, InitialHandshake, PrekeyBundle } from "./x3dh.ts";
+export {
+  compareScannedFingerprint,
+  encodeScannableFingerprint,
+  FingerprintError,
+  type SafetyNumber,
+  safetyNumber,
+  type SafetyNumberInput,
+} from "./fingerprint.ts";
+export {
+  AttachmentError,
+  decryptAttachment,
+  type DecryptOptions as AttachmentDecryptOptions,
+  encryptAttachment,
+  type EncryptedAttachment,
+  encryptedSize,
+  type EncryptOptions as AttachmentEncryptOptions,
+} from "./attachment.ts";
+export {
+  generateKeyPackage,
+  GroupError,
+  type IncomingMessage,
+  type Member,
+  MLS_SUITES,
+  MlsGroup,
+  type MlsSuite,
+} from "./mls.ts";
+export { applyCommitToRoster, inspectKeyPackage, inspectPublicMessage } from "./mls_inspect.ts";
