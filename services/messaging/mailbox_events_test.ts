@@ -1,0 +1,80 @@
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { BusUnavailableError } from "../bus/errors.ts";
+import { createMemoryBus } from "../bus/memory.ts";
+import type { Bus } from "../bus/port.ts";
+import type { BusEvent } from "../bus/subjects.ts";
+import { memoryLogger } from "../platform/log.ts";
+import { MailboxEvents } from "./mailbox_events.ts";
+
+const phone = { accountId: "alice", deviceId: "phone" };
+const laptop = { accountId: "alice", deviceId: "laptop" };
+
+async function until(condition: () => boolean, what: string) {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert(condition(), `timed out waiting for ${what}`);
+}
+
+/** A bus that records published events and can be switched off. */
+function recordingBus(): { bus: Bus; events: BusEvent[]; down: { value: boolean } } {
+  const inner = createMemoryBus(memoryLogger());
+  const events: BusEvent[] = [];
+  const down = { value: false };
+  const bus: Bus = Object.assign(Object.create(inner), {
+    publish(event: BusEvent) {
+      if (down.value) return Promise.reject(new BusUnavailableError("down", []));
+      events.push(structuredClone(event));
+      return Promise.resolve();
+    },
+  });
+  return { bus, events, down };
+}
+
+Deno.test("mailbox events: counts per device and kind are coalesced into one event", async () => {
+  const { bus, events } = recordingBus();
+  let now = 1_000;
+  const publisher = new MailboxEvents(bus, memoryLogger(), { flushDelayMs: 5, now: () => now++ });
+  publisher.written(phone, 1);
+  publisher.written(phone, 2);
+  publisher.written(laptop, 1);
+  publisher.acked(phone, 3);
+  publisher.written(phone, 0); // nothing happened: no event
+  await until(() => events.length === 3, "three events");
+  const byKey = new Map(events.map((e) => [`${e.kind}/${"deviceId" in e ? e.deviceId : ""}`, e]));
+  assertEquals((byKey.get("mailbox.written/phone") as { count: number }).count, 3);
+  assertEquals((byKey.get("mailbox.written/laptop") as { count: number }).count, 1);
+  assertEquals((byKey.get("mailbox.acked/phone") as { count: number }).count, 3);
+  assert(JSON.stringify(events).length < 1000, "identifiers and counts only");
+  await publisher.stop();
+});
+
+Deno.test("mailbox events: kept and retried while the bus is down, then published", async () => {
+  const { bus, events, down } = recordingBus();
+  const log = memoryLogger();
+  const publisher = new MailboxEvents(bus, log, { flushDelayMs: 5, retryMinMs: 10 });
+  down.value = true;
+  publisher.written(phone, 1);
+  await until(
+    () => log.lines.some((l) => l.msg === "mailbox events not published; retrying"),
+    "retry",
+  );
+  publisher.written(phone, 1);
+  assertEquals(events.length, 0);
+  down.value = false;
+  await until(() => events.length === 1, "published after recovery");
+  assertEquals((events[0] as { count: number }).count, 2);
+  await publisher.stop();
+});
+
+Deno.test("mailbox events: a full queue drops new devices and counts them", async () => {
+  const { bus, events, down } = recordingBus();
+  down.value = true;
+  const publisher = new MailboxEvents(bus, memoryLogger(), { flushDelayMs: 1000, maxPending: 2 });
+  publisher.written(phone, 1);
+  publisher.written(laptop, 1);
+  publisher.written({ accountId: "bob", deviceId: "d" }, 1);
+  publisher.written(phone, 1); // same device: merged, not dropped
+  assertEquals([publisher.pending, publisher.dropped], [2, 1]);
+  down.value = false;
+  await publisher.stop();
+  assertEquals(events.length, 2);
+});

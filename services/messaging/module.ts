@@ -1,0 +1,103 @@
+/**
+ * The messaging service module: MessagingService (SendMessage, Receive) with its background
+ * work (mailbox events, revocation purges, expiry). GroupService is a separate issue and is
+ * not registered here.
+ */
+
+import client from "prom-client";
+import { RateLimiter } from "../platform/rate_limit.ts";
+import { requireAuth } from "../platform/grpc_server.ts";
+import type { ServiceModule } from "../platform/runtime.ts";
+import { ClosedReason, MessagingServiceService } from "../../proto/gen/guardyn/v1/messaging.ts";
+import { storeDirectory } from "./directory.ts";
+import { startLifecycle } from "./lifecycle.ts";
+import { MailboxEvents } from "./mailbox_events.ts";
+import { sendMessageHandler } from "./send_service.ts";
+import { StreamHub } from "./stream_hub.ts";
+import { accessTokenExpiryMs } from "./token_expiry.ts";
+
+export const messagingModule: ServiceModule = {
+  name: "messaging",
+  async register(server, deps) {
+    const { config, store, bus } = deps;
+    const settings = config.messaging;
+    const log = deps.log.child({ service: "messaging" });
+    const now = () => Date.now();
+    const events = new MailboxEvents(bus, log.child({ component: "mailbox-events" }));
+    const delivered = new client.Counter({
+      name: "guardyn_messaging_envelopes_delivered_total",
+      help: "Envelopes written to Receive streams (backlog and live)",
+      registers: [deps.metrics.registry],
+    });
+    const hub = new StreamHub({
+      mailbox: store.mailbox,
+      bus,
+      events,
+      log: log.child({ component: "stream" }),
+      deviceActive: async (owner) =>
+        await deps.deviceStatus.status(owner.accountId, owner.deviceId) === "active",
+      pollIntervalMs: settings.pollIntervalMs,
+      now,
+      onDelivered: (count) => delivered.inc(count),
+    }, {
+      maxStreams: settings.maxStreamsPerInstance,
+      streamOpensPerMinute: settings.streamOpensPerMinute,
+    });
+    new client.Gauge({
+      name: "guardyn_messaging_streams_open",
+      help: "Receive streams open on this instance",
+      registers: [deps.metrics.registry],
+      collect() {
+        this.set(hub.size);
+      },
+    });
+    new client.Gauge({
+      name: "guardyn_messaging_events_dropped",
+      help: "Mailbox events dropped because the bus stayed unavailable too long",
+      registers: [deps.metrics.registry],
+      collect() {
+        this.set(events.dropped);
+      },
+    });
+
+    const sendMessage = sendMessageHandler({
+      mailbox: store.mailbox,
+      directory: storeDirectory(store.auth),
+      bus,
+      events,
+      log,
+      limits: {
+        envelopeMaxBytes: settings.envelopeMaxBytes,
+        maxEnvelopes: settings.maxEnvelopesPerRequest,
+      },
+      mailboxTtlMs: settings.mailboxTtlSeconds * 1000,
+      limiter: new RateLimiter({ burst: settings.sendBurst, perSecond: settings.sendPerSecond }),
+      now,
+    });
+    server.addService("guardyn.v1.MessagingService", MessagingServiceService, {
+      sendMessage,
+      receive: (call, ctx) => {
+        const auth = requireAuth(ctx);
+        const owner = { accountId: auth.accountId, deviceId: auth.deviceId };
+        return hub.serve(call, ctx.signal, owner, accessTokenExpiryMs(ctx.metadata));
+      },
+    });
+
+    const lifecycle = await startLifecycle({
+      mailbox: store.mailbox,
+      devices: store.auth.devices,
+      bus,
+      log: log.child({ component: "lifecycle" }),
+      forgetDevice: deps.deviceStatus.forget,
+      purgeIntervalMs: settings.purgeIntervalMs,
+      now,
+    });
+    return {
+      async stop() {
+        hub.closeAll(ClosedReason.CLOSED_REASON_SHUTTING_DOWN);
+        await lifecycle.stop();
+        await events.stop();
+      },
+    };
+  },
+};

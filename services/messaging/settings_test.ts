@@ -1,0 +1,59 @@
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { ConfigError, parseConfig } from "../platform/config.ts";
+
+Deno.test("messaging settings: defaults", () => {
+  const { messaging } = parseConfig({});
+  assertEquals(messaging, {
+    envelopeMaxBytes: 96 * 1024,
+    maxEnvelopesPerRequest: 10,
+    mailboxTtlSeconds: 30 * 86_400,
+    sendBurst: 50,
+    sendPerSecond: 20,
+    pollIntervalMs: 15_000,
+    purgeIntervalMs: 60_000,
+    maxStreamsPerInstance: 50_000,
+    streamOpensPerMinute: 30,
+  });
+});
+
+Deno.test("messaging settings: parsed from the environment and validated together", () => {
+  const { messaging } = parseConfig({
+    MESSAGING_ENVELOPE_MAX_BYTES: "2048",
+    MESSAGING_MAILBOX_TTL_SECONDS: "3600",
+    MESSAGING_POLL_INTERVAL_MS: "500",
+  });
+  assertEquals(
+    [messaging.envelopeMaxBytes, messaging.mailboxTtlSeconds, messaging.pollIntervalMs],
+    [2048, 3600, 500],
+  );
+  try {
+    parseConfig({
+      MESSAGING_ENVELOPE_MAX_BYTES: "999999999",
+      MESSAGING_POLL_INTERVAL_MS: "fast",
+      MAX_DEVICES_PER_ACCOUNT: "20",
+    });
+    throw new Error("expected a ConfigError");
+  } catch (error) {
+    assert(error instanceof ConfigError, String(error));
+    const text = error.message;
+    assert(text.includes("MESSAGING_ENVELOPE_MAX_BYTES"), text);
+    assert(text.includes("MESSAGING_POLL_INTERVAL_MS"), text);
+    assert(text.includes("must be at least MAX_DEVICES_PER_ACCOUNT=20"), text);
+  }
+});
+
+Deno.test("bus namespace settings: optional and validated", () => {
+  const env = { BUS_BACKEND: "nats", NATS_URL: "nats://127.0.0.1:4222" };
+  const plain = parseConfig(env).bus;
+  assert(plain.backend === "nats" && plain.stream === undefined);
+  const named = parseConfig({ ...env, NATS_STREAM: "T_1", NATS_SUBJECT_PREFIX: "t.one.events" });
+  assert(named.bus.backend === "nats");
+  assertEquals([named.bus.stream, named.bus.subjectPrefix], ["T_1", "t.one.events"]);
+  try {
+    parseConfig({ ...env, NATS_STREAM: "a.b", NATS_SUBJECT_PREFIX: "x.*" });
+    throw new Error("expected a ConfigError");
+  } catch (error) {
+    assert(error instanceof ConfigError, String(error));
+    assert(error.message.includes("NATS_STREAM") && error.message.includes("NATS_SUBJECT_PREFIX"));
+  }
+});
