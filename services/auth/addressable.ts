@@ -8,9 +8,12 @@ import type { AuthStores, Device } from "../store/auth_ports.ts";
 export async function addressableDevices(
   stores: AuthStores,
   accountId: string,
+  options: { identityKeyKnown?: boolean } = {},
 ): Promise<Device[]> {
-  const account = await stores.accounts.byId(accountId);
-  if (!account?.identityKey) return [];
+  if (!options.identityKeyKnown) {
+    const account = await stores.accounts.byId(accountId);
+    if (!account?.identityKey) return [];
+  }
   const result: Device[] = [];
   for (const device of await stores.devices.list(accountId)) {
     const counts = await stores.prekeys.counts({ accountId, deviceId: device.id });

@@ -330,7 +330,7 @@ export function keyDirectoryHandlers(
       const auth = requireAuth(ctx);
       const accountId = checkId(request.accountId, "account_id");
       const identityKey = await identityKeyOf(accountId);
-      let targets = await addressable(accountId);
+      let targets = await addressableDevices(stores, accountId, { identityKeyKnown: true });
       if (request.deviceId) {
         const deviceId = checkId(request.deviceId, "device_id");
         targets = targets.filter((d) => d.id === deviceId);

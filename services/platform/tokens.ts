@@ -103,13 +103,33 @@ export interface JwtAuthenticatorOptions {
   issuer: string;
   deviceStatus: DeviceStatus;
   now?: () => number;
+  /** Verified tokens remembered (until they expire) so repeated calls skip the signature check. */
+  cacheSize?: number;
 }
 
 export function jwtAuthenticator(options: JwtAuthenticatorOptions): Authenticator {
   const { keys, issuer, deviceStatus } = options;
   const now = options.now ?? (() => Date.now());
+  const cacheSize = options.cacheSize ?? 10_000;
+  // token -> verified claims. Keyed by the exact token string, so only a byte-identical token
+  // (same signature) hits; expiry is still checked on every call, and so is the device status.
+  const verified = new Map<string, { auth: AuthContext; expiresAtMs: number }>();
+  const checkDevice = async (auth: AuthContext) => {
+    if (await deviceStatus(auth.accountId, auth.deviceId) !== "active") {
+      throw unauthenticated("DEVICE_REVOKED", "this device was revoked or its account deleted");
+    }
+    return auth;
+  };
   return {
     async verify(token: string): Promise<AuthContext> {
+      const hit = verified.get(token);
+      if (hit) {
+        if (now() >= hit.expiresAtMs) {
+          verified.delete(token);
+          throw unauthenticated("TOKEN_EXPIRED", "access token expired: refresh it");
+        }
+        return await checkDevice(hit.auth);
+      }
       let payload: jose.JWTPayload;
       try {
         ({ payload } = await jose.jwtVerify(
@@ -139,10 +159,10 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): Authenticato
       if (typeof accountId !== "string" || typeof deviceId !== "string") {
         throw unauthenticated("TOKEN_INVALID", "access token is not valid");
       }
-      if (await deviceStatus(accountId, deviceId) !== "active") {
-        throw unauthenticated("DEVICE_REVOKED", "this device was revoked or its account deleted");
-      }
-      return { accountId, deviceId };
+      const auth = { accountId, deviceId };
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(token, { auth, expiresAtMs: (payload.exp ?? 0) * 1000 });
+      return await checkDevice(auth);
     },
   };
 }
