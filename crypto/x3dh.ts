@@ -14,7 +14,8 @@
  *   PQXDH: "Guardyn_PQXDH_CURVE25519_SHA-256_ML-KEM-1024"
  *
  * Checks: the initiator verifies every prekey signature in the bundle (the signed prekey, the
- * one-time prekey and the KEM prekey, each signed by IK_B); every public key is validated (no
+ * KEM prekey and a signed one-time prekey, each signed by IK_B; one-time EC prekeys may come
+ * unsigned, as in libsignal and the Guardyn API); every public key is validated (no
  * small-order points) and every DH output must be non-zero. The responder's prekey lookup and
  * one-time-key consumption live in session.ts, which owns the prekey store callbacks.
  */
@@ -60,7 +61,7 @@ export interface PrekeyBundle {
   readonly identityKey: Uint8Array;
   /** SPK_B, with its signature. */
   readonly signedPrekey: PublicPrekey;
-  /** OPK_B, when one is left. */
+  /** OPK_B, when one is left; its signature may be empty (the API serves it unsigned). */
   readonly oneTimePrekey?: PublicPrekey;
   /** PQPK_B: a one-time KEM prekey, or the last-resort one. Absent only for plain X3DH. */
   readonly kemPrekey?: PublicPrekey;
@@ -126,7 +127,10 @@ export async function initiateHandshake(
     decodePublicKey(bundle.oneTimePrekey.publicKey);
   const theirKemPrekey = bundle.kemPrekey && decodeKemPublicKey(bundle.kemPrekey.publicKey);
 
-  const signedPrekeys = [bundle.signedPrekey, bundle.oneTimePrekey, bundle.kemPrekey]
+  // One-time EC prekeys travel unsigned in the API, as in libsignal (a substituted one only adds
+  // a DH the attacker knows to SK); a signature is still checked when one is given.
+  const signedOneTime = bundle.oneTimePrekey?.signature.length ? bundle.oneTimePrekey : undefined;
+  const signedPrekeys = [bundle.signedPrekey, signedOneTime, bundle.kemPrekey]
     .filter((p): p is PublicPrekey => p !== undefined);
   // Independent steps run concurrently; nothing derived is used unless every signature verifies.
   const [valid, ephemeral, dh1, kem] = await Promise.all([
