@@ -82,3 +82,77 @@ export async function startPlatform(
     },
   };
 }
+
+export interface SpawnedPlatform {
+  address: string;
+  env: Record<string, string>;
+  pid: number;
+  /** CPU seconds (user + system) the server process used so far (Linux /proc). */
+  cpuSeconds(): Promise<number>;
+  /** SIGTERM (graceful) or SIGKILL (crash). */
+  stop(signal?: Deno.Signal): Promise<void>;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/**
+ * Runs a service entry point (e.g. services/auth/main.ts) as its own process, as in a
+ * deployment: load generators then measure the server, not their own event loop.
+ */
+export async function spawnPlatform(
+  entry: string,
+  env: Record<string, string>,
+  denoFlags: string[] = (Deno.env.get("GUARDYN_SERVER_DENO_FLAGS") ?? "").split(" ").filter(
+    Boolean,
+  ),
+): Promise<SpawnedPlatform> {
+  const port = freePort();
+  const fullEnv = {
+    DOMAIN: "guardyn.test",
+    GRPC_PORT: String(port),
+    METRICS_PORT: "0",
+    LOG_LEVEL: "warn",
+    ...env,
+  };
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...denoFlags, new URL(`../../${entry}`, import.meta.url).pathname],
+    env: fullEnv,
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`${entry} did not listen on port ${port} within 60 s`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    env: fullEnv,
+    pid: child.pid,
+    cpuSeconds: async () => {
+      // Fields 14 and 15 of /proc/<pid>/stat: utime and stime in clock ticks (100 per second).
+      const stat = await Deno.readTextFile(`/proc/${child.pid}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: async (signal: Deno.Signal = "SIGTERM") => {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      await child.status;
+    },
+  };
+}
