@@ -125,8 +125,11 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const registration = checkDeviceRegistration(request.device);
       const username = canonicalUsername(request.username);
       const account = username ? await stores.accounts.byUsername(username) : undefined;
-      if (account && !limiters.loginFailuresByAccount.allows(account.id)) {
-        limiters.loginFailuresByAccount.take(account.id, "failed logins for this account");
+      // Failures are counted per username, existing or not, so the limit itself does not
+      // reveal which usernames exist.
+      const failureKey = `user:${username ?? request.username.slice(0, 64).toLowerCase()}`;
+      if (!limiters.loginFailuresByAccount.allows(failureKey)) {
+        limiters.loginFailuresByAccount.take(failureKey, "failed logins for this username");
       }
       // Unknown user: the same Argon2id work and the same error as a wrong password.
       const ok = await verifyPassword(
@@ -134,10 +137,10 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
         account?.passwordHash ?? deps.dummyPasswordHash,
       );
       if (!account || !ok) {
-        if (account) limiters.loginFailuresByAccount.tryTake(account.id);
+        limiters.loginFailuresByAccount.tryTake(failureKey);
         throw invalidCredentials();
       }
-      limiters.loginFailuresByAccount.reset(account.id);
+      limiters.loginFailuresByAccount.reset(failureKey);
 
       let deviceId: string;
       if (request.deviceId) {

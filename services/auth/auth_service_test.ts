@@ -38,6 +38,7 @@ export function authServiceSuite(backend: Backend) {
         LOGIN_FAILURES_BURST: "3",
         PREKEY_FETCH_BURST: "200",
         REGISTRATION_BURST: "10000",
+        LOGIN_ATTEMPTS_BURST: "10000",
       },
     }).then((platform) => ({ platform, c: clients(platform.address) }));
   const test = (name: string, fn: (c: Clients, platform: TestPlatform) => Promise<void>) =>
@@ -111,6 +112,27 @@ export function authServiceSuite(backend: Backend) {
     }
     const limited = await failure(login(c, alice.username));
     assertEquals([limited.code, limited.reason], [grpc.status.RESOURCE_EXHAUSTED, "RATE_LIMITED"]);
+    // An unknown username is limited the same way, so the limit reveals nothing.
+    const ghost = uniqueUsername("ghost");
+    const ghostErrors = [];
+    for (let i = 0; i < 4; i++) {
+      ghostErrors.push(
+        await failure(
+          unary(c.auth.login.bind(c.auth), {
+            username: ghost,
+            password: "still wrong!!",
+            device: registration(),
+            deviceId: "",
+          }),
+        ),
+      );
+    }
+    assertEquals(ghostErrors.map((e) => e.reason), [
+      "INVALID_CREDENTIALS",
+      "INVALID_CREDENTIALS",
+      "INVALID_CREDENTIALS",
+      "RATE_LIMITED",
+    ]);
   });
 
   test("devices: new logins add devices up to the cap; rename and revoke", async (c) => {

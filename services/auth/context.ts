@@ -42,7 +42,7 @@ export function createLimiters(config: Config): AuthLimiters {
   const auth = config.auth;
   return {
     loginFailuresByAccount: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
-    loginAttemptsByAddress: perMinute(auth.loginFailuresBurst * 6, auth.loginFailuresPerMinute * 6),
+    loginAttemptsByAddress: perMinute(auth.loginAttemptsBurst, auth.loginAttemptsPerMinute),
     registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
     lookups: perMinute(60, 120),

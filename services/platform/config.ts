@@ -76,6 +76,9 @@ export interface AuthLimits {
   /** Failed logins allowed per account and per client address before rate limiting. */
   loginFailuresBurst: number;
   loginFailuresPerMinute: number;
+  /** Login attempts (failed or not) per client address. */
+  loginAttemptsBurst: number;
+  loginAttemptsPerMinute: number;
   /** Registrations and linking sessions per client address. */
   registrationBurst: number;
   registrationsPerMinute: number;
@@ -281,6 +284,8 @@ export function parseConfig(env: Env): Config {
       maxDevicesPerAccount: read.int("MAX_DEVICES_PER_ACCOUNT", 10, 1, 100),
       loginFailuresBurst: read.int("LOGIN_FAILURES_BURST", 5, 1, 1_000),
       loginFailuresPerMinute: read.int("LOGIN_FAILURES_PER_MINUTE", 5, 1, 10_000),
+      loginAttemptsBurst: read.int("LOGIN_ATTEMPTS_BURST", 30, 1, 100_000),
+      loginAttemptsPerMinute: read.int("LOGIN_ATTEMPTS_PER_MINUTE", 30, 1, 100_000),
       registrationBurst: read.int("REGISTRATION_BURST", 10, 1, 100_000),
       registrationsPerMinute: read.int("REGISTRATIONS_PER_MINUTE", 10, 1, 100_000),
       prekeyFetchBurst: read.int("PREKEY_FETCH_BURST", 20, 1, 10_000),

@@ -40,6 +40,8 @@ async function measure(backend: Backend) {
     PREKEY_FETCH_PER_MINUTE: "100000",
     REGISTRATION_BURST: "100000",
     LOGIN_FAILURES_BURST: "1000",
+    LOGIN_ATTEMPTS_BURST: "100000",
+    LOGIN_ATTEMPTS_PER_MINUTE: "100000",
   });
   const lanes = Array.from({ length: 4 }, () => clients(platform.address));
   try {
