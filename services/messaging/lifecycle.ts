@@ -31,6 +31,9 @@ export interface LifecycleDeps {
   log: Logger;
   /** Drops this instance's cached device status so its streams notice at once. */
   forgetDevice: (accountId: string, deviceId?: string) => void;
+  /** A removed device's mailbox is purged again this much later (late writes). */
+  latePurgeDelayMs?: number;
+  scheduleLatePurge?: (owner: DeviceRef) => void;
   purgeIntervalMs: number;
   now: () => number;
 }
@@ -40,10 +43,24 @@ export interface Lifecycle {
 }
 
 export async function startLifecycle(deps: LifecycleDeps): Promise<Lifecycle> {
+  const latePurges = new Set<ReturnType<typeof setTimeout>>();
+  const withLatePurge: LifecycleDeps = {
+    ...deps,
+    scheduleLatePurge: (owner) => {
+      if (!deps.latePurgeDelayMs) return;
+      const timer = setTimeout(() => {
+        latePurges.delete(timer);
+        deps.mailbox.purgeDevice(owner).catch((error) =>
+          deps.log.warn("late mailbox purge failed", { error })
+        );
+      }, deps.latePurgeDelayMs);
+      latePurges.add(timer);
+    },
+  };
   const subscription: Subscription = await deps.bus.consume(
     PURGE_CONSUMER,
     ["device.revoked", "account.deleted"],
-    (delivery) => handleLifecycleEvent(deps, delivery),
+    (delivery) => handleLifecycleEvent(withLatePurge, delivery),
   );
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<unknown> | undefined;
@@ -64,6 +81,7 @@ export async function startLifecycle(deps: LifecycleDeps): Promise<Lifecycle> {
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      for (const late of latePurges) clearTimeout(late);
       await running;
       await subscription.unsubscribe();
     },
@@ -96,6 +114,7 @@ async function revoke(deps: LifecycleDeps, owner: DeviceRef, atMs: number): Prom
   const device = await deps.devices.get(owner.accountId, owner.deviceId);
   if (!device) {
     const purged = await deps.mailbox.purgeDevice(owner);
+    deps.scheduleLatePurge?.(owner);
     deps.log.info("mailbox purged", { reason: "device removed", envelopes: purged });
     return;
   }

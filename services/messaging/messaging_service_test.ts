@@ -30,6 +30,7 @@ import { messagingModule } from "./module.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const ENVELOPE_MAX = 4096;
+const DIRECTORY_CACHE_MS = 300;
 
 interface Setup {
   a: TestPlatform;
@@ -54,6 +55,7 @@ export function messagingSuite(backend: Backend) {
         MESSAGING_SEND_PER_SECOND: "1000",
         MESSAGING_POLL_INTERVAL_MS: "2000",
         MESSAGING_STREAM_OPENS_PER_MINUTE: "6000",
+        MESSAGING_DIRECTORY_CACHE_MS: String(DIRECTORY_CACHE_MS),
         GRPC_MAX_REQUEST_BYTES: String(256 * 1024),
         ...(backend === "cluster"
           ? { NATS_STREAM: `GUARDYN_T_${id}`, NATS_SUBJECT_PREFIX: `guardyn.t${id}.events` }
@@ -400,7 +402,8 @@ export function messagingSuite(backend: Backend) {
           0,
       "the revoked device's mailbox purged",
     );
-    // Sending to carol now needs the laptop only.
+    // Sending to carol now needs the laptop only (once every instance's device cache expired).
+    await new Promise((resolve) => setTimeout(resolve, DIRECTORY_CACHE_MS + 50));
     const old = messageTo(sender, s.alice, carol, "after", { syncEnvelopes: [] });
     assertEquals((await failure(send(s.mA, sender, old))).reason, "MISMATCHED_DEVICES");
     await send(s.mA, sender, { ...old, envelopes: [envelopeFor(laptop, "after")] });

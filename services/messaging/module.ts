@@ -9,7 +9,7 @@ import { RateLimiter } from "../platform/rate_limit.ts";
 import { requireAuth } from "../platform/grpc_server.ts";
 import type { ServiceModule } from "../platform/runtime.ts";
 import { ClosedReason, MessagingServiceService } from "../../proto/gen/guardyn/v1/messaging.ts";
-import { storeDirectory } from "./directory.ts";
+import { cachedDirectory, storeDirectory } from "./directory.ts";
 import { startLifecycle } from "./lifecycle.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
 import { sendMessageHandler } from "./send_service.ts";
@@ -60,9 +60,12 @@ export const messagingModule: ServiceModule = {
       },
     });
 
+    const directory = cachedDirectory(storeDirectory(store.auth), {
+      ttlMs: settings.directoryCacheMs,
+    });
     const sendMessage = sendMessageHandler({
       mailbox: store.mailbox,
-      directory: storeDirectory(store.auth),
+      directory,
       bus,
       events,
       log,
@@ -88,7 +91,13 @@ export const messagingModule: ServiceModule = {
       devices: store.auth.devices,
       bus,
       log: log.child({ component: "lifecycle" }),
-      forgetDevice: deps.deviceStatus.forget,
+      forgetDevice: (accountId, deviceId) => {
+        deps.deviceStatus.forget(accountId, deviceId);
+        directory.forget(accountId);
+      },
+      // A send accepted on another instance's cached device list may still land after the
+      // purge: purge once more when every such cache has expired.
+      latePurgeDelayMs: settings.directoryCacheMs + 1_000,
       purgeIntervalMs: settings.purgeIntervalMs,
       now,
     });

@@ -6,7 +6,7 @@
  */
 
 import type { Bus } from "../bus/port.ts";
-import { failedPrecondition, notFound } from "../platform/errors.ts";
+import { failedPrecondition, GuardynError, notFound } from "../platform/errors.ts";
 import { type CallContext, requireAuth } from "../platform/grpc_server.ts";
 import type { Logger } from "../platform/log.ts";
 import type { RateLimiter } from "../platform/rate_limit.ts";
@@ -63,16 +63,33 @@ export function sendMessageHandler(deps: SendDeps) {
   };
 }
 
-/** The envelope set against the current devices; the mailboxes to write. */
+/**
+ * The envelope set against the current devices; the mailboxes to write. A refusal is only
+ * given after checking against the store itself, never on cached knowledge alone.
+ */
 async function checkTargets(
   directory: DeviceDirectory,
   send: CheckedSend,
   sender: DeviceRef,
 ): Promise<Target[]> {
+  try {
+    return await evaluateTargets(directory, send, sender, false);
+  } catch (error) {
+    if (!(error instanceof GuardynError)) throw error;
+    return await evaluateTargets(directory, send, sender, true);
+  }
+}
+
+async function evaluateTargets(
+  directory: DeviceDirectory,
+  send: CheckedSend,
+  sender: DeviceRef,
+  fresh: boolean,
+): Promise<Target[]> {
   const needOwn = send.syncEnvelopes.length > 0;
   const [recipientDevices, ownDevices] = await Promise.all([
-    directory.addressable(send.recipientAccountId),
-    needOwn ? directory.addressable(sender.accountId) : Promise.resolve(undefined),
+    directory.addressable(send.recipientAccountId, fresh),
+    needOwn ? directory.addressable(sender.accountId, fresh) : Promise.resolve(undefined),
   ]);
   if (recipientDevices === undefined) throw notFound("the recipient account does not exist");
   if (recipientDevices.length === 0 && !send.toSelf) {

@@ -13,6 +13,7 @@ Deno.test("messaging settings: defaults", () => {
     purgeIntervalMs: 60_000,
     maxStreamsPerInstance: 50_000,
     streamOpensPerMinute: 30,
+    directoryCacheMs: 1_000,
   });
 });
 

@@ -59,6 +59,8 @@ export interface MessagingSettings {
   maxStreamsPerInstance: number;
   /** Receive streams a device may open per minute (a reconnect loop stops here). */
   streamOpensPerMinute: number;
+  /** How long an account's device list may be reused by SendMessage (0: read every time). */
+  directoryCacheMs: number;
 }
 
 export interface TokenConfig {
@@ -235,6 +237,7 @@ function parseMessaging(read: EnvReader): MessagingSettings {
     purgeIntervalMs: read.int("MESSAGING_PURGE_INTERVAL_MS", 60_000, 100, 86_400_000),
     maxStreamsPerInstance: read.int("MESSAGING_MAX_STREAMS", 50_000, 1, 1_000_000),
     streamOpensPerMinute: read.int("MESSAGING_STREAM_OPENS_PER_MINUTE", 30, 1, 100_000),
+    directoryCacheMs: read.int("MESSAGING_DIRECTORY_CACHE_MS", 1_000, 0, 60_000),
   };
 }
 
