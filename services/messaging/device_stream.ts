@@ -324,20 +324,6 @@ export class DeviceStream {
   }
 
   async #poll(): Promise<void> {
-      console.error(
-        "poll",
-        JSON.stringify({
-          inFlight: this.#inFlight.size,
-          dirty: this.#dirty,
-          pumping: this.#pumping,
-          cursor: this.#cursor,
-          acking: this.#acking,
-          queue: this.#ackQueue.length,
-          writable: this.#writable !== undefined,
-          wl: this.call.writableLength,
-        }),
-      );
-    }
     try {
       if (!await this.deps.deviceActive(this.owner)) {
         return this.close(ClosedReason.CLOSED_REASON_DEVICE_REVOKED);
