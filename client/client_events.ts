@@ -1,0 +1,32 @@
+/** What a GuardynClient tells the app, as plain data. */
+
+import type { ConnectionState, EndReason } from "./receiver.ts";
+import type { GuardynClientError } from "./errors.ts";
+import type { StoredMessage } from "./history.ts";
+import type { ReplenishReport } from "./key_publisher.ts";
+import type { SessionStarted } from "./sesame.ts";
+
+export type ClientEvent =
+  /** A new message in a conversation: incoming, or sent from another device of ours. */
+  | { type: "message"; peer: string; message: StoredMessage }
+  /** An outgoing message moved on (sent, delivered, read, failed). */
+  | { type: "status"; peer: string; message: StoredMessage }
+  /** Incoming messages were marked read (here or on another device of ours). */
+  | { type: "read"; peer: string; ids: string[] }
+  | { type: "typing"; peer: string; deviceId: string; typing: boolean }
+  /**
+   * The peer's identity key changed: a new install, a reset, or someone in the middle. Show
+   * it; if the contact was verified, sending waits until the user accepts the new key.
+   */
+  | { type: "identity-changed"; peer: string; username?: string; wasVerified: boolean }
+  | { type: "connection"; state: ConnectionState; error?: GuardynClientError }
+  /** A device of our account introduced itself (it was just linked). */
+  | { type: "own-device"; deviceId: string; deviceName: string }
+  | { type: "session"; session: SessionStarted }
+  /** An envelope that could not be opened (it is acknowledged and dropped). */
+  | { type: "undecryptable"; sender: { accountId: string; deviceId: string }; reason: string }
+  | { type: "keys-replenished"; report: ReplenishReport }
+  /** The device stopped: revoked (state wiped), replaced by another stream, or logged out. */
+  | { type: "signed-out"; reason: EndReason | "logged-out" }
+  /** A background task failed (it is retried where that makes sense). */
+  | { type: "error"; during: string; error: GuardynClientError };

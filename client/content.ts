@@ -1,0 +1,159 @@
+/**
+ * What travels inside the Double Ratchet: the only plaintext format of the SDK. The server
+ * never sees it. JSON, then padded (ISO/IEC 7816-4: 0x80 then zeros) to a multiple of 160 bytes
+ * so ciphertext sizes do not give away message lengths.
+ *
+ *   { "v": 1, "rid": <sender registration id>, "c": <content> }
+ *
+ * The registration id lets a receiver answer a new device without fetching its bundle. Control
+ * messages (receipts, typing, sync copies, device announcements) are end-to-end encrypted like
+ * text, so the server cannot tell them apart beyond the ephemeral/silent flags.
+ */
+
+import { utf8Decode, utf8Encode } from "./bytes.ts";
+import { GuardynClientError } from "./errors.ts";
+
+export const CONTENT_VERSION = 1;
+export const PAD_BLOCK = 160;
+/** Longest text body, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 16 * 1024;
+/** Message ids per receipt. */
+export const MAX_RECEIPT_IDS = 100;
+const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const MAX_CONTENT_BYTES = 64 * 1024;
+
+export type Content =
+  /** A text message. `id` is the sender's client message id, referenced by receipts. */
+  | { kind: "text"; id: string; body: string; sentAtMs: number }
+  /** The recipient's devices got (or the user read) these messages. */
+  | { kind: "receipt"; receipt: "delivered" | "read"; ids: string[] }
+  /** The sender started or stopped typing (sent as an ephemeral envelope). */
+  | { kind: "typing"; typing: boolean }
+  /** Sync copy for our own other devices: we sent this text to `to`. */
+  | { kind: "sent"; to: string; id: string; body: string; sentAtMs: number }
+  /** Sync copy for our own other devices: we read these messages of `peer`. */
+  | { kind: "read"; peer: string; ids: string[] }
+  /** A newly linked device of our account introduces itself. */
+  | { kind: "hello"; deviceName: string };
+
+export interface Plaintext {
+  senderRegistrationId: number;
+  content: Content;
+}
+
+const invalid = (why: string) =>
+  new GuardynClientError("CRYPTO_FAILURE", `bad message content: ${why}`);
+
+export function encodeContent(plaintext: Plaintext): Uint8Array<ArrayBuffer> {
+  checkContent(plaintext.content, (why) => new GuardynClientError("BAD_INPUT", why));
+  const json = utf8Encode(JSON.stringify({
+    v: CONTENT_VERSION,
+    rid: plaintext.senderRegistrationId,
+    c: plaintext.content,
+  }));
+  const padded = new Uint8Array(Math.ceil((json.length + 1) / PAD_BLOCK) * PAD_BLOCK);
+  padded.set(json);
+  padded[json.length] = 0x80;
+  return padded;
+}
+
+export function decodeContent(bytes: Uint8Array): Plaintext {
+  if (bytes.length > MAX_CONTENT_BYTES + PAD_BLOCK) throw invalid("too large");
+  let end = bytes.length - 1;
+  while (end >= 0 && bytes[end] === 0) end--;
+  if (end < 0 || bytes[end] !== 0x80) throw invalid("bad padding");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8Decode(bytes.subarray(0, end)));
+  } catch {
+    throw invalid("not JSON");
+  }
+  const outer = parsed as { v?: unknown; rid?: unknown; c?: unknown } | null;
+  if (typeof outer !== "object" || outer === null || outer.v !== CONTENT_VERSION) {
+    throw invalid("unknown version");
+  }
+  const rid = outer.rid;
+  if (typeof rid !== "number" || !Number.isInteger(rid) || rid < 1 || rid > 0x7fff_ffff) {
+    throw invalid("bad registration id");
+  }
+  const content = outer.c as Content;
+  checkContent(content, invalid);
+  return { senderRegistrationId: rid, content: pick(content) };
+}
+
+/** Only the fields of the kind, so unknown extra fields never reach the app. */
+function pick(c: Content): Content {
+  switch (c.kind) {
+    case "text":
+      return { kind: c.kind, id: c.id, body: c.body, sentAtMs: c.sentAtMs };
+    case "receipt":
+      return { kind: c.kind, receipt: c.receipt, ids: [...c.ids] };
+    case "typing":
+      return { kind: c.kind, typing: c.typing };
+    case "sent":
+      return { kind: c.kind, to: c.to, id: c.id, body: c.body, sentAtMs: c.sentAtMs };
+    case "read":
+      return { kind: c.kind, peer: c.peer, ids: [...c.ids] };
+    case "hello":
+      return { kind: c.kind, deviceName: c.deviceName };
+  }
+}
+
+function checkContent(c: Content, fail: (why: string) => Error): void {
+  if (typeof c !== "object" || c === null) throw fail("content must be an object");
+  const id = (value: unknown, field: string) => {
+    if (typeof value !== "string" || !ID_PATTERN.test(value)) {
+      throw fail(`${field} must be 1..64 chars of [A-Za-z0-9._-]`);
+    }
+  };
+  const body = (value: unknown) => {
+    if (typeof value !== "string" || value.length === 0) throw fail("text must not be empty");
+    if (utf8Encode(value).length > MAX_TEXT_BYTES) {
+      throw fail(`text must be at most ${MAX_TEXT_BYTES} bytes`);
+    }
+  };
+  const time = (value: unknown) => {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+      throw fail("sentAtMs must be a non-negative integer");
+    }
+  };
+  const ids = (value: unknown) => {
+    if (!Array.isArray(value) || value.length < 1 || value.length > MAX_RECEIPT_IDS) {
+      throw fail(`a receipt names 1..${MAX_RECEIPT_IDS} messages`);
+    }
+    value.forEach((item, i) => id(item, `ids[${i}]`));
+  };
+  switch (c.kind) {
+    case "text":
+      id(c.id, "id");
+      body(c.body);
+      time(c.sentAtMs);
+      return;
+    case "sent":
+      id(c.to, "to");
+      id(c.id, "id");
+      body(c.body);
+      time(c.sentAtMs);
+      return;
+    case "receipt":
+      if (c.receipt !== "delivered" && c.receipt !== "read") throw fail("unknown receipt type");
+      ids(c.ids);
+      return;
+    case "read":
+      id(c.peer, "peer");
+      ids(c.ids);
+      return;
+    case "typing":
+      if (typeof c.typing !== "boolean") throw fail("typing must be a boolean");
+      return;
+    case "hello":
+      if (
+        typeof c.deviceName !== "string" || c.deviceName.length < 1 || c.deviceName.length > 64
+      ) {
+        throw fail("deviceName must have 1..64 characters");
+      }
+      return;
+    default:
+      throw fail("unknown content kind");
+  }
+}
