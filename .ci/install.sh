@@ -28,3 +28,4 @@ if ! command -v deno >/dev/null; then
 fi
 
 bash .ci/cassandra.sh install
+bash infra/tools/install.sh # kustomize + kubernetes-validate for the manifest tests (cached)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the tools the manifest tests use, idempotently, cached outside the clone:
+#   kustomize            renders infra/k8s overlays       (Go module proxy, `go install`)
+#   kubernetes-validate  strict schema validation         (PyPI, in its own virtualenv)
+# Cache: ${GUARDYN_CACHE:-$HOME/.cache/guardyn}/{bin,kubernetes-validate}. The tests look there.
+set -euo pipefail
+
+KUSTOMIZE_VERSION="v5.7.1"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+
+CACHE="${GUARDYN_CACHE:-${HOME:?HOME is not set}/.cache/guardyn}"
+say() { printf 'install: %s\n' "$*" >&2; }
+
+mkdir -p "$CACHE/bin"
+
+if [[ "$("$CACHE/bin/kustomize" version 2>/dev/null || true)" != "$KUSTOMIZE_VERSION" ]]; then
+  command -v go >/dev/null || { say "go is needed to install kustomize (Debian: golang)"; exit 1; }
+  say "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  GOBIN="$CACHE/bin" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi
+
+venv="$CACHE/kubernetes-validate"
+if [[ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null || true)" != *"$KUBERNETES_VALIDATE_VERSION"* ]]; then
+  command -v python3 >/dev/null || { say "python3 is needed for kubernetes-validate"; exit 1; }
+  say "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+say "kustomize $("$CACHE/bin/kustomize" version), kubernetes-validate $("$venv/bin/kubernetes-validate" --version)"
