@@ -1,0 +1,227 @@
+/**
+ * `deno task build [--registry R] [--tag T] [--target T] [--no-images] [--push]`
+ *
+ * 1. `deno compile` every service of infra/services.json (services/<name>/main.ts) and the
+ *    migrate task into one binary each: dist/<name>, dist/migrate.
+ * 2. If a container builder (docker, podman or nerdctl) with a running engine is present,
+ *    builds one image per binary from infra/containers/Containerfile and pushes it: by default
+ *    to the k3d registry (infra/k3d-config.yaml) when it answers, or to --registry with --push.
+ * 3. Records the registry and tag in dist/images.json for `deno task deploy`.
+ *
+ * `deno compile` downloads the Deno runtime for the target (denort) on first use; where that
+ * download is blocked the task stops with a clear message (set DENORT_BIN to a local denort).
+ */
+
+import { loadCatalog, repoRootFromHere, type ServiceSpec } from "./kube_catalog.ts";
+import { fail, loadLocalCluster, parseFlags } from "./kube_cli.ts";
+import { imageName } from "./kube_manifests.ts";
+import { checkImageSettings, imageRef, MIGRATE_IMAGE } from "./kube_render.ts";
+import { type Builder, BUILDERS, pathWhich, run, runChecked, type Which } from "./kube_tools.ts";
+
+export interface CompileTarget {
+  /** Binary name in dist/ and build argument of the Containerfile. */
+  binary: string;
+  /** Entry module, relative to the repository root. */
+  entry: string;
+  image: string;
+}
+
+export function compileTargets(specs: readonly ServiceSpec[]): CompileTarget[] {
+  return [
+    ...specs.map((spec) => ({
+      binary: spec.name,
+      entry: `services/${spec.name}/main.ts`,
+      image: imageName(spec.name),
+    })),
+    { binary: "migrate", entry: "tasks/migrate.ts", image: MIGRATE_IMAGE },
+  ];
+}
+
+export const TARGETS = {
+  "x86_64-unknown-linux-gnu": "linux/amd64",
+  "aarch64-unknown-linux-gnu": "linux/arm64",
+} as const;
+export type Target = keyof typeof TARGETS;
+
+export function parseTarget(value: string): Target {
+  if (value in TARGETS) return value as Target;
+  throw new Error(`unsupported --target ${value}: use ${Object.keys(TARGETS).join(" or ")}`);
+}
+
+/** Files read at run time, embedded in every binary (the CQL schema migrations). */
+export const EMBEDDED = ["services/store/cql/migrations"];
+
+/**
+ * `deno compile` arguments. Permissions are the ones a service needs and no more: network,
+ * environment, reading its key file and embedded migrations, system info (drivers), FFI for
+ * the Argon2 native addon, and writing only under /tmp (where Deno unpacks native addons).
+ */
+export function compileArgs(target: CompileTarget, arch: Target): string[] {
+  return [
+    "compile",
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+    "--allow-sys",
+    "--allow-ffi",
+    "--allow-write=/tmp",
+    "--no-prompt",
+    ...EMBEDDED.flatMap((path) => ["--include", path]),
+    "--target",
+    arch,
+    "--output",
+    `dist/${target.binary}`,
+    target.entry,
+  ];
+}
+
+/** Tells a blocked runtime download apart from a real compile error. */
+export function explainCompileFailure(stderr: string, arch: Target): string {
+  if (/denort|dl\.deno\.land|Setting up base binary/i.test(stderr)) {
+    return `deno compile could not get the Deno runtime (denort) for ${arch}: it downloads it on ` +
+      `first use and the download failed on this machine (no access to the Deno download ` +
+      `server). Build on a machine that can download it, or set DENORT_BIN to a denort ` +
+      `binary of Deno ${Deno.version.deno} for ${arch}.`;
+  }
+  return `deno compile failed:\n${stderr.trim().slice(-4000)}`;
+}
+
+/** Immutable image tag: the commit, plus a timestamp when the work tree has local changes. */
+export function imageTag(commit: string, dirty: boolean, now: Date): string {
+  if (!/^[0-9a-f]{7,40}$/.test(commit)) throw new Error(`not a commit id: ${commit}`);
+  const short = commit.slice(0, 12);
+  if (!dirty) return `git-${short}`;
+  const stamp = now.toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  return `git-${short}-dirty-${stamp}`;
+}
+
+export interface ImageStep {
+  binary: string;
+  /** Reference the image is built and pushed as. */
+  ref: string;
+  push: boolean;
+}
+
+export function builderArgs(
+  builder: Builder,
+  step: ImageStep,
+  arch: Target,
+): { build: string[]; push: string[] } {
+  const insecure = builder === "podman" && /^(localhost|127\.0\.0\.1)[:/]/.test(step.ref)
+    ? ["--tls-verify=false"]
+    : [];
+  return {
+    build: [
+      "build",
+      "--platform",
+      TARGETS[arch],
+      "-f",
+      "infra/containers/Containerfile",
+      "--build-arg",
+      `BINARY=${step.binary}`,
+      "-t",
+      step.ref,
+      "dist",
+    ],
+    push: ["push", ...insecure, step.ref],
+  };
+}
+
+/** The first builder whose engine answers, with the reasons the others were skipped. */
+export async function findBuilder(
+  which: Which,
+  engineAnswers: (path: string) => Promise<boolean>,
+): Promise<{ builder?: { name: Builder; path: string }; notes: string[] }> {
+  const notes: string[] = [];
+  for (const name of BUILDERS) {
+    const path = await which(name);
+    if (!path) continue;
+    if (await engineAnswers(path)) return { builder: { name, path }, notes };
+    notes.push(`${name} is installed but its engine does not answer (\`${name} info\` failed)`);
+  }
+  if (notes.length === 0) notes.push("no container builder (docker, podman, nerdctl) is installed");
+  return { notes };
+}
+
+async function engineAnswers(path: string): Promise<boolean> {
+  return (await run(path, ["info"])).code === 0;
+}
+
+async function portAnswers(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gitTag(root: string): Promise<string> {
+  const commit = (await runChecked("git", ["rev-parse", "HEAD"], { cwd: root })).trim();
+  const status = await runChecked("git", ["status", "--porcelain"], { cwd: root });
+  return imageTag(commit, status.trim() !== "", new Date());
+}
+
+async function main() {
+  const flags = parseFlags(Deno.args, {
+    options: ["registry", "tag", "target"],
+    switches: ["no-images", "push"],
+  });
+  const root = repoRootFromHere();
+  const arch = parseTarget(
+    flags.options.target ??
+      (Deno.build.os === "linux"
+        ? `${Deno.build.arch}-unknown-linux-gnu`
+        : "x86_64-unknown-linux-gnu"),
+  );
+  const targets = compileTargets(await loadCatalog(root));
+  await Deno.mkdir(`${root}/dist`, { recursive: true });
+  for (const target of targets) {
+    const started = performance.now();
+    const result = await run(Deno.execPath(), compileArgs(target, arch), { cwd: root });
+    if (result.code !== 0) throw new Error(explainCompileFailure(result.stderr, arch));
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const { size } = await Deno.stat(`${root}/dist/${target.binary}`);
+    console.log(`build: dist/${target.binary} (${(size / 2 ** 20).toFixed(0)} MiB, ${seconds} s)`);
+  }
+  if (flags.switches.has("no-images")) return;
+
+  const found = await findBuilder(pathWhich(), engineAnswers);
+  if (!found.builder) {
+    console.log(`build: images skipped: ${found.notes.join("; ")}. Binaries are in dist/.`);
+    return;
+  }
+  const local = await loadLocalCluster(root);
+  const tag = flags.options.tag ?? await gitTag(root);
+  // Local: build as the pushing name, record the name the cluster pulls by.
+  const pushRegistry = flags.options.registry ?? local.registry.push;
+  const pullRegistry = flags.options.registry ?? local.registry.inCluster;
+  checkImageSettings({ registry: pushRegistry, tag });
+  const localRegistryUp = !flags.options.registry &&
+    await portAnswers(Number(pushRegistry.split(":")[1]));
+  const push = flags.switches.has("push") || localRegistryUp;
+  const { name, path } = found.builder;
+  for (const target of targets) {
+    const step = {
+      binary: target.binary,
+      ref: imageRef(target.image, { registry: pushRegistry, tag }),
+      push,
+    };
+    const args = builderArgs(name, step, arch);
+    await runChecked(path, args.build, { cwd: root, inherit: true });
+    if (push) await runChecked(path, args.push, { cwd: root, inherit: true });
+    console.log(`build: image ${step.ref}${push ? " (pushed)" : ""}`);
+  }
+  await Deno.writeTextFile(
+    `${root}/dist/images.json`,
+    JSON.stringify({ registry: pullRegistry, tag }, null, 2) + "\n",
+  );
+  if (!push) {
+    console.log(
+      "build: images were not pushed: the k3d registry does not answer (deno task kube-create), " +
+        "or pass --push with --registry",
+    );
+  }
+}
+
+if (import.meta.main) await main().catch((error) => fail("build", error));
