@@ -783,7 +783,7 @@ export class GuardynClient {
 
   /** A new identity key, signed prekey, last-resort key and registration id, then the rest. */
   async #installNewIdentity(password: string): Promise<void> {
-    this.#me();
+    if (!this.#state.account) throw new GuardynClientError("NOT_SIGNED_IN", "not signed in");
     const state = this.#state;
     const previous = { identity: state.identity, registrationId: state.registrationId };
     const identity = await generateIdentityKeyPair();

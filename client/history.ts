@@ -84,7 +84,7 @@ export class History {
       return false;
     }
     let at = messages.length;
-    while (at > 0 && messages[at - 1]!.serverTimestampMs > message.serverTimestampMs) at--;
+    while (at > 0 && displayOrder(messages[at - 1]!, message) > 0) at--;
     messages.splice(at, 0, message);
     if (messages.length > MESSAGES_PER_CONVERSATION) {
       messages.splice(0, messages.length - MESSAGES_PER_CONVERSATION);
@@ -134,7 +134,7 @@ export class History {
   }
 
   #resort(peer: string): void {
-    this.#conversations.get(peer)?.sort((a, b) => a.serverTimestampMs - b.serverTimestampMs);
+    this.#conversations.get(peer)?.sort(displayOrder);
   }
 
   #trimConversations(): void {
@@ -177,6 +177,15 @@ export class History {
     }
     return history;
   }
+}
+
+/**
+ * Server time first; ties (one millisecond holds many messages) by the sender's clock, then by
+ * id, so every device of both parties shows a conversation in the same order.
+ */
+export function displayOrder(a: StoredMessage, b: StoredMessage): number {
+  return a.serverTimestampMs - b.serverTimestampMs || a.sentAtMs - b.sentAtMs ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function lastTime(messages: StoredMessage[]): number {
