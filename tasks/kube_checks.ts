@@ -452,8 +452,16 @@ export function checkRendered(
 
 const FILE_EXTENSIONS = new Set(["conf", "env", "yaml", "yml", "json", "sh", "cql", "pid", "ts"]);
 const API_GROUP_SUFFIXES = ["kubernetes.io", "k8s.io"];
-/** Values of these fields are field paths or image references, not host names. */
-const SKIPPED_FIELDS = new Set(["apiVersion", "image", "newName", "fieldPath", "fieldPaths"]);
+/** Values of these fields are field paths, URL paths or image references, not host names. */
+const SKIPPED_FIELDS = new Set([
+  "apiVersion",
+  "image",
+  "newName",
+  "fieldPath",
+  "fieldPaths",
+  "path",
+  "mountPath",
+]);
 
 /**
  * Host names written literally in a source manifest value (map keys such as label names are
