@@ -81,7 +81,7 @@ export class Contacts {
     const contact = this.#contacts.get(accountId);
     if (!contact) return;
     contact.blocked = false;
-    contact.changedAtMs = undefined;
+    delete contact.changedAtMs;
   }
 
   /** The user compared the safety number for the current key. */
@@ -91,7 +91,7 @@ export class Contacts {
     contact.verified = verified;
     if (verified) {
       contact.blocked = false;
-      contact.changedAtMs = undefined;
+      delete contact.changedAtMs;
     }
   }
 
@@ -110,12 +110,13 @@ export class Contacts {
     const contacts = new Contacts();
     for (const [i, item] of list(value, "contacts").entries()) {
       const r = record(item, `contacts[${i}]`);
+      const username = optStr(r.username, "username", 64);
       const contact: Contact = {
         accountId: str(r.accountId, "accountId", 64),
-        username: optStr(r.username, "username", 64),
-        identityKey: r.identityKey === null ? undefined : bytes(r.identityKey, "identityKey"),
+        ...(username !== undefined ? { username } : {}),
+        ...(r.identityKey !== null ? { identityKey: bytes(r.identityKey, "identityKey") } : {}),
         verified: bool(r.verified, "verified"),
-        changedAtMs: r.changedAtMs === null ? undefined : int(r.changedAtMs, "changedAtMs"),
+        ...(r.changedAtMs !== null ? { changedAtMs: int(r.changedAtMs, "changedAtMs") } : {}),
         blocked: bool(r.blocked, "blocked"),
       };
       contacts.#contacts.set(contact.accountId, contact);
