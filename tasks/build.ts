@@ -52,20 +52,25 @@ export function parseTarget(value: string): Target {
 export const EMBEDDED = ["services/store/cql/migrations"];
 
 /**
- * `deno compile` arguments. Permissions are the ones a service needs and no more: network,
+ * The permissions compiled into every binary: the ones a service needs and no more: network,
  * environment, reading its key file and embedded migrations, system info (drivers), FFI for
  * the Argon2 native addon, and writing only under /tmp (where Deno unpacks native addons).
  */
+export const RUNTIME_PERMISSIONS = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-sys",
+  "--allow-ffi",
+  "--allow-write=/tmp",
+  "--no-prompt",
+] as const;
+
+/** `deno compile` arguments for one binary. */
 export function compileArgs(target: CompileTarget, arch: Target): string[] {
   return [
     "compile",
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-sys",
-    "--allow-ffi",
-    "--allow-write=/tmp",
-    "--no-prompt",
+    ...RUNTIME_PERMISSIONS,
     ...EMBEDDED.flatMap((path) => ["--include", path]),
     "--target",
     arch,

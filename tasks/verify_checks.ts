@@ -191,12 +191,14 @@ function receiveEnvelope(
       if (!equalBytes(envelope.content, expected)) return;
       clearTimeout(timer);
       stream.write({ kind: { $case: "ack", value: { envelopeIds: [envelope.id] } } });
-      // Give the acknowledgement a moment on the wire before closing the stream.
-      setTimeout(() => {
-        stream.end();
-        stream.cancel();
+      // Half-close: the server finishes the stream after the acknowledgement; cancel only if
+      // it does not within a second.
+      stream.end();
+      const fallback = setTimeout(() => stream.cancel(), 1_000);
+      stream.on("status", () => {
+        clearTimeout(fallback);
         resolve(envelope.id);
-      }, 200);
+      });
     });
     stream.on("error", (error: grpc.ServiceError) => {
       if (error.code === grpc.status.CANCELLED) return;

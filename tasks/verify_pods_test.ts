@@ -1,0 +1,105 @@
+/**
+ * The deployment topology without Kubernetes: every catalog service runs as its own process
+ * (as in its pod) with the environment the rendered local overlay gives it, on real ScyllaDB-
+ * compatible CQL and NATS JetStream (started by `deno task test`), with the permissions that
+ * `deno task build` compiles into the binaries. Then the verify checks run against them: the
+ * message crosses processes through the shared store and the bus. Only the addresses differ
+ * from a pod's environment (the secrets are samples, which the test servers do not check).
+ */
+
+import { assert, assertEquals } from "../tests/assert.ts";
+import { clusterEnv } from "../tests/support/platform.ts";
+import { RUNTIME_PERMISSIONS } from "./build.ts";
+import { containerEnv, find, serviceDeployments } from "./kube_checks.ts";
+import { catalog, render, ROOT } from "./kube_test_kit.ts";
+import { verifyDeployment } from "./verify_checks.ts";
+import type { Endpoint } from "./verify_checks.ts";
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function waitForPort(port: number, child: Deno.ChildProcess, what: string) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${what} did not listen on ${port} within 60 s`);
+}
+
+Deno.test({
+  name: "verify: one process per service with the manifests' environment, on CQL and NATS",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const specs = await catalog();
+    const { manifests } = await render("local");
+    assertEquals(serviceDeployments(manifests).length, specs.length);
+    const dir = await Deno.makeTempDir({ prefix: "guardyn-pods-" });
+    const backends = await clusterEnv(dir);
+    const children: Deno.ChildProcess[] = [];
+    try {
+      const endpoints = new Map<string, Endpoint>();
+      for (const spec of specs) {
+        const deployment = find(manifests, "Deployment", spec.name) as
+          | { spec: { template: { spec: { containers: unknown[] } } } }
+          | undefined;
+        assert(deployment, spec.name);
+        // What the pod's container sees: its ConfigMap and Secret keys (sample secret values).
+        const pod = containerEnv(manifests, deployment.spec.template.spec.containers[0]);
+        assertEquals(pod.problems, []);
+        const grpcPort = freePort();
+        const metricsPort = freePort();
+        const env: Record<string, string> = {
+          ...pod.env,
+          CQL_CONTACT_POINTS: backends.CQL_CONTACT_POINTS!,
+          CQL_KEYSPACE: backends.CQL_KEYSPACE!,
+          NATS_URL: backends.NATS_URL!,
+          TOKEN_KEYS_FILE: backends.TOKEN_KEYS_FILE!,
+          GRPC_HOST: "127.0.0.1",
+          GRPC_PORT: String(grpcPort),
+          METRICS_HOST: "127.0.0.1",
+          METRICS_PORT: String(metricsPort),
+          LOG_LEVEL: "warn",
+        };
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", ...RUNTIME_PERMISSIONS, `${ROOT}/services/${spec.name}/main.ts`],
+          env,
+          clearEnv: true,
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn();
+        children.push(child);
+        await waitForPort(grpcPort, child, spec.name);
+        endpoints.set(spec.name, {
+          grpc: `127.0.0.1:${grpcPort}`,
+          metrics: `http://127.0.0.1:${metricsPort}`,
+        });
+      }
+      const results = await verifyDeployment({ specs, endpoints });
+      const failed = results.filter((r) => !r.ok);
+      assertEquals(failed, [], JSON.stringify(failed, null, 2));
+      assert(results.some((r) => r.name === "messaging: send to the other device and receive it"));
+      assert(results.some((r) => r.name === "auth: /readyz"));
+    } finally {
+      for (const child of children) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already gone */ }
+      }
+      const statuses = await Promise.all(children.map((child) => child.status));
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // Graceful shutdown on SIGTERM, as Kubernetes stops a pod.
+      assertEquals(statuses.map((s) => s.code), children.map(() => 0));
+    }
+  },
+});
