@@ -1,0 +1,501 @@
+/**
+ * The chat CLI's command layer: parses a line, runs it against a GuardynClient and prints what
+ * happened; also renders the client's events. Input and output go through `ChatIo`, so the
+ * same code runs in a terminal (terminal.ts) and in tests.
+ */
+
+import { join } from "node:path";
+import {
+  type ClientEvent,
+  GuardynClient,
+  GuardynClientError,
+  type GuardynClientOptions,
+  type LinkingSession,
+} from "../mod.ts";
+import { ProfileFile } from "../profile_file.ts";
+import {
+  contactLine,
+  errorLine,
+  type FormatOptions,
+  messageLine,
+  safetyNumberLines,
+} from "./format.ts";
+
+export interface ChatIo {
+  print(line: string): void;
+  /** Reads one line after showing `prompt`; `secret` input is not echoed. */
+  ask(prompt: string, options?: { secret?: boolean }): Promise<string>;
+}
+
+export interface ChatConfig {
+  server: string;
+  profileDir: string;
+  profile: string;
+  /** When set, used instead of asking (scripts and tests). */
+  passphrase?: string;
+  deviceName?: string;
+  tls?: boolean;
+  /** Extra client options (tests: cheap key derivation, small key batches). */
+  clientOptions?: Partial<GuardynClientOptions>;
+  format?: FormatOptions;
+}
+
+const PROFILE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const HISTORY_SHOWN = 20;
+const TYPING_SHOWN_EVERY_MS = 5_000;
+
+export const HELP = [
+  "Commands:",
+  "  /register <username>         create an account with this device",
+  "  /login <username> [--reset]  sign this device in again (--reset: new identity key, other devices signed out)",
+  "  /link                        link this new device to an account (shows a code)",
+  "  /approve <code>              approve a new device that shows <code>",
+  "  /whoami                      this device and account",
+  "  /devices                     the account's devices",
+  "  /revoke <device id>          remove a device from the account",
+  "  /add <username>              find a user and add them as a contact",
+  "  /contacts                    contacts with unread counts",
+  "  /open <username>             open a conversation (then just type to send)",
+  "  /close                       leave the conversation",
+  "  /history [n]                 the last n messages of the conversation",
+  "  /safety [username]           the safety number to compare with them",
+  "  /verify <username> <number>  mark them verified if the number matches",
+  "  /trust <username>            accept their new safety number",
+  "  /reset-identity              replace the account identity key",
+  "  /logout                      remove this device and delete its local data",
+  "  /quit                        exit",
+  "Text that does not start with / is sent to the open conversation (// sends a literal /).",
+];
+
+export class ChatSession {
+  #client: GuardynClient | undefined;
+  #peer: string | undefined;
+  #linking: LinkingSession | undefined;
+  #lastTypingShown = new Map<string, number>();
+  #connection: string | undefined;
+  #background = new Set<Promise<void>>();
+
+  constructor(private readonly io: ChatIo, private readonly config: ChatConfig) {}
+
+  /** The prompt for the input line. */
+  get prompt(): string {
+    const account = this.#client?.account;
+    if (!account) return "guest> ";
+    return this.#peer
+      ? `${account.username} → ${this.#name(this.#peer)}> `
+      : `${account.username}> `;
+  }
+
+  get client(): GuardynClient | undefined {
+    return this.#client;
+  }
+
+  /** The open conversation's account id. */
+  get peer(): string | undefined {
+    return this.#peer;
+  }
+
+  /** Opens (or creates) the profile and connects when it is signed in. */
+  async start(): Promise<void> {
+    if (!PROFILE_NAME.test(this.config.profile)) {
+      throw new GuardynClientError("BAD_INPUT", "a profile name has 1..64 chars of A-Za-z0-9_-");
+    }
+    const profilePath = join(this.config.profileDir, `${this.config.profile}.profile`);
+    const exists = await ProfileFile.exists(profilePath);
+    let passphrase = this.config.passphrase;
+    if (passphrase === undefined) {
+      if (exists) {
+        passphrase = await this.io.ask(`Passphrase for profile "${this.config.profile}": `, {
+          secret: true,
+        });
+      } else {
+        this.io.print(`Creating profile "${this.config.profile}" in ${this.config.profileDir}.`);
+        passphrase = await this.io.ask("Choose a passphrase to encrypt it: ", { secret: true });
+        const again = await this.io.ask("Repeat the passphrase: ", { secret: true });
+        if (again !== passphrase) {
+          throw new GuardynClientError("BAD_INPUT", "the passphrases differ");
+        }
+      }
+    }
+    this.#client = await GuardynClient.open({
+      server: this.config.server,
+      profilePath,
+      passphrase,
+      tls: this.config.tls,
+      deviceName: this.config.deviceName ?? `CLI ${this.config.profile}`,
+      ...this.config.clientOptions,
+    });
+    this.#client.on((event) => this.#render(event));
+    const account = this.#client.account;
+    if (account) {
+      this.io.print(
+        `Signed in as ${account.username} on device ${account.deviceId} (${this.config.server}).`,
+      );
+      this.#client.connect();
+    } else {
+      this.io.print(`Server ${this.config.server}. This device is not signed in yet.`);
+      this.io.print(
+        "Use /register <username>, or /link to add it to an existing account. /help lists commands.",
+      );
+    }
+  }
+
+  /** Runs one input line; false when the user asked to quit. */
+  async execute(line: string): Promise<boolean> {
+    const text = line.trim();
+    if (text === "") return true;
+    try {
+      if (!text.startsWith("/") || text.startsWith("//")) {
+        await this.#send(text.startsWith("//") ? text.slice(1) : text);
+        return true;
+      }
+      const [command, ...args] = text.split(/\s+/) as [string, ...string[]];
+      return await this.#command(command.toLowerCase(), args);
+    } catch (error) {
+      this.#printError(error);
+      return true;
+    }
+  }
+
+  /** Waits for background work started by commands (linking). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#background]);
+  }
+
+  async close(): Promise<void> {
+    this.#linking?.cancel();
+    await this.settle();
+    await this.#client?.close();
+  }
+
+  /** The user typed (or cleared) input in the open conversation: tell the peer, best effort. */
+  typing(active: boolean): void {
+    const peer = this.#peer;
+    if (!peer || !this.#client?.account) return;
+    void this.#client.sendTyping(peer, active).catch(() => {});
+  }
+
+  async #command(command: string, args: string[]): Promise<boolean> {
+    const client = this.#requireClient();
+    switch (command) {
+      case "/help":
+        HELP.forEach((line) => this.io.print(line));
+        return true;
+      case "/quit":
+      case "/exit":
+        return false;
+      case "/register": {
+        const username = this.#arg(args, 0, "/register <username>");
+        const password = await this.#newPassword();
+        const account = await client.register(username, password);
+        this.io.print(
+          `Registered ${account.username}. This device is ${account.deviceId}. Keys published.`,
+        );
+        client.connect();
+        return true;
+      }
+      case "/login": {
+        const username = this.#arg(args, 0, "/login <username> [--reset]");
+        const reset = args.includes("--reset");
+        if (reset) {
+          this.io.print(
+            "--reset replaces the account identity key: other devices are signed out and",
+          );
+          this.io.print("every contact sees a safety number change.");
+        }
+        const password = await this.io.ask("Password: ", { secret: true });
+        const account = await client.login(username, password, { resetIdentity: reset });
+        this.io.print(`Signed in as ${account.username} (device ${account.deviceId}).`);
+        client.connect();
+        return true;
+      }
+      case "/link":
+        await this.#startLinking(client);
+        return true;
+      case "/approve": {
+        const code = this.#arg(args, 0, "/approve <code>");
+        await client.approveLink(code);
+        this.io.print("Approved: the new device is joining your account.");
+        return true;
+      }
+      case "/whoami": {
+        const account = client.account;
+        this.io.print(
+          account
+            ? `${account.username} (account ${account.accountId}), device ${account.deviceId} "${client.deviceName}", server ${client.server}`
+            : `not signed in; server ${client.server}`,
+        );
+        return true;
+      }
+      case "/devices": {
+        for (const device of await client.listDevices()) {
+          const seen = new Date(device.lastSeenMs).toISOString().slice(0, 10);
+          this.io.print(
+            `${device.current ? "*" : " "} ${device.deviceId}  ${device.name}  (last seen ${seen})`,
+          );
+        }
+        return true;
+      }
+      case "/revoke": {
+        const wanted = this.#arg(args, 0, "/revoke <device id>");
+        const devices = await client.listDevices();
+        const matches = devices.filter((d) => d.deviceId.startsWith(wanted));
+        if (matches.length !== 1) {
+          throw new GuardynClientError(
+            "BAD_INPUT",
+            matches.length === 0 ? "no such device" : "that prefix names several devices",
+          );
+        }
+        await client.revokeDevice(matches[0]!.deviceId);
+        this.io.print(`Device ${matches[0]!.deviceId} (${matches[0]!.name}) was removed.`);
+        return true;
+      }
+      case "/add": {
+        const contact = await client.lookup(this.#arg(args, 0, "/add <username>"));
+        this.io.print(
+          `Added ${contact.username ?? contact.accountId}. /open ${contact.username} to write.`,
+        );
+        return true;
+      }
+      case "/contacts": {
+        const unread = new Map(client.conversations().map((c) => [c.peer, c.unread]));
+        const contacts = client.contacts();
+        if (contacts.length === 0) this.io.print("No contacts yet: /add <username>.");
+        for (const contact of contacts) {
+          this.io.print(contactLine(contact, unread.get(contact.accountId) ?? 0));
+        }
+        return true;
+      }
+      case "/open": {
+        const who = this.#arg(args, 0, "/open <username>");
+        const contact = client.contact(who) ?? await client.lookup(who);
+        this.#peer = contact.accountId;
+        this.io.print(
+          `Conversation with ${this.#name(contact.accountId)}. Type to send; /close to leave.`,
+        );
+        this.#showHistory(HISTORY_SHOWN);
+        await client.markRead(contact.accountId);
+        return true;
+      }
+      case "/close":
+        this.#peer = undefined;
+        return true;
+      case "/history": {
+        const count = Math.min(
+          1_000,
+          Math.max(1, Number(args[0] ?? HISTORY_SHOWN) || HISTORY_SHOWN),
+        );
+        this.#showHistory(count);
+        return true;
+      }
+      case "/safety": {
+        const who = args[0] ?? this.#peerOrFail();
+        const digits = await client.safetyNumber(who);
+        this.io.print(`Safety number with ${this.#name(client.contact(who)?.accountId ?? who)}:`);
+        safetyNumberLines(digits).forEach((line) => this.io.print(`  ${line}`));
+        this.io.print(
+          "Compare it with theirs (in person or on a call), then /verify <username> <number>.",
+        );
+        return true;
+      }
+      case "/verify": {
+        const who = this.#arg(args, 0, "/verify <username> <number>");
+        const number = args.slice(1).join("");
+        if (!number) {
+          throw new GuardynClientError("BAD_INPUT", "usage: /verify <username> <number>");
+        }
+        if (await client.verifySafetyNumber(who, number)) {
+          this.io.print(`✓ ${who} is verified.`);
+        } else {
+          this.io.print(
+            `✗ The numbers differ: do NOT mark ${who} verified. Someone may be in the middle.`,
+          );
+        }
+        return true;
+      }
+      case "/trust": {
+        const who = this.#arg(args, 0, "/trust <username>");
+        await client.trustIdentity(who);
+        this.io.print(`Accepted the new safety number of ${who}; messages can be sent again.`);
+        return true;
+      }
+      case "/reset-identity": {
+        const password = await this.io.ask("Password: ", { secret: true });
+        await client.resetIdentity(password);
+        this.io.print("New identity key installed; other devices were signed out.");
+        return true;
+      }
+      case "/logout": {
+        await client.logout();
+        this.io.print("This device was removed and its local data deleted.");
+        return false;
+      }
+      default:
+        throw new GuardynClientError("BAD_INPUT", `unknown command ${command}; /help lists them`);
+    }
+  }
+
+  async #send(text: string): Promise<void> {
+    const peer = this.#peerOrFail();
+    await this.#requireClient().sendText(peer, text);
+  }
+
+  async #startLinking(client: GuardynClient): Promise<void> {
+    if (this.#linking) throw new GuardynClientError("BAD_INPUT", "linking is already in progress");
+    const linking = await client.startLinking();
+    this.#linking = linking;
+    this.io.print("On a signed-in device of your account, run:");
+    this.io.print(`  /approve ${linking.code}`);
+    this.io.print(
+      `The code expires at ${
+        new Date(linking.expiresAtMs).toISOString().slice(11, 16)
+      } UTC. Waiting...`,
+    );
+    const done = linking.completed.then((account) => {
+      this.io.print(`Linked! This device joined ${account.username} as ${account.deviceId}.`);
+      client.connect();
+    }).catch((error) => this.#printError(error)).finally(() => {
+      this.#linking = undefined;
+      this.#background.delete(done);
+    });
+    this.#background.add(done);
+  }
+
+  #showHistory(count: number): void {
+    const peer = this.#peerOrFail();
+    const messages = this.#requireClient().messages(peer).slice(-count);
+    if (messages.length === 0) this.io.print("(no messages yet)");
+    for (const message of messages) {
+      this.io.print(messageLine(message, this.#name(peer), this.config.format));
+    }
+  }
+
+  #render(event: ClientEvent): void {
+    switch (event.type) {
+      case "message": {
+        const name = this.#name(event.peer);
+        if (event.peer === this.#peer) {
+          this.io.print(messageLine(event.message, name, this.config.format));
+          if (event.message.direction === "in") {
+            void this.#client?.markRead(event.peer).catch(() => {});
+          }
+        } else if (event.message.direction === "in") {
+          this.io.print(`(${name}) ${event.message.body}    — /open ${name} to reply`);
+        }
+        return;
+      }
+      case "status":
+        if (
+          event.peer === this.#peer &&
+          ["delivered", "read", "failed"].includes(event.message.status)
+        ) {
+          const what = event.message.status === "failed"
+            ? "✗ not sent"
+            : `✓✓ ${event.message.status}`;
+          this.io.print(`  ${what}: "${preview(event.message.body)}"`);
+        }
+        return;
+      case "typing": {
+        if (!event.typing || event.peer !== this.#peer) return;
+        const last = this.#lastTypingShown.get(event.peer) ?? 0;
+        if (Date.now() - last < TYPING_SHOWN_EVERY_MS) return;
+        this.#lastTypingShown.set(event.peer, Date.now());
+        this.io.print(`  ${this.#name(event.peer)} is typing…`);
+        return;
+      }
+      case "identity-changed": {
+        const name = event.username ?? this.#name(event.peer);
+        this.io.print(`⚠ WARNING: the safety number with ${name} has changed.`);
+        this.io.print(
+          "  They may have reinstalled or reset their account - or someone may be intercepting.",
+        );
+        this.io.print(`  Compare numbers again: /safety ${name}.`);
+        if (event.wasVerified) {
+          this.io.print(`  You had verified ${name}: sending is paused until /trust ${name}.`);
+        }
+        return;
+      }
+      case "connection": {
+        const state = event.state === "online"
+          ? "● online"
+          : event.state === "offline"
+          ? "○ offline, reconnecting…"
+          : undefined;
+        if (state && state !== this.#connection) {
+          this.#connection = state;
+          this.io.print(state);
+        }
+        return;
+      }
+      case "own-device":
+        this.io.print(
+          `A new device joined your account: "${event.deviceName}" (${event.deviceId}).`,
+        );
+        return;
+      case "undecryptable":
+        this.io.print(
+          `⚠ A message from ${
+            this.#name(event.sender.accountId)
+          } could not be decrypted (${event.reason}).`,
+        );
+        return;
+      case "signed-out":
+        this.io.print(
+          event.reason === "revoked"
+            ? "This device was removed from the account; its local data was deleted."
+            : event.reason === "replaced"
+            ? "This profile was opened elsewhere; this window stopped receiving."
+            : event.reason === "login-required"
+            ? "The session ended: /login again."
+            : "Signed out.",
+        );
+        return;
+      case "error":
+        this.io.print(`! ${event.during}: ${errorLine(event.error, this.config.server)}`);
+        return;
+      case "session":
+      case "read":
+      case "keys-replenished":
+        return;
+    }
+  }
+
+  #printError(error: unknown): void {
+    if (error instanceof GuardynClientError) {
+      this.io.print(`! ${errorLine(error, this.config.server)}`);
+    } else this.io.print(`! unexpected error: ${(error as Error)?.message ?? String(error)}`);
+  }
+
+  async #newPassword(): Promise<string> {
+    const password = await this.io.ask("Password (8+ characters): ", { secret: true });
+    const again = await this.io.ask("Repeat it: ", { secret: true });
+    if (password !== again) throw new GuardynClientError("BAD_INPUT", "the passwords differ");
+    return password;
+  }
+
+  #requireClient(): GuardynClient {
+    if (!this.#client) throw new GuardynClientError("NOT_SIGNED_IN", "the profile is not open");
+    return this.#client;
+  }
+
+  #peerOrFail(): string {
+    if (!this.#peer) {
+      throw new GuardynClientError("BAD_INPUT", "no conversation is open: /open <username>");
+    }
+    return this.#peer;
+  }
+
+  #arg(args: string[], index: number, usage: string): string {
+    const value = args[index];
+    if (!value) throw new GuardynClientError("BAD_INPUT", `usage: ${usage}`);
+    return value;
+  }
+
+  #name(accountId: string): string {
+    return this.#client?.contact(accountId)?.username ?? accountId;
+  }
+}
+
+function preview(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
