@@ -139,7 +139,13 @@ async function runJob(kube: Kube, step: Extract<DeployStep, { kind: "run-job" }>
 async function execute(kube: Kube, step: DeployStep): Promise<void> {
   switch (step.kind) {
     case "check-secrets": {
-      const existing = parseSecretNames(await kubectl(kube, ["get", "secrets", "-o", "name"]));
+      const listed = await kubectl(kube, ["get", "secrets", "-o", "name"]).catch((error) => {
+        throw new Error(
+          `cannot list Secrets in namespace ${kube.namespace} (run deno task kube-bootstrap ` +
+            `first): ${(error as Error).message}`,
+        );
+      });
+      const existing = parseSecretNames(listed);
       const missing = missingSecrets(step.names, existing);
       if (missing.length > 0) {
         throw new Error(

@@ -15,6 +15,16 @@ import { catalog, render, ROOT } from "./kube_test_kit.ts";
 import { verifyDeployment } from "./verify_checks.ts";
 import type { Endpoint } from "./verify_checks.ts";
 
+function passThrough(): Record<string, string> {
+  const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "NO_COLOR"];
+  return Object.fromEntries(
+    names.flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
+}
+
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
@@ -73,7 +83,8 @@ Deno.test({
         };
         const child = new Deno.Command(Deno.execPath(), {
           args: ["run", ...RUNTIME_PERMISSIONS, `${ROOT}/services/${spec.name}/main.ts`],
-          env,
+          // Only the pod's variables, plus what Deno itself needs to find its caches.
+          env: { ...passThrough(), ...env },
           clearEnv: true,
           stdout: "null",
           stderr: "inherit",
