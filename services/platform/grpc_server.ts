@@ -66,6 +66,14 @@ export interface GrpcServerOptions {
   authenticator: Authenticator;
 }
 
+/** Abort reason when the client cancels: not a server failure. */
+class ClientCancelled extends Error {
+  constructor() {
+    super("cancelled by client");
+    this.name = "ClientCancelled";
+  }
+}
+
 type AnyCall =
   | grpc.ServerUnaryCall<unknown, unknown>
   | grpc.ServerReadableStream<unknown, unknown>
@@ -190,7 +198,7 @@ export class GrpcServer {
       this.#openCalls.add(controller);
       (call as grpc.ServerUnaryCall<unknown, unknown>).on(
         "cancelled",
-        () => controller.abort(new Error("cancelled by client")),
+        () => controller.abort(new ClientCancelled()),
       );
       const header = new grpc.Metadata();
       header.set("x-request-id", requestId);
@@ -225,14 +233,23 @@ export class GrpcServer {
         return undefined;
       }
       const abortReason = controller?.signal.aborted ? controller.signal.reason : undefined;
+      if (abortReason instanceof ClientCancelled) {
+        // The client went away (closed its stream, timed out): normal, and nobody to answer.
+        metrics.grpcHandled.inc({ ...labels, code: "CANCELLED" });
+        callLog.debug("call cancelled by the client");
+        return { code: grpc.status.CANCELLED, details: "cancelled by the client" };
+      }
       const cause = abortReason instanceof GuardynError ? abortReason : error;
       const { status, internal } = toStatus(cause, ctx?.requestId ?? "none");
       metrics.grpcHandled.inc({ ...labels, code: grpc.status[status.code ?? 2] ?? "UNKNOWN" });
-      if (internal) callLog.error("call failed", { error: cause });
-      else {callLog.debug("call refused", {
+      if (internal) {
+        callLog.error("call failed", { error: cause });
+      } else {
+        callLog.debug("call refused", {
           code: status.code,
           reason: (cause as GuardynError).reason,
-        });}
+        });
+      }
       return status;
     };
 
