@@ -38,11 +38,14 @@ export interface ChatConfig {
   /** Extra client options (tests: cheap key derivation, small key batches). */
   clientOptions?: Partial<GuardynClientOptions>;
   format?: FormatOptions;
+  /** The device was removed or signed out for good: the CLI should exit. */
+  onEnded?: () => void;
 }
 
 const PROFILE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HISTORY_SHOWN = 20;
 const TYPING_SHOWN_EVERY_MS = 5_000;
+const TYPING_RESEND_MS = 4_000;
 
 export const HELP = [
   "Commands:",
@@ -74,6 +77,7 @@ export class ChatSession {
   #lastTypingShown = new Map<string, number>();
   #connection: string | undefined;
   #background = new Set<Promise<void>>();
+  #typing = { active: false, atMs: 0 };
 
   constructor(private readonly io: ChatIo, private readonly config: ChatConfig) {}
 
@@ -168,10 +172,19 @@ export class ChatSession {
     await this.#client?.close();
   }
 
-  /** The user typed (or cleared) input in the open conversation: tell the peer, best effort. */
-  typing(active: boolean): void {
+  /**
+   * The input line changed: tell the peer of the open conversation that we type (at most every
+   * few seconds) or stopped. Commands are not typing. Best effort.
+   */
+  inputChanged(text: string): void {
     const peer = this.#peer;
     if (!peer || !this.#client?.account) return;
+    const active = text.length > 0 && !text.startsWith("/");
+    const now = Date.now();
+    if (active === this.#typing.active && (!active || now - this.#typing.atMs < TYPING_RESEND_MS)) {
+      return;
+    }
+    this.#typing = { active, atMs: now };
     void this.#client.sendTyping(peer, active).catch(() => {});
   }
 
@@ -373,15 +386,14 @@ export class ChatSession {
   #render(event: ClientEvent): void {
     switch (event.type) {
       case "message": {
-        const name = this.#name(event.peer);
-        if (event.peer === this.#peer) {
-          this.io.print(messageLine(event.message, name, this.config.format));
-          if (event.message.direction === "in") {
-            void this.#client?.markRead(event.peer).catch(() => {});
-          }
-        } else if (event.message.direction === "in") {
-          this.io.print(`(${name}) ${event.message.body}    — /open ${name} to reply`);
+        if (!this.#client?.contact(event.peer)?.username) {
+          // A first message from a stranger: learn their name before showing it.
+          void this.#client?.lookup(event.peer).catch(() => {}).finally(() =>
+            this.#renderMessage(event)
+          );
+          return;
         }
+        this.#renderMessage(event);
         return;
       }
       case "status":
@@ -440,6 +452,7 @@ export class ChatSession {
         );
         return;
       case "signed-out":
+        if (event.reason !== "login-required") this.config.onEnded?.();
         this.io.print(
           event.reason === "revoked"
             ? "This device was removed from the account; its local data was deleted."
@@ -457,6 +470,18 @@ export class ChatSession {
       case "read":
       case "keys-replenished":
         return;
+    }
+  }
+
+  #renderMessage(event: Extract<ClientEvent, { type: "message" }>): void {
+    const name = this.#name(event.peer);
+    if (event.peer === this.#peer) {
+      this.io.print(messageLine(event.message, name, this.config.format));
+      if (event.message.direction === "in") {
+        void this.#client?.markRead(event.peer).catch(() => {});
+      }
+    } else if (event.message.direction === "in") {
+      this.io.print(`(${name}) ${event.message.body}    — /open ${name} to reply`);
     }
   }
 

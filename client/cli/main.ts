@@ -53,6 +53,7 @@ async function main(): Promise<number> {
     passphrase: Deno.env.get("GUARDYN_PASSPHRASE"),
     deviceName: values["device-name"],
     tls: values.tls,
+    onEnded: () => setTimeout(() => terminal.close(), 100),
   });
   current.session = session;
   try {
@@ -62,9 +63,9 @@ async function main(): Promise<number> {
     console.error(`cannot open the profile: ${(error as Error).message}`);
     return 1;
   }
-  terminal.onActivity((active) => session.typing(active));
+  terminal.onActivity((text) => session.inputChanged(text));
   for (;;) {
-    const line = await terminal.read(session.prompt);
+    const line = await terminal.read();
     if (line === undefined) break;
     if (!await session.execute(line)) break;
   }

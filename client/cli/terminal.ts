@@ -13,7 +13,8 @@ const ESC = 0x1b;
 const MAX_LINE_CHARS = 16_384;
 
 interface Pending {
-  prompt: string;
+  /** Undefined: the live prompt (it changes, e.g. when a conversation opens). */
+  prompt?: string;
   secret: boolean;
   resolve: (line: string | undefined) => void;
 }
@@ -28,14 +29,14 @@ export class Terminal {
   #closed = false;
   #reading: Promise<void> | undefined;
   #skipEscape = false;
-  #activity: ((active: boolean) => void) | undefined;
+  #activity: ((text: string) => void) | undefined;
 
   constructor(private readonly prompt: () => string) {
     this.#raw = Deno.stdin.isTerminal();
   }
 
-  /** Called when the input line goes from empty to non-empty and back. */
-  onActivity(listener: (active: boolean) => void): void {
+  /** Called with the input line whenever it changes (typing indicators); "" once sent or cleared. */
+  onActivity(listener: (text: string) => void): void {
     this.#activity = listener;
   }
 
@@ -49,8 +50,8 @@ export class Terminal {
     this.#redraw();
   }
 
-  /** Reads the next line with `prompt`; undefined at end of input. */
-  read(prompt: string, options: { secret?: boolean } = {}): Promise<string | undefined> {
+  /** Reads the next line after `prompt` (default: the live prompt); undefined at end of input. */
+  read(prompt?: string, options: { secret?: boolean } = {}): Promise<string | undefined> {
     if (this.#queued.length > 0) return Promise.resolve(this.#queued.shift());
     if (this.#closed) return Promise.resolve(undefined);
     this.#reading ??= this.#raw ? this.#readRaw() : this.#readLines();
@@ -92,9 +93,9 @@ export class Terminal {
     this.#buffer = [];
     const current = this.#pending.shift();
     if (this.#raw) this.#write("\r\n");
-    if (wasActive && !current?.secret) this.#activity?.(false);
+    if (wasActive && !current?.secret) this.#activity?.("");
     current?.resolve(line);
-    this.#redraw();
+    if (this.#pending.length > 0) this.#redraw();
   }
 
   async #readRaw(): Promise<void> {
@@ -127,7 +128,7 @@ export class Terminal {
     } else if (code === CTRL_C) {
       if (this.#buffer.length > 0) {
         this.#buffer = [];
-        this.#activity?.(false);
+        if (!secret) this.#activity?.("");
         this.#redraw();
       } else {
         this.close();
@@ -136,17 +137,18 @@ export class Terminal {
       if (this.#buffer.length === 0) this.close();
     } else if (code === CTRL_U) {
       this.#buffer = [];
+      if (!secret) this.#activity?.("");
       this.#redraw();
     } else if (BACKSPACE.includes(code)) {
       if (this.#buffer.length > 0) {
         this.#buffer.pop();
-        if (this.#buffer.length === 0 && !secret) this.#activity?.(false);
+        if (!secret) this.#activity?.(this.#buffer.join(""));
         this.#redraw();
       }
     } else if (code >= 0x20 && this.#buffer.length < MAX_LINE_CHARS) {
       this.#buffer.push(char);
-      if (this.#buffer.length === 1 && !secret) this.#activity?.(true);
       if (secret) return;
+      this.#activity?.(this.#buffer.join(""));
       this.#write(char);
     }
   }

@@ -162,3 +162,12 @@ export function uniqueName(label: string): string {
 export function bodies(handle: TestClient, peer: string): string[] {
   return handle.client.messages(peer).map((m) => m.body);
 }
+
+/**
+ * A messaging instance may accept a send that matches the device set it saw up to 1 s ago
+ * (its directory cache, services/messaging/directory.ts). Tests that need a just-added or
+ * just-removed device to count wait this long first, as real senders eventually do.
+ */
+export function directoryCacheExpiry(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1_100));
+}

@@ -14,6 +14,7 @@ import { fromBase64 } from "../../client/bytes.ts";
 import type { Backend } from "../support/platform.ts";
 import {
   bodies,
+  directoryCacheExpiry,
   PASSPHRASE,
   PASSWORD,
   registered,
@@ -309,9 +310,7 @@ function e2eSuite(backend: Backend) {
     everyone.push(newKurt);
     await newKurt.client.login(kurtName, PASSWORD, { resetIdentity: true });
     newKurt.client.connect();
-    // A messaging instance may accept the old device set for its directory cache's TTL (1 s,
-    // services/messaging/directory.ts); after that every send sees the change.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await directoryCacheExpiry();
     // Leo had not verified Kurt: he is warned, and the message goes to the new device.
     await leo.client.sendText(idOf(kurt), "still there?");
     assert(

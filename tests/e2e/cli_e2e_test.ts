@@ -1,0 +1,153 @@
+/**
+ * The chat CLI's command layer end to end: two people (one with a second device) register,
+ * find each other, chat, compare safety numbers, link and revoke a device - typed as commands,
+ * read back as the lines the terminal would show, against the real services.
+ */
+
+import { assert, assertEquals } from "../assert.ts";
+import { type ChatIo, ChatSession } from "../../client/cli/commands.ts";
+import {
+  directoryCacheExpiry,
+  startWorld,
+  TEST_KDF,
+  TEST_KEYS,
+  uniqueName,
+  waitUntil,
+  type World,
+} from "./e2e_kit.ts";
+
+const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+
+/** Scripted input (answers to prompts) and recorded output. */
+class ScriptIo implements ChatIo {
+  readonly lines: string[] = [];
+  readonly answers: string[] = [];
+  readonly prompts: string[] = [];
+
+  print(line: string): void {
+    this.lines.push(line);
+  }
+
+  ask(prompt: string): Promise<string> {
+    this.prompts.push(prompt);
+    const answer = this.answers.shift();
+    return answer === undefined
+      ? Promise.reject(new Error(`no answer for "${prompt}"`))
+      : Promise.resolve(answer);
+  }
+
+  /** Lines printed since `mark` (an index into `lines`). */
+  since(mark: number): string[] {
+    return this.lines.slice(mark);
+  }
+
+  waitFor(pattern: RegExp, what = String(pattern)): Promise<void> {
+    return waitUntil(
+      () => this.lines.some((line) => pattern.test(line)),
+      `${what}; got:\n${this.lines.join("\n")}`,
+    );
+  }
+}
+
+async function user(world: World, profile: string, ended?: () => void) {
+  const io = new ScriptIo();
+  const session = new ChatSession(io, {
+    server: world.instances[0]!.address,
+    profileDir: world.dir,
+    profile,
+    passphrase: "profile passphrase",
+    clientOptions: { kdf: TEST_KDF, keyPolicy: TEST_KEYS, backoff: { baseMs: 50, capMs: 500 } },
+    format: { utc: true },
+    onEnded: ended,
+  });
+  await session.start();
+  return { io, session };
+}
+
+Deno.test({
+  name: "cli: register, chat, safety numbers, link and revoke through the command layer",
+  ...noSanitize,
+  fn: async () => {
+    const world = await startWorld("embedded");
+    const sessions: ChatSession[] = [];
+    try {
+      const alice = await user(world, "alice");
+      const bob = await user(world, "bob");
+      sessions.push(alice.session, bob.session);
+      assert(alice.io.lines.some((l) => l.includes("not signed in yet")));
+      assertEquals(alice.session.prompt, "guest> ");
+
+      const [aliceName, bobName] = [uniqueName("alice"), uniqueName("bob")];
+      alice.io.answers.push("alice password", "alice password");
+      await alice.session.execute(`/register ${aliceName}`);
+      assert(
+        alice.io.lines.some((l) => l.startsWith(`Registered ${aliceName}.`)),
+        alice.io.lines.join("\n"),
+      );
+      bob.io.answers.push("bob password1", "bob password1");
+      await bob.session.execute(`/register ${bobName}`);
+      assertEquals(bob.session.prompt, `${bobName}> `);
+      // A taken name and a mistyped command give readable errors, not stack traces.
+      const mark = bob.io.lines.length;
+      await bob.session.execute("/dance");
+      await bob.session.execute("hello?");
+      assertEquals(bob.io.since(mark), [
+        "! unknown command /dance; /help lists them [BAD_INPUT]",
+        "! no conversation is open: /open <username> [BAD_INPUT]",
+      ]);
+      await alice.io.waitFor(/● online/);
+
+      await alice.session.execute(`/open ${bobName}`);
+      assertEquals(alice.session.prompt, `${aliceName} → ${bobName}> `);
+      await alice.session.execute("hello bob");
+      // Bob is not in a conversation: he gets a notice with the sender's name.
+      await bob.io.waitFor(new RegExp(`^\\(${aliceName}\\) hello bob`), "bob's notice");
+      await bob.session.execute(`/open ${aliceName}`);
+      assert(
+        bob.io.lines.some((l) => /^\[\d\d:\d\d\] .+: hello bob$/.test(l)),
+        bob.io.lines.join("\n"),
+      );
+      await bob.session.execute("//slash is not a command");
+      await alice.io.waitFor(/: \/slash is not a command$/);
+      await alice.io.waitFor(/✓✓ read: "hello bob"/);
+
+      await alice.session.execute("/safety");
+      await bob.session.execute(`/safety ${aliceName}`);
+      const numberLines = (io: ScriptIo) =>
+        io.lines.filter((l) => /^ {2}\d{5} \d{5} \d{5} \d{5}$/.test(l));
+      assertEquals(numberLines(alice.io), numberLines(bob.io));
+      assertEquals(numberLines(alice.io).length, 3);
+      await bob.session.execute(`/verify ${aliceName} ${numberLines(alice.io).join(" ")}`);
+      assert(bob.io.lines.includes(`✓ ${aliceName} is verified.`));
+      await bob.session.execute(`/verify ${aliceName} ${"0".repeat(60)}`);
+      assert(bob.io.lines.some((l) => l.startsWith("✗ The numbers differ")));
+
+      // Alice links a phone: it shows a code, her laptop approves it.
+      let phoneEnded = false;
+      const phone = await user(world, "alice-phone", () => (phoneEnded = true));
+      sessions.push(phone.session);
+      await phone.session.execute("/link");
+      const code = phone.io.lines.map((l) => l.match(/\/approve (gdnlink1\.\S+)/)?.[1]).find(
+        Boolean,
+      );
+      assert(code, phone.io.lines.join("\n"));
+      await alice.session.execute(`/approve ${code}`);
+      await phone.io.waitFor(new RegExp(`^Linked! This device joined ${aliceName}`));
+      await alice.io.waitFor(/A new device joined your account: "CLI alice-phone"/);
+      const devices = alice.io.lines.length;
+      await alice.session.execute("/devices");
+      assertEquals(alice.io.since(devices).length, 2);
+
+      await directoryCacheExpiry();
+      await bob.session.execute("for both of your devices");
+      await phone.io.waitFor(/for both of your devices/);
+      const phoneId = phone.session.client!.account!.deviceId;
+      await alice.session.execute(`/revoke ${phoneId.slice(0, 8)}`);
+      await phone.io.waitFor(/This device was removed from the account/);
+      await waitUntil(() => phoneEnded, "the phone's CLI is told to exit");
+    } finally {
+      for (const session of sessions) await session.close();
+      await world.stop();
+    }
+  },
+});
