@@ -94,6 +94,8 @@ export interface ConversationSummary {
   unread: number;
 }
 
+/** How often a device that knows no sibling looks for one before sending. */
+const OWN_DEVICES_RECHECK_MS = 60_000;
 const USERNAME_PATTERN = /^[A-Za-z0-9_]{3,32}$/;
 const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -115,6 +117,7 @@ export class GuardynClient {
   #closed = false;
   #replenishTimer: ReturnType<typeof setTimeout> | undefined;
   #background = new Set<Promise<unknown>>();
+  #ownDevicesCheckedAtMs = -Infinity;
 
   private constructor(options: GuardynClientOptions, file: ProfileFile, state: ProfileState) {
     this.#options = options;
@@ -475,6 +478,7 @@ export class GuardynClient {
   /** Re-reads our account's device list and starts sessions with new devices. */
   refreshOwnDevices(): Promise<string[]> {
     return this.#lock.run(async () => {
+      this.#ownDevicesCheckedAtMs = this.#now();
       const me = this.#me();
       const directory = this.#transport.directory;
       const profile = await this.#api.authed(directory.getProfile.bind(directory), {
@@ -590,6 +594,7 @@ export class GuardynClient {
     const peer = await this.#resolve(who);
     const me = this.#me();
     if (peer === me.accountId) throw badInput("write to a contact, not to yourself");
+    await this.#knowOwnDevices();
     const id = randomId();
     const sentAtMs = this.#now();
     const message: StoredMessage = {
@@ -826,6 +831,17 @@ export class GuardynClient {
     await this.#outbox.transmit(prepared);
   }
 
+  /**
+   * The server checks sync copies for completeness only when there are some: with no known
+   * sibling device we could be missing one silently, so look again (at most once a minute).
+   */
+  async #knowOwnDevices(): Promise<void> {
+    const me = this.#me();
+    if (this.#sesame.devicesOf(me.accountId).length > 0) return;
+    if (this.#now() - this.#ownDevicesCheckedAtMs < OWN_DEVICES_RECHECK_MS) return;
+    await this.refreshOwnDevices();
+  }
+
   #afterConnect(): void {
     this.#spawn("refreshing own devices", () => this.refreshOwnDevices());
     this.#scheduleReplenish(0);
@@ -893,6 +909,7 @@ export class GuardynClient {
       return { ack, outcome, newSessions };
     });
     for (const event of outcome.events) this.#emit(event);
+    this.#learnNames(outcome.events);
     if (this.#options.deliveryReceipts !== false) {
       for (const [peer, ids] of outcome.delivered) {
         for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
@@ -907,6 +924,17 @@ export class GuardynClient {
     // Someone used our one-time prekeys: top up soon (batched with other first contacts).
     if (newSessions > 0) this.#scheduleReplenish(500);
     return ack;
+  }
+
+  /** A first message from a stranger: look their username up in the background. */
+  #learnNames(events: readonly ClientEvent[]): void {
+    const unnamed = new Set<string>();
+    for (const event of events) {
+      if (event.type === "message" && !this.#state.contacts.get(event.peer)?.username) {
+        unnamed.add(event.peer);
+      }
+    }
+    for (const peer of unnamed) this.#spawn("looking up a contact", () => this.lookup(peer));
   }
 
   #signOut(reason: "revoked" | "replaced" | "login-required"): void {
