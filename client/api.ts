@@ -15,20 +15,24 @@ export interface CallPolicy {
 }
 
 export interface ApiOptions {
-  /** Attempts for an idempotent call, the first included. */
+  /** How long an idempotent call keeps retrying transient failures (default 15 s). */
+  retryForMs?: number;
+  /** Attempts for an idempotent call, the first included (a safety cap; default 50). */
   maxAttempts?: number;
   backoff?: BackoffOptions;
   /** Called when the server says this device was revoked. */
   onRevoked?: () => void;
 }
 
-const DEFAULT_MAX_ATTEMPTS = 5;
+const DEFAULT_RETRY_FOR_MS = 15_000;
+const DEFAULT_MAX_ATTEMPTS = 50;
 const RETRY_BACKOFF: BackoffOptions = { baseMs: 200, capMs: 5_000 };
 /** A server retry hint longer than this is not waited for inside one call. */
 const MAX_HINT_WAIT_MS = 10_000;
 
 export class Api {
   readonly #maxAttempts: number;
+  readonly #retryForMs: number;
   readonly #backoff: BackoffOptions;
 
   constructor(
@@ -37,6 +41,7 @@ export class Api {
     private readonly options: ApiOptions = {},
   ) {
     this.#maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.#retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
     this.#backoff = options.backoff ?? RETRY_BACKOFF;
   }
 
@@ -63,6 +68,7 @@ export class Api {
 
   async #withRetries<T>(policy: CallPolicy, attempt: () => Promise<T>): Promise<T> {
     const backoff = new Backoff(this.#backoff);
+    const started = Date.now();
     for (let tries = 1;; tries++) {
       try {
         return await attempt();
@@ -70,10 +76,12 @@ export class Api {
         if (!(error instanceof GuardynClientError)) throw error;
         if (error.code === "DEVICE_REVOKED") this.options.onRevoked?.();
         const hinted = error.details.retryAfterMs;
+        const wait = hinted ?? backoff.next();
         const retry = policy.idempotent && error.retryable && tries < this.#maxAttempts &&
-          !this.transport.closed && (hinted === undefined || hinted <= MAX_HINT_WAIT_MS);
+          Date.now() - started + wait <= this.#retryForMs && !this.transport.closed &&
+          (hinted === undefined || hinted <= MAX_HINT_WAIT_MS);
         if (!retry) throw error;
-        await sleep(hinted ?? backoff.next());
+        await sleep(wait);
       }
     }
   }

@@ -65,6 +65,8 @@ export interface GuardynClientOptions {
   /** Delete the profile when the server says this device was revoked (default true). */
   wipeOnRevoke?: boolean;
   backoff?: BackoffOptions;
+  /** How long calls that are safe to repeat keep retrying while the server is unreachable. */
+  retryForMs?: number;
   callTimeoutMs?: number;
   pingIntervalMs?: number;
   now?: () => number;
@@ -146,6 +148,7 @@ export class GuardynClient {
     this.#tokens.set(state.tokens);
     this.#api = new Api(this.#transport, this.#tokens, {
       backoff: options.backoff,
+      retryForMs: options.retryForMs,
       onRevoked: () => this.#signOut("revoked"),
     });
     this.#sesame = new Sesame({
