@@ -1,4 +1,4 @@
-import { assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals } from "../tests/assert.ts";
 import { Api } from "./api.ts";
 import { GuardynClientError } from "./errors.ts";
 import { errorCode } from "./test_support.ts";
@@ -76,6 +76,17 @@ Deno.test("api: idempotent calls are retried on transient failures, others are n
     "UNAVAILABLE",
   );
   assertEquals(down.seen.length, 3);
+  // The time budget ends retries too.
+  const slow = scripted(Array.from({ length: 100 }, () => fail("UNAVAILABLE")));
+  const budget = new Api(slow.transport, tokens(), {
+    backoff: { baseMs: 40, capMs: 40 },
+    retryForMs: 100,
+  });
+  assertEquals(
+    await errorCode(() => budget.authed(method, {}, { idempotent: true })),
+    "UNAVAILABLE",
+  );
+  assert(slow.seen.length >= 1 && slow.seen.length < 6, `${slow.seen.length} attempts`);
 });
 
 Deno.test("api: an expired token is renewed once and the call repeated with the new one", async () => {
