@@ -143,6 +143,26 @@ export class DeviceStream {
     this.#finish();
   }
 
+  /**
+   * An envelope this instance just wrote for the device: sent at once, without reading the
+   * mailbox, when it is exactly the next one in seq order and nothing else is going on.
+   * False means "not taken": the caller wakes the stream instead, which reads the mailbox.
+   */
+  offer(envelope: Envelope): boolean {
+    if (
+      this.#closed || this.#pumping || this.#dirty || !this.#drained ||
+      envelope.seq !== this.#cursor + 1 || this.#inFlight.size >= IN_FLIGHT_MAX ||
+      this.call.writableLength > 0
+    ) {
+      return false;
+    }
+    this.#inFlight.add(envelope.id);
+    this.#cursor = envelope.seq;
+    this.#write({ event: { $case: "envelope", value: envelope } });
+    this.deps.onDelivered?.(1);
+    return true;
+  }
+
   /** Mailbox changed (a wake-up): read it again. */
   wake(): void {
     this.#dirty = true;
@@ -161,7 +181,7 @@ export class DeviceStream {
         if (this.openedAtMs <= signal.atMs) this.close(ClosedReason.CLOSED_REASON_DEVICE_REVOKED);
         return;
       case "payload":
-        this.#deliverEphemeral(signal.data);
+        this.#onPayload(signal.data);
         return;
     }
   }
@@ -334,16 +354,25 @@ export class DeviceStream {
     this.wake();
   }
 
-  #deliverEphemeral(data: Uint8Array): void {
-    if (this.#closed || this.call.writableLength > EPHEMERAL_DROP_BACKLOG) return;
+  /**
+   * An envelope from another instance: an ephemeral one (typing) goes out as it is, if the
+   * stream keeps up; a stored one is offered, and otherwise read from the mailbox.
+   */
+  #onPayload(data: Uint8Array): void {
+    if (this.#closed) return;
     let envelope: Envelope;
     try {
       envelope = Envelope.decode(data);
     } catch (error) {
-      this.deps.log.warn("malformed ephemeral payload dropped", { error });
+      this.deps.log.warn("malformed envelope payload dropped", { error });
       return;
     }
-    this.#write({ event: { $case: "envelope", value: { ...envelope, ephemeral: true } } });
+    if (!envelope.ephemeral) {
+      if (!this.offer(envelope)) this.wake();
+      return;
+    }
+    if (this.call.writableLength > EPHEMERAL_DROP_BACKLOG) return;
+    this.#write({ event: { $case: "envelope", value: { ...envelope, seq: 0 } } });
   }
 
   /** Writes and waits while the transport buffer is full. */
@@ -399,7 +428,8 @@ export class DeviceStream {
   }
 }
 
-function toEnvelope(envelope: MailboxEnvelope): Envelope {
+/** A stored envelope as the Receive stream sends it. */
+export function toEnvelope(envelope: MailboxEnvelope): Envelope {
   return {
     id: envelope.id,
     seq: envelope.seq,

@@ -153,7 +153,7 @@ export function messagingSuite(backend: Backend) {
     assert(Math.abs(pong.serverTimeMs - Date.now()) < 60_000, "server time in the pong");
     for (const stream of streams.values()) {
       const end = await stream.close();
-      assertEquals(end.code, grpc.status.CANCELLED);
+      assertEquals(end.code, grpc.status.OK, "a half-closed stream ends with OK");
     }
     const again = new ReceiveSession(s.mB, bobLaptop.accessToken);
     await again.waitForDrained();
@@ -432,6 +432,8 @@ export function messagingSuite(backend: Backend) {
     for (const ref of refs) {
       await waitUntil(async () => await store.count(ref, Date.now()) === 0, "mailbox purged");
     }
+    // Once every instance's device cache has expired, the account is unknown.
+    await new Promise((resolve) => setTimeout(resolve, DIRECTORY_CACHE_MS + 50));
     assertEquals(
       (await failure(send(s.mA, sender, messageTo(sender, s.alice, dave, "x")))).code,
       grpc.status.NOT_FOUND,

@@ -216,13 +216,14 @@ export class ReceiveSession {
   }
 
   /**
-   * Waits for a Pong (so every ack sent before is applied), then ends the stream from the
-   * client side and waits for its status.
+   * Waits for a Pong (so every ack sent before is applied), then half-closes the stream (the
+   * server ends it with OK) and waits for its status. A half-close rather than a cancel: many
+   * stream resets at once can abort a Deno server inside nghttp2 (denoland/deno#36788).
    */
   async close(): Promise<StreamEnd> {
     if (!this.done) {
       await this.sync();
-      this.call.cancel();
+      this.call.end();
     }
     return await this.ended;
   }

@@ -23,7 +23,10 @@ export const messagingModule: ServiceModule = {
     const settings = config.messaging;
     const log = deps.log.child({ service: "messaging" });
     const now = () => Date.now();
-    const events = new MailboxEvents(bus, log.child({ component: "mailbox-events" }));
+    // Events gather for 100 ms: one per device and kind per round, whatever the traffic.
+    const events = new MailboxEvents(bus, log.child({ component: "mailbox-events" }), {
+      flushDelayMs: 100,
+    });
     const delivered = new client.Counter({
       name: "guardyn_messaging_envelopes_delivered_total",
       help: "Envelopes written to Receive streams (backlog and live)",
@@ -76,6 +79,8 @@ export const messagingModule: ServiceModule = {
       mailboxTtlMs: settings.mailboxTtlSeconds * 1000,
       limiter: new RateLimiter({ burst: settings.sendBurst, perSecond: settings.sendPerSecond }),
       now,
+      offerLocal: (recipient, envelope) => hub.get(recipient)?.offer(envelope) ?? false,
+      maxConcurrentSends: settings.maxConcurrentSends,
     });
     server.addService("guardyn.v1.MessagingService", MessagingServiceService, {
       sendMessage,

@@ -6,7 +6,7 @@
  */
 
 import type { Bus } from "../bus/port.ts";
-import { failedPrecondition, GuardynError, notFound } from "../platform/errors.ts";
+import { failedPrecondition, GuardynError, notFound, unavailable } from "../platform/errors.ts";
 import { type CallContext, requireAuth } from "../platform/grpc_server.ts";
 import type { Logger } from "../platform/log.ts";
 import type { RateLimiter } from "../platform/rate_limit.ts";
@@ -27,6 +27,7 @@ import {
   type SendLimits,
 } from "./send_rules.ts";
 import { backendFailure } from "./store_errors.ts";
+import { toEnvelope } from "./device_stream.ts";
 
 export interface SendDeps {
   mailbox: MailboxStore;
@@ -39,7 +40,17 @@ export interface SendDeps {
   /** Sends per sender device. */
   limiter: RateLimiter;
   now: () => number;
+  /** Hands a just-written envelope to a stream of this instance; false when none took it. */
+  offerLocal?: (recipient: DeviceRef, envelope: Envelope) => boolean;
+  /** Sends at once on this instance; beyond, new sends are refused (retryable). */
+  maxConcurrentSends?: number;
 }
+
+/**
+ * Envelopes up to this size travel with their wake-up, so the device's instance can send them
+ * without reading the mailbox; larger ones only wake it.
+ */
+export const WAKE_PAYLOAD_MAX_BYTES = 64 * 1024;
 
 interface Target {
   recipient: DeviceRef;
@@ -47,11 +58,20 @@ interface Target {
 }
 
 export function sendMessageHandler(deps: SendDeps) {
+  const maxConcurrent = deps.maxConcurrentSends ?? Number.POSITIVE_INFINITY;
+  let running = 0;
   return async (request: SendMessageRequest, ctx: CallContext): Promise<SendMessageResponse> => {
     const auth = requireAuth(ctx);
     deps.limiter.take(`${auth.accountId}/${auth.deviceId}`, "messages sent by this device");
     const send = checkSendRequest(request, auth.accountId, deps.limits);
     const sender: DeviceRef = { accountId: auth.accountId, deviceId: auth.deviceId };
+    // A slow store must not queue sends without bound: refuse early, clients back off.
+    if (running >= maxConcurrent) {
+      throw unavailable(
+        `this instance is handling its maximum of ${maxConcurrent} sends; retry with backoff`,
+      );
+    }
+    running++;
     try {
       const targets = await checkTargets(deps.directory, send, sender);
       return send.ephemeral
@@ -59,6 +79,8 @@ export function sendMessageHandler(deps: SendDeps) {
         : await deliver(deps, send, sender, targets);
     } catch (error) {
       throw backendFailure(error);
+    } finally {
+      running--;
     }
   };
 }
@@ -150,12 +172,19 @@ async function deliver(
       content: envelope.content,
     })),
   });
-  for (const { recipient } of targets) {
-    // Also on a retry: its first attempt may have died before waking anyone.
-    deps.bus.wake(recipient.accountId, recipient.deviceId).catch((error) =>
-      deps.log.warn("wake-up not sent", { error })
-    );
+  for (const stored of result.envelopes) {
+    const { recipient } = stored;
     if (!result.duplicate && !send.silent) deps.events.written(recipient, 1);
+    // A retry's first attempt may have died before waking anyone: wake, let the device read.
+    const envelope = result.duplicate ? undefined : toEnvelope(stored);
+    if (envelope && deps.offerLocal?.(recipient, envelope)) continue; // a stream here took it
+    const wakeUp = envelope && envelope.content.byteLength <= WAKE_PAYLOAD_MAX_BYTES
+      ? deps.bus.signal(recipient.accountId, recipient.deviceId, {
+        kind: "payload",
+        data: Envelope.encode(envelope).finish(),
+      })
+      : deps.bus.wake(recipient.accountId, recipient.deviceId);
+    wakeUp.catch((error) => deps.log.warn("wake-up not sent", { error }));
   }
   return {
     serverTimestampMs: result.serverTimestampMs,

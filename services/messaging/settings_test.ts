@@ -14,6 +14,7 @@ Deno.test("messaging settings: defaults", () => {
     maxStreamsPerInstance: 50_000,
     streamOpensPerMinute: 30,
     directoryCacheMs: 1_000,
+    maxConcurrentSends: 1_000,
   });
 });
 

@@ -61,6 +61,8 @@ export interface MessagingSettings {
   streamOpensPerMinute: number;
   /** How long an account's device list may be reused by SendMessage (0: read every time). */
   directoryCacheMs: number;
+  /** SendMessage calls handled at once per instance; more are refused as UNAVAILABLE. */
+  maxConcurrentSends: number;
 }
 
 export interface TokenConfig {
@@ -238,6 +240,7 @@ function parseMessaging(read: EnvReader): MessagingSettings {
     maxStreamsPerInstance: read.int("MESSAGING_MAX_STREAMS", 50_000, 1, 1_000_000),
     streamOpensPerMinute: read.int("MESSAGING_STREAM_OPENS_PER_MINUTE", 30, 1, 100_000),
     directoryCacheMs: read.int("MESSAGING_DIRECTORY_CACHE_MS", 1_000, 0, 60_000),
+    maxConcurrentSends: read.int("MESSAGING_MAX_CONCURRENT_SENDS", 1_000, 1, 100_000),
   };
 }
 
