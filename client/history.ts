@@ -7,6 +7,11 @@ import { bool, corrupt, int, list, optStr, record, str } from "./records.ts";
 
 export const MESSAGES_PER_CONVERSATION = 1_000;
 export const CONVERSATIONS_MAX = 1_000;
+/**
+ * Messages kept in all: the history lives in the profile, which is rewritten on every change.
+ * Apps that keep long histories store them in their own database from the events.
+ */
+export const MESSAGES_MAX = 20_000;
 
 export type MessageStatus =
   /** Outgoing: encrypted, not yet accepted by the server. */
@@ -56,6 +61,7 @@ export interface StoredMessage {
 
 export class History {
   readonly #conversations = new Map<string, StoredMessage[]>();
+  #total = 0;
 
   /** Account ids with messages, most recent conversation first. */
   conversations(): string[] {
@@ -78,7 +84,6 @@ export class History {
     if (!messages) {
       messages = [];
       this.#conversations.set(peer, messages);
-      this.#trimConversations();
     }
     if (messages.some((m) => m.id === message.id && m.direction === message.direction)) {
       return false;
@@ -86,9 +91,12 @@ export class History {
     let at = messages.length;
     while (at > 0 && displayOrder(messages[at - 1]!, message) > 0) at--;
     messages.splice(at, 0, message);
+    this.#total++;
     if (messages.length > MESSAGES_PER_CONVERSATION) {
-      messages.splice(0, messages.length - MESSAGES_PER_CONVERSATION);
+      this.#total -= messages.splice(0, messages.length - MESSAGES_PER_CONVERSATION).length;
     }
+    this.#trimConversations();
+    this.#trimTotal();
     return true;
   }
 
@@ -142,8 +150,26 @@ export class History {
     const oldest = [...this.#conversations.entries()].sort((a, b) =>
       lastTime(a[1]) - lastTime(b[1])
     );
-    for (const [peer] of oldest.slice(0, this.#conversations.size - CONVERSATIONS_MAX)) {
+    for (const [peer, messages] of oldest.slice(0, this.#conversations.size - CONVERSATIONS_MAX)) {
       this.#conversations.delete(peer);
+      this.#total -= messages.length;
+    }
+  }
+
+  /** Drops the oldest messages of all conversations beyond MESSAGES_MAX. */
+  #trimTotal(): void {
+    while (this.#total > MESSAGES_MAX) {
+      let oldestPeer: string | undefined;
+      let oldestTime = Infinity;
+      for (const [peer, messages] of this.#conversations) {
+        const first = messages[0]?.serverTimestampMs ?? Infinity;
+        if (first < oldestTime) [oldestPeer, oldestTime] = [peer, first];
+      }
+      const messages = oldestPeer === undefined ? undefined : this.#conversations.get(oldestPeer);
+      if (!messages) return;
+      messages.shift();
+      this.#total--;
+      if (messages.length === 0) this.#conversations.delete(oldestPeer!);
     }
   }
 
@@ -174,6 +200,7 @@ export class History {
         };
       });
       history.#conversations.set(peer, messages);
+      history.#total += messages.length;
     }
     return history;
   }

@@ -1,5 +1,11 @@
 import { assertEquals } from "../tests/assert.ts";
-import { History, MESSAGES_PER_CONVERSATION, type StoredMessage } from "./history.ts";
+import {
+  CONVERSATIONS_MAX,
+  History,
+  MESSAGES_MAX,
+  MESSAGES_PER_CONVERSATION,
+  type StoredMessage,
+} from "./history.ts";
 
 const message = (id: string, at: number, direction: "in" | "out" = "in"): StoredMessage => ({
   id,
@@ -46,4 +52,31 @@ Deno.test("history: read marks, bounds and the JSON form", () => {
   assertEquals(history.markRead("bob").length, MESSAGES_PER_CONVERSATION - 2);
   const copy = History.fromJSON(JSON.parse(JSON.stringify(history)));
   assertEquals(copy.messages("bob"), history.messages("bob"));
+});
+
+Deno.test("history: the total bound drops the oldest messages across conversations", () => {
+  const history = new History();
+  const peers = Math.ceil(MESSAGES_MAX / MESSAGES_PER_CONVERSATION) + 1;
+  let at = 0;
+  for (let i = 0; i < MESSAGES_PER_CONVERSATION; i++) {
+    for (let p = 0; p < peers; p++) history.add(`peer${p}`, message(`m${p}-${i}`, at++));
+  }
+  const total = history.conversations().reduce(
+    (sum, peer) => sum + history.messages(peer).length,
+    0,
+  );
+  assertEquals(total, MESSAGES_MAX);
+  // What is left is the newest: every conversation lost its oldest messages first.
+  const firsts = history.conversations().map((peer) =>
+    history.messages(peer)[0]!.serverTimestampMs
+  );
+  assertEquals(Math.min(...firsts) >= at - MESSAGES_MAX, true);
+});
+
+Deno.test("history: beyond the conversation bound the least recent conversation goes", () => {
+  const history = new History();
+  for (let p = 0; p <= CONVERSATIONS_MAX; p++) history.add(`peer${p}`, message(`m${p}`, 1_000 + p));
+  assertEquals(history.conversations().length, CONVERSATIONS_MAX);
+  assertEquals(history.messages("peer0"), []);
+  assertEquals(history.messages(`peer${CONVERSATIONS_MAX}`).length, 1, "the newest is kept");
 });
