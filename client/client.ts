@@ -770,7 +770,8 @@ export class GuardynClient {
     return await this.#lock.run(async () => {
       const message = this.#state.history.advance(peer, id, status, serverTimestampMs);
       if (!message) throw badInput(`no message ${id}`);
-      await this.#persist();
+      // Only a display state: saved with the next write (coalesced), not waited for.
+      this.#persister.save().catch((error) => this.#emitError("saving the profile", error));
       const copy = { ...message };
       this.#emit({ type: "status", peer, message: copy });
       return copy;
