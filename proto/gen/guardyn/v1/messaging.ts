@@ -158,7 +158,10 @@ export interface OutgoingEnvelope {
   registrationId: number;
   /** PREKEY_MESSAGE or RATCHET_MESSAGE (MLS types go through GroupService). */
   type: EnvelopeType;
-  /** Ciphertext (1..65536 bytes). */
+  /**
+   * Ciphertext: 1 byte up to the server's envelope limit (98304 bytes by default,
+   * MESSAGING_ENVELOPE_MAX_BYTES); larger is INVALID_ARGUMENT naming the limit.
+   */
   content: Uint8Array;
 }
 
@@ -274,7 +277,10 @@ export interface Envelope {
   clientMessageId: string;
   /** How to decrypt `content`. */
   type: EnvelopeType;
-  /** Ciphertext (at most 65536 bytes for 1:1 types; MLS types up to the GroupService bounds). */
+  /**
+   * Ciphertext (for 1:1 types at most the server's envelope limit, 98304 bytes by default;
+   * MLS types up to the GroupService bounds).
+   */
   content: Uint8Array;
   /** When the server accepted the message. */
   serverTimestampMs: number;
@@ -290,7 +296,10 @@ export interface QueueDrained {
   backlogCount: number;
 }
 
-/** Answer to a Ping. */
+/**
+ * Answer to a Ping. It is sent once every Ack received before the Ping is applied, so a
+ * Ping after the last Ack is a barrier before closing the stream.
+ */
 export interface Pong {
   /** The Ping's nonce. */
   nonce: number;
