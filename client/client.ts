@@ -7,20 +7,20 @@
  * outside (an envelope leaves, an ack is sent, an event fires).
  */
 
-import { encodePublicKey, generateIdentityKeyPair, type PublicPrekey } from "../crypto/mod.ts";
+import { encodePublicKey, generateIdentityKeyPair } from "../crypto/mod.ts";
 import type { AuthTokens } from "../proto/gen/guardyn/v1/auth.ts";
 import { Platform } from "../proto/gen/guardyn/v1/common.ts";
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import { Api } from "./api.ts";
 import type { BackoffOptions } from "./backoff.ts";
-import { randomId, randomRegistrationId } from "./bytes.ts";
+import { randomId } from "./bytes.ts";
 import type { ClientEvent } from "./client_events.ts";
 import { type Contact, safetyNumberFor, safetyNumbersMatch } from "./contacts.ts";
-import { type Content, decodeContent, MAX_RECEIPT_IDS } from "./content.ts";
+import { type Content, MAX_RECEIPT_IDS } from "./content.ts";
 import { badInput, GuardynClientError } from "./errors.ts";
 import { Listeners } from "./events.ts";
 import type { StoredMessage } from "./history.ts";
-import { applyIncoming, type InboxOutcome } from "./inbox.ts";
+import { openBatch } from "./inbox.ts";
 import type { KdfCost } from "./kdf.ts";
 import {
   DEFAULT_KEY_POLICY,
@@ -322,7 +322,7 @@ export class GuardynClient {
         response.tokens,
       );
       await this.#persist();
-      await this.#installNewIdentity(password);
+      await this.#publisher.replaceIdentity(password);
       return this.account!;
     });
   }
@@ -332,7 +332,7 @@ export class GuardynClient {
    * key). Every other device of the account is signed out; contacts see a safety number change.
    */
   resetIdentity(password: string): Promise<void> {
-    return this.#lock.run(() => this.#installNewIdentity(password));
+    return this.#lock.run(() => this.#publisher.replaceIdentity(password));
   }
 
   /** Signs this device out for good: removes it at the server and deletes the profile. */
@@ -767,14 +767,14 @@ export class GuardynClient {
     status: "sent" | "failed",
     serverTimestampMs?: number,
   ): Promise<StoredMessage> {
-    return await this.#lock.run(async () => {
+    return await this.#lock.run(() => {
       const message = this.#state.history.advance(peer, id, status, serverTimestampMs);
       if (!message) throw badInput(`no message ${id}`);
       // Only a display state: saved with the next write (coalesced), not waited for.
       this.#persister.save().catch((error) => this.#emitError("saving the profile", error));
       const copy = { ...message };
       this.#emit({ type: "status", peer, message: copy });
-      return copy;
+      return Promise.resolve(copy);
     });
   }
 
@@ -788,40 +788,6 @@ export class GuardynClient {
       silent: true,
     });
     await this.#outbox.transmit(prepared);
-  }
-
-  /** A new identity key, signed prekey, last-resort key and registration id, then the rest. */
-  async #installNewIdentity(password: string): Promise<void> {
-    if (!this.#state.account) throw new GuardynClientError("NOT_SIGNED_IN", "not signed in");
-    const state = this.#state;
-    const previous = { identity: state.identity, registrationId: state.registrationId };
-    const identity = await generateIdentityKeyPair();
-    let registrationId = randomRegistrationId();
-    while (registrationId === previous.registrationId) registrationId = randomRegistrationId();
-    state.prekeys.clearAll();
-    state.keyPackages.clear();
-    state.sessions.dropAll();
-    state.identity = identity;
-    state.registrationId = registrationId;
-    const signed = await state.prekeys.newSignedPrekey(identity, this.#now());
-    const lastResort = await state.prekeys.newLastResortKem(identity, this.#now());
-    await this.#persist();
-    const keys = this.#transport.keys;
-    try {
-      await this.#api.authed(keys.changeIdentityKey.bind(keys), {
-        password,
-        identityKey: encodePublicKey(identity.publicKey),
-        signedPrekey: wire(signed),
-        lastResortKyberPrekey: wire(lastResort),
-        registrationId,
-      }, { idempotent: false });
-    } catch (error) {
-      if (previous.identity) state.identity = previous.identity;
-      state.registrationId = previous.registrationId;
-      await this.#persist();
-      throw error;
-    }
-    await this.#publisher.publishAll();
   }
 
   /** A freshly linked device says hello to the account's other devices. */
@@ -870,47 +836,9 @@ export class GuardynClient {
   /** Handles a batch of envelopes; returns the ids to acknowledge once the state is saved. */
   async #process(envelopes: Envelope[]): Promise<string[]> {
     const { ack, outcome, newSessions } = await this.#lock.run(async () => {
-      const me = this.#me();
-      const state = this.#state;
-      const outcome: InboxOutcome = { events: [], delivered: new Map() };
-      const ack: string[] = [];
-      let newSessions = 0;
-      for (const envelope of envelopes) {
-        const sender = envelope.sender;
-        if (!envelope.ephemeral) ack.push(envelope.id);
-        const messageKey = `${sender?.accountId}/${sender?.deviceId}/${envelope.clientMessageId}`;
-        if (state.seenEnvelopes.has(envelope.id)) continue;
-        if (!envelope.ephemeral && state.seenMessages.has(messageKey)) {
-          state.seenEnvelopes.add(envelope.id);
-          continue;
-        }
-        try {
-          const opened = await this.#sesame.open(envelope);
-          const plaintext = decodeContent(opened.plaintext);
-          if (opened.adopt) {
-            opened.adopt(plaintext.senderRegistrationId);
-            newSessions++;
-          }
-          applyIncoming(state, me, envelope, plaintext, opened.identityChanged, outcome);
-        } catch (error) {
-          const cause = (error as GuardynClientError).details?.cause as
-            | { code?: string }
-            | undefined;
-          if (cause?.code !== "duplicate-message") {
-            outcome.events.push({
-              type: "undecryptable",
-              sender: { accountId: sender?.accountId ?? "", deviceId: sender?.deviceId ?? "" },
-              reason: (error as Error).message,
-            });
-          }
-        }
-        if (!envelope.ephemeral) {
-          state.seenEnvelopes.add(envelope.id);
-          state.seenMessages.add(messageKey);
-        }
-      }
+      const result = await openBatch(this.#state, this.#sesame, this.#me(), envelopes);
       await this.#persist();
-      return { ack, outcome, newSessions };
+      return result;
     });
     for (const event of outcome.events) this.#emit(event);
     this.#learnNames(outcome.events);
@@ -973,10 +901,6 @@ function tokenPair(tokens: AuthTokens | undefined, now: number): TokenPair {
     refreshExpiresAtMs: tokens.refreshTokenExpiresAtMs,
     receivedAtMs: now,
   };
-}
-
-function wire(prekey: PublicPrekey) {
-  return { keyId: prekey.id, publicKey: prekey.publicKey, signature: prekey.signature };
 }
 
 function checkUsername(username: string): void {

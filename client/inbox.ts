@@ -1,17 +1,76 @@
 /**
- * What an opened message means: updates the local history and contacts and says what to tell
- * the app and which receipts to send. Pure logic over the profile state; no I/O.
+ * Incoming envelopes, from ciphertext to meaning: de-duplication, opening with the sender's
+ * session, and what an opened message changes in the local history and contacts. No I/O: the
+ * caller saves the state, then acknowledges, emits the events and sends the receipts.
  */
 
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import type { ClientEvent } from "./client_events.ts";
-import type { Plaintext } from "./content.ts";
+import { decodeContent, type Plaintext } from "./content.ts";
+import type { GuardynClientError } from "./errors.ts";
 import type { AccountInfo, ProfileState } from "./profile_state.ts";
+import type { Sesame } from "./sesame.ts";
 
 export interface InboxOutcome {
   events: ClientEvent[];
   /** Delivery receipts owed: peer account -> message ids. */
   delivered: Map<string, string[]>;
+}
+
+export interface BatchResult {
+  /** Envelope ids to acknowledge once the state is saved (ephemeral ones need none). */
+  ack: string[];
+  outcome: InboxOutcome;
+  /** Sessions created from prekey messages (one-time prekeys were used). */
+  newSessions: number;
+}
+
+/** Opens a batch in order and applies it to the state. Undecryptable envelopes become events. */
+export async function openBatch(
+  state: ProfileState,
+  sesame: Sesame,
+  me: AccountInfo,
+  envelopes: readonly Envelope[],
+): Promise<BatchResult> {
+  const result: BatchResult = {
+    ack: [],
+    outcome: { events: [], delivered: new Map() },
+    newSessions: 0,
+  };
+  for (const envelope of envelopes) {
+    const sender = envelope.sender;
+    if (!envelope.ephemeral) result.ack.push(envelope.id);
+    const messageKey = `${sender?.accountId}/${sender?.deviceId}/${envelope.clientMessageId}`;
+    if (state.seenEnvelopes.has(envelope.id)) continue;
+    if (!envelope.ephemeral && state.seenMessages.has(messageKey)) {
+      state.seenEnvelopes.add(envelope.id);
+      continue;
+    }
+    try {
+      const opened = await sesame.open(envelope);
+      const plaintext = decodeContent(opened.plaintext);
+      if (opened.adopt) {
+        opened.adopt(plaintext.senderRegistrationId);
+        result.newSessions++;
+      }
+      applyIncoming(state, me, envelope, plaintext, opened.identityChanged, result.outcome);
+    } catch (error) {
+      const cause = (error as GuardynClientError).details?.cause as { code?: string } | undefined;
+      // A message decrypted before (a redelivery the ids did not catch) is no news.
+      if (cause?.code !== "duplicate-message") {
+        result.outcome.events.push({
+          type: "undecryptable",
+          sender: { accountId: sender?.accountId ?? "", deviceId: sender?.deviceId ?? "" },
+          reason: (error as Error).message,
+        });
+      }
+    }
+    if (!envelope.ephemeral) {
+      state.seenEnvelopes.add(envelope.id);
+      state.seenMessages.add(messageKey);
+    }
+  }
+  return result;
 }
 
 export function applyIncoming(

@@ -5,11 +5,19 @@
  * leaves the server handing out a key this device cannot use.
  */
 
-import { encodePublicKey, type IdentityKeyPair, type PublicPrekey } from "../crypto/mod.ts";
+import {
+  encodePublicKey,
+  generateIdentityKeyPair,
+  type IdentityKeyPair,
+  type PublicPrekey,
+} from "../crypto/mod.ts";
 import type { Api } from "./api.ts";
+import { randomRegistrationId } from "./bytes.ts";
 import { GuardynClientError } from "./errors.ts";
-import { KEY_PACKAGE_SUITE } from "./key_package_vault.ts";
+import { KEY_PACKAGE_SUITE, KeyPackageVault } from "./key_package_vault.ts";
+import { PrekeyVault } from "./prekey_vault.ts";
 import type { ProfileState } from "./profile_state.ts";
+import { SessionBook } from "./session_book.ts";
 
 export interface KeyPolicy {
   /** One-time EC and ML-KEM prekeys the server should hold after a top-up. */
@@ -57,7 +65,7 @@ export class KeyPublisher {
    * A new device's first upload. The identity key goes first: the first device publishes it, a
    * linked device re-sends it as a check that its identity is the account's (same key: OK).
    */
-  async publishAll(): Promise<void> {
+  async publishAll(options: { signedAndLastResortDone?: boolean } = {}): Promise<void> {
     const { api } = this.deps;
     const identity = this.#identity();
     try {
@@ -73,11 +81,57 @@ export class KeyPublisher {
       }
       throw error;
     }
-    await this.#rotateSigned(identity);
-    await this.#setLastResort(identity);
+    if (!options.signedAndLastResortDone) {
+      await this.#rotateSigned(identity);
+      await this.#setLastResort(identity);
+    }
     await this.#addOneTime(identity, this.deps.policy.prekeyTarget, true);
     await this.#addKem(identity, this.deps.policy.prekeyTarget, true);
     await this.#addKeyPackages(this.deps.policy.keyPackageTarget, true);
+  }
+
+  /**
+   * Replaces the account identity key from this device (AuthService's ChangeIdentityKey needs
+   * the password): a new identity, signed prekey, last-resort key and registration id, then the
+   * rest of the keys. Every session was made with the old identity and is dropped. When the
+   * server refuses, the previous keys are put back.
+   */
+  async replaceIdentity(password: string): Promise<void> {
+    const { api, state, persist, now } = this.deps;
+    const previous = {
+      identity: state.identity,
+      registrationId: state.registrationId,
+      prekeys: state.prekeys,
+      keyPackages: state.keyPackages,
+      sessions: state.sessions,
+    };
+    const identity = await generateIdentityKeyPair();
+    let registrationId = randomRegistrationId();
+    while (registrationId === previous.registrationId) registrationId = randomRegistrationId();
+    state.identity = identity;
+    state.registrationId = registrationId;
+    state.prekeys = new PrekeyVault();
+    state.keyPackages = new KeyPackageVault();
+    const signedPrekey = await state.prekeys.newSignedPrekey(identity, now());
+    const lastResort = await state.prekeys.newLastResortKem(identity, now());
+    await persist();
+    const keys = api.transport.keys;
+    try {
+      await api.authed(keys.changeIdentityKey.bind(keys), {
+        password,
+        identityKey: encodePublicKey(identity.publicKey),
+        signedPrekey: signed(signedPrekey),
+        lastResortKyberPrekey: signed(lastResort),
+        registrationId,
+      }, { idempotent: false });
+    } catch (error) {
+      Object.assign(state, previous);
+      await persist();
+      throw error;
+    }
+    state.sessions = new SessionBook();
+    await persist();
+    await this.publishAll({ signedAndLastResortDone: true });
   }
 
   /** Reads the server's stock and tops up what runs low. */

@@ -39,6 +39,8 @@ export interface ReceiverDeps {
 const ACK_MAX = 500;
 const PING_TIMEOUT_MS = 20_000;
 const DEFAULT_PING_INTERVAL_MS = 30_000;
+/** How long stop() waits for the server to end a half-closed stream before resetting it. */
+const STOP_GRACE_MS = 2_000;
 
 type StreamEnd =
   | { kind: "closed"; reason: ClosedReason }
@@ -82,7 +84,8 @@ export class Receiver {
 
   /**
    * Stops cleanly: handles what arrived, acknowledges it, waits until the server applied the
-   * acks (a ping round trip), then closes the stream.
+   * acks (a ping round trip), then half-closes the stream so the server ends it (a reset only
+   * if it does not within a moment).
    */
   async stop(): Promise<void> {
     if (!this.#running) return;
@@ -90,7 +93,19 @@ export class Receiver {
     await this.#worker;
     await this.#barrier(2_000).catch(() => {});
     this.#stopSignal.abort(new GuardynClientError("CLOSED", "stopped"));
-    this.#call?.cancel();
+    const call = this.#call;
+    try {
+      call?.end();
+    } catch {
+      // already closed
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      this.#loop?.then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), STOP_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!ended) call?.cancel();
     await this.#loop;
   }
 
