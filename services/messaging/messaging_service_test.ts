@@ -471,13 +471,20 @@ export function messagingSuite(backend: Backend) {
     fn: async () => {
       if (!running) return;
       const s = await running;
+      // A stream open while its instance stops is told why before the status arrives.
+      const open = new ReceiveSession(s.mB, s.bob.devices[0]!.accessToken);
+      await open.waitForDrained();
+      const stopping = s.b.stop();
+      const end = await open.ended;
+      assertEquals(open.closedReason(), ClosedReason.CLOSED_REASON_SHUTTING_DOWN);
+      assertEquals([end.code, end.reason], [grpc.status.UNAVAILABLE, "SHUTTING_DOWN"]);
+      await stopping;
       s.mA.close();
       s.mB.close();
       s.c.close();
       // Let the clients' connections close before the servers send GOAWAY.
       await new Promise((resolve) => setTimeout(resolve, 100));
-      if (s.b !== s.a) await s.b.stop();
-      await s.a.stop();
+      if (s.b !== s.a) await s.a.stop();
       if (s.stream) await deleteStreams(NATS_URL, [s.stream]);
     },
   });
