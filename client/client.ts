@@ -285,10 +285,10 @@ export class GuardynClient {
       checkUsername(username);
       const auth = this.#transport.auth;
       const current = this.#state.account;
-      if (current) {
-        if (current.username !== username.toLowerCase()) {
-          throw badInput(`this profile belongs to ${current.username}`);
-        }
+      if (current && current.username !== username.toLowerCase()) {
+        throw badInput(`this profile belongs to ${current.username}`);
+      }
+      if (current && this.#state.identity) {
         const response = await this.#api.public(auth.login.bind(auth), {
           username,
           password,
@@ -307,11 +307,12 @@ export class GuardynClient {
             "or log in with a reset identity (other devices are signed out, contacts are warned)",
         );
       }
+      // A fresh profile becomes a new device; one whose reset failed half-way retries as itself.
       const response = await this.#api.public(auth.login.bind(auth), {
         username,
         password,
         device: this.#registration(),
-        deviceId: "",
+        deviceId: current?.deviceId ?? "",
       }, { idempotent: false });
       this.#signIn(
         {

@@ -70,6 +70,8 @@ function decodeHeader(file: Uint8Array): Header & { nonce: Uint8Array<ArrayBuffe
 
 export class ProfileFile {
   #closed = false;
+  #released = false;
+  #writes: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly path: string,
@@ -161,7 +163,14 @@ export class ProfileFile {
   }
 
   /** Encrypts and atomically replaces the file. */
-  async write(payload: Uint8Array): Promise<void> {
+  write(payload: Uint8Array): Promise<void> {
+    // Writes run one at a time, so destroy() can wait for the one in progress.
+    const result = this.#writes.then(() => this.#write(payload));
+    this.#writes = result.catch(() => {});
+    return result;
+  }
+
+  async #write(payload: Uint8Array): Promise<void> {
     if (this.#closed) throw new GuardynClientError("CLOSED", "the profile is closed");
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
     const header = encodeHeader(this.header, nonce);
@@ -197,8 +206,10 @@ export class ProfileFile {
     this.payload = payload;
   }
 
-  /** Deletes the profile (a revoked device wipes its state). */
+  /** Deletes the profile (a revoked device wipes its state); no later write brings it back. */
   async destroy(): Promise<void> {
+    this.#closed = true;
+    await this.#writes;
     await Deno.remove(this.path).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
@@ -207,8 +218,9 @@ export class ProfileFile {
   }
 
   close(): void {
-    if (this.#closed) return;
     this.#closed = true;
+    if (this.#released) return;
+    this.#released = true;
     this.lock.close();
   }
 }

@@ -70,3 +70,17 @@ Deno.test("profile file: destroy removes it", async () => {
   assertEquals(await ProfileFile.exists(path), false);
   assertEquals(await errorCode(() => file.write(new Uint8Array([1]))), "CLOSED");
 });
+
+Deno.test("profile file: a write racing destroy never brings the file back", async () => {
+  const path = await temp();
+  const file = await ProfileFile.create(path, "p", new Uint8Array([1]), CHEAP);
+  // One write in progress, one queued behind it: the first finishes, the second is refused.
+  const first = file.write(new Uint8Array(100_000)).then(() => "written", (e) => e.code);
+  const second = file.write(new Uint8Array(100_000)).then(() => "written", (e) => e.code);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await file.destroy();
+  assertEquals([await first, await second], ["written", "CLOSED"]);
+  assertEquals(await ProfileFile.exists(path), false);
+  // The lock is released: the path can hold a new profile.
+  (await ProfileFile.create(path, "p", new Uint8Array([2]), CHEAP)).close();
+});
