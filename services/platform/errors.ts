@@ -10,6 +10,8 @@ import type { ErrorReason as ErrorReasonEnum } from "../../proto/gen/guardyn/v1/
 
 export const REASON_METADATA_KEY = "guardyn-error-reason";
 export const DETAIL_METADATA_KEY = "guardyn-error-detail-bin";
+/** Sent with RATE_LIMITED and SHUTTING_DOWN: when a retry may succeed. */
+export const RETRY_AFTER_METADATA_KEY = "guardyn-retry-after-ms";
 
 /** Reason names of `guardyn.v1.ErrorReason` without the enum prefix: the contract is the source. */
 export type ErrorReason = Exclude<
@@ -26,6 +28,8 @@ export class GuardynError extends Error {
     message: string,
     /** Optional serialized detail message (e.g. MismatchedDevices), sent as binary metadata. */
     readonly detail?: Uint8Array,
+    /** Optional hint for clients: retry after this many milliseconds. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "GuardynError";
@@ -56,6 +60,9 @@ export function toStatus(
   if (error instanceof GuardynError) {
     metadata.set(REASON_METADATA_KEY, error.reason);
     if (error.detail) metadata.set(DETAIL_METADATA_KEY, Buffer.from(error.detail));
+    if (error.retryAfterMs !== undefined) {
+      metadata.set(RETRY_AFTER_METADATA_KEY, String(Math.max(0, Math.ceil(error.retryAfterMs))));
+    }
     return { status: { code: error.code, details: error.message, metadata }, internal: false };
   }
   metadata.set(REASON_METADATA_KEY, "INTERNAL");

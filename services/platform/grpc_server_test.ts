@@ -4,6 +4,7 @@ import type { Authenticator } from "./auth.ts";
 import { GuardynError, invalidArgument, reasonOf, unauthenticated } from "./errors.ts";
 import { type CallContext, GrpcServer, requireAuth } from "./grpc_server.ts";
 import { memoryLogger } from "./log.ts";
+import { RateLimiter } from "./rate_limit.ts";
 import { createMetrics } from "./metrics.ts";
 
 /** A JSON-encoded test service, so the kit is tested without depending on generated code. */
@@ -31,6 +32,7 @@ const EchoService = {
   publicEcho: method("PublicEcho", false, false),
   fail: method("Fail", false, false),
   crash: method("Crash", false, false),
+  limited: method("Limited", false, false),
   slow: method("Slow", false, false),
   count: method("Count", false, true),
   sum: method("Sum", true, false),
@@ -85,6 +87,12 @@ async function harness(maxRequestBytes = 64 * 1024, maxUnaryDeadlineMs = 5_000):
     publicEcho: (req: Msg) => Promise.resolve({ text: req.text }),
     fail: () => Promise.reject(invalidArgument("text must not be empty")),
     crash: () => Promise.reject(new Error("database password=hunter2 exploded")),
+    limited: () => {
+      const limiter = new RateLimiter({ burst: 1, perSecond: 0.5 });
+      limiter.take("k", "test calls");
+      limiter.take("k", "test calls");
+      return Promise.resolve({});
+    },
     slow: (_req: Msg, ctx: CallContext) =>
       new Promise((resolve) => {
         const timer = setTimeout(() => resolve({ text: "late" }), 10_000);
@@ -214,6 +222,17 @@ Deno.test("grpc kit: domain errors keep their status and reason; unexpected erro
     assert(/request id [0-9a-f-]{36}/.test(crash.details));
     const logged = h.log.lines.find((line) => line.msg === "call failed");
     assert(logged, "internal errors are logged server side");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("grpc kit: rate-limited calls carry a retry hint in the trailers", async () => {
+  const h = await harness();
+  try {
+    const error = await statusOf(unary(h, "limited", {}, meta("Bearer good-token")));
+    assertEquals([error.code, reasonOf(error)], [grpc.status.RESOURCE_EXHAUSTED, "RATE_LIMITED"]);
+    assertEquals(error.metadata.get("guardyn-retry-after-ms"), ["2000"]);
   } finally {
     await h.close();
   }

@@ -6,7 +6,8 @@
  * the defaults account for. Decisions that must hold cluster-wide live in the store instead.
  */
 
-import { resourceExhausted } from "./errors.ts";
+import * as grpc from "@grpc/grpc-js";
+import { GuardynError } from "./errors.ts";
 
 export interface RateLimit {
   /** Bucket size: how many calls may burst at once. */
@@ -44,9 +45,12 @@ export class RateLimiter {
   take(key: string, what: string, cost = 1): void {
     if (this.tryTake(key, cost)) return;
     const retryMs = Math.ceil(((cost - this.#peek(key)) / this.limit.perSecond) * 1000);
-    throw resourceExhausted(
-      `${what}: rate limit of ${this.limit.perSecond}/s (burst ${this.limit.burst}) exceeded; retry in ${retryMs} ms`,
+    throw new GuardynError(
+      grpc.status.RESOURCE_EXHAUSTED,
       "RATE_LIMITED",
+      `${what}: rate limit of ${this.limit.perSecond}/s (burst ${this.limit.burst}) exceeded; retry in ${retryMs} ms`,
+      undefined,
+      retryMs,
     );
   }
 

@@ -25,6 +25,7 @@ Deno.test("rate limit: take() throws RESOURCE_EXHAUSTED naming the limit", () =>
   assert(error instanceof GuardynError);
   assertEquals(error.reason, "RATE_LIMITED");
   assert(error.message.includes("1/s (burst 1)"));
+  assertEquals(error.retryAfterMs, 1000, "clients get a retry hint");
 });
 
 Deno.test("rate limit: memory is bounded by evicting the least recently used keys", () => {
