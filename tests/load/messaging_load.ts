@@ -155,6 +155,8 @@ interface Child {
   kill(): Promise<void>;
   /** Resident memory of the child in bytes (Linux /proc). */
   rss(): Promise<number>;
+  /** CPU time the child used so far (user + system), in seconds (Linux /proc). */
+  cpuSeconds(): Promise<number>;
 }
 
 function spawn(argv: string[], env: Record<string, string>): Child {
@@ -201,6 +203,12 @@ function spawn(argv: string[], env: Record<string, string>): Child {
         process.kill("SIGKILL");
       } catch { /* already gone */ }
       await process.status;
+    },
+    async cpuSeconds() {
+      const stat = await Deno.readTextFile(`/proc/${process.pid}/stat`);
+      // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / 100;
     },
     async rss() {
       const status = await Deno.readTextFile(`/proc/${process.pid}/status`);
@@ -548,7 +556,8 @@ async function settle(t: Traffic): Promise<number> {
 }
 
 /** Closed loop: CONCURRENCY sends in flight, for SECONDS. */
-async function sustained(t: Traffic) {
+async function sustained(t: Traffic, server: Child) {
+  const cpuBefore = await server.cpuSeconds();
   t.latencies.length = 0;
   const deliveredBefore = t.streams.reduce((n, s) => n + s.delivered, 0);
   let sent = 0;
@@ -571,6 +580,7 @@ async function sustained(t: Traffic) {
   const undelivered = await settle(t);
   const elapsed = (performance.now() - started) / 1000;
   const delivered = t.streams.reduce((n, s) => n + s.delivered, 0) - deliveredBefore;
+  const serverCpu = (await server.cpuSeconds()) - cpuBefore;
   const sorted = [...t.latencies].sort((a, b) => a - b);
   return {
     envelopesPerSend: t.fanOut,
@@ -582,6 +592,8 @@ async function sustained(t: Traffic) {
     deliveredPerSecond: Math.round(delivered / elapsed),
     p50Ms: round(percentile(sorted, 50), 2),
     p99Ms: round(percentile(sorted, 99), 2),
+    serverCpuUsPerSend: Math.round((serverCpu * 1e6) / Math.max(1, sent - failed)),
+    serverCpuUsPerEnvelope: Math.round((serverCpu * 1e6) / Math.max(1, delivered)),
   };
 }
 
@@ -643,7 +655,7 @@ async function measureBackend(backend: "embedded" | "cluster") {
       progress(JSON.stringify(fixed));
       progress(`${backend}: sustained, one device per account`);
       const profiler = PROFILE ? await startProfiler(INSPECT_PORT) : undefined;
-      const sustainedRun = await sustained(single);
+      const sustainedRun = await sustained(single, d.child);
       progress(JSON.stringify(sustainedRun));
       if (profiler) {
         await Deno.writeTextFile(`${PROFILE}.${backend}.cpuprofile`, await profiler.stop());
@@ -658,7 +670,7 @@ async function measureBackend(backend: "embedded" | "cluster") {
     const multi = await openTraffic(d, lanes, 25, 2);
     try {
       await fixedRate(multi, 100);
-      return { ...singleResults, multiDevice: await sustained(multi) };
+      return { ...singleResults, multiDevice: await sustained(multi, d.child) };
     } finally {
       await multi.close();
     }
