@@ -9,6 +9,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { failure, unary } from "../../tests/support/grpc.ts";
 import { type Backend, startPlatform, type TestPlatform } from "../../tests/support/platform.ts";
 import { deleteStreams, NATS_URL } from "../bus/conformance/nats_server.ts";
+import type { BusEvent } from "../bus/subjects.ts";
 import { type Clients, PASSWORD } from "../auth/auth_test_kit.ts";
 import { authModule } from "../auth/module.ts";
 import { MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
@@ -438,6 +439,45 @@ export function messagingSuite(backend: Backend) {
       (await failure(send(s.mA, sender, messageTo(sender, s.alice, dave, "x")))).code,
       grpc.status.NOT_FOUND,
     );
+  });
+
+  test("mailbox events say which device got or took mail, and nothing else", async (s) => {
+    const frank = await account(s.c, 1);
+    const device = frank.devices[0]!;
+    const sender = s.alice.devices[0]!;
+    const events: BusEvent[] = [];
+    const consumer = await s.a.platform.deps.bus.consume(
+      `test-mailbox-${crypto.randomUUID().slice(0, 8)}`,
+      ["mailbox.written", "mailbox.acked"],
+      (delivery) => {
+        if ("deviceId" in delivery.event && delivery.event.deviceId === device.deviceId) {
+          events.push(delivery.event);
+        }
+        return Promise.resolve();
+      },
+    );
+    try {
+      const to = (text: string, silent: boolean) =>
+        messageTo(sender, s.alice, frank, text, { syncEnvelopes: [], silent });
+      await send(s.mA, sender, to("one", false));
+      await send(s.mA, sender, to("two", false));
+      await send(s.mA, sender, to("receipt", true)); // silent: stored, but no push-worthy event
+      const stream = new ReceiveSession(s.mB, device.accessToken);
+      await stream.waitForMail(3);
+      stream.ackAll();
+      await stream.close();
+      const total = (kind: string) =>
+        events.filter((e) => e.kind === kind).reduce((n, e) => n + ("count" in e ? e.count : 0), 0);
+      await waitUntil(
+        () => Promise.resolve(total("mailbox.written") === 2 && total("mailbox.acked") === 3),
+        "two written (the silent one left out) and three acked",
+      );
+      for (const event of events) {
+        assertEquals(Object.keys(event).sort(), ["accountId", "atMs", "count", "deviceId", "kind"]);
+      }
+    } finally {
+      await consumer.unsubscribe();
+    }
   });
 
   if (backend === "embedded") {
