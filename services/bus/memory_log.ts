@@ -24,6 +24,8 @@ export interface LoggedEvent {
 
 export class EventLog {
   #entries: LoggedEvent[] = [];
+  /** Index of the oldest retained entry: trimming advances it, compaction is amortized. */
+  #head = 0;
   /** Sequence of the next event to store; sequences start at 1 like JetStream's. */
   #nextSeq = 1;
   /** Duplicate-window keys in insertion (hence expiry) order. */
@@ -49,14 +51,19 @@ export class EventLog {
   /** Applies the count and age limits. */
   trim(): void {
     const cutoff = this.now() - this.limits.maxAgeMs;
-    let drop = Math.max(this.#entries.length - this.limits.maxEvents, 0);
-    while (drop < this.#entries.length && this.#entries[drop]!.storedAtMs < cutoff) drop++;
-    if (drop > 0) this.#entries.splice(0, drop);
+    let head = Math.max(this.#head, this.#entries.length - this.limits.maxEvents);
+    while (head < this.#entries.length && this.#entries[head]!.storedAtMs < cutoff) head++;
+    this.#head = head;
+    // Compact only when the dropped prefix is large, so a full log costs O(1) per publish.
+    if (head > 1024 && head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(head);
+      this.#head = 0;
+    }
   }
 
   /** Sequence of the oldest retained event (== nextSeq when empty). */
   get firstSeq(): number {
-    return this.#entries[0]?.seq ?? this.#nextSeq;
+    return this.#entries[this.#head]?.seq ?? this.#nextSeq;
   }
 
   get nextSeq(): number {
@@ -64,12 +71,13 @@ export class EventLog {
   }
 
   get size(): number {
-    return this.#entries.length;
+    return this.#entries.length - this.#head;
   }
 
   /** The event stored under `seq`, if still retained. */
   get(seq: number): LoggedEvent | undefined {
-    return this.#entries[seq - this.firstSeq];
+    if (seq < this.firstSeq) return undefined;
+    return this.#entries[this.#head + seq - this.firstSeq];
   }
 
   #expireDuplicates(now: number): void {
