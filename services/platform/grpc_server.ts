@@ -200,9 +200,13 @@ export class GrpcServer {
         "cancelled",
         () => controller.abort(new ClientCancelled()),
       );
-      const header = new grpc.Metadata();
-      header.set("x-request-id", requestId);
-      call.sendMetadata(header);
+      if (isStream) {
+        // Streams announce their request id up front; unary calls carry it on errors only
+        // (an early header frame per unary call cost ~6% of server CPU).
+        const header = new grpc.Metadata();
+        header.set("x-request-id", requestId);
+        call.sendMetadata(header);
+      }
       const ctx: CallContext = {
         auth: undefined,
         requestId,
@@ -241,6 +245,7 @@ export class GrpcServer {
       }
       const cause = abortReason instanceof GuardynError ? abortReason : error;
       const { status, internal } = toStatus(cause, ctx?.requestId ?? "none");
+      if (ctx) status.metadata?.set("x-request-id", ctx.requestId);
       metrics.grpcHandled.inc({ ...labels, code: grpc.status[status.code ?? 2] ?? "UNKNOWN" });
       if (internal) {
         callLog.error("call failed", { error: cause });

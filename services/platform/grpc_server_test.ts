@@ -220,6 +220,10 @@ Deno.test("grpc kit: domain errors keep their status and reason; unexpected erro
     assertEquals(reasonOf(crash), "INTERNAL");
     assert(!crash.details.includes("hunter2"), "internal details must not reach the client");
     assert(/request id [0-9a-f-]{36}/.test(crash.details));
+    assertEquals(
+      crash.metadata.get("x-request-id")[0],
+      /request id ([0-9a-f-]{36})/.exec(crash.details)?.[1],
+    );
     const logged = h.log.lines.find((line) => line.msg === "call failed");
     assert(logged, "internal errors are logged server side");
   } finally {
