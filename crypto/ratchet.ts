@@ -1,21 +1,24 @@
 /**
  * The Double Ratchet ("The Double Ratchet Algorithm", Signal, revision 4), section 3 with the
- * recommended cryptographic functions of section 5.2, except that ENCRYPT is AES-256-GCM:
+ * recommended cryptographic functions of section 5.2, except that ENCRYPT is the AEAD
+ * ChaCha20-Poly1305 (RFC 8439):
  *
  * - KDF_RK(rk, dh_out) = HKDF-SHA-256(salt = rk, IKM = dh_out, info = "Guardyn_Ratchet", 64)
  *   split into the new root key (first 32 bytes) and a chain key (last 32 bytes).
  * - KDF_CK(ck): message key = HMAC-SHA-256(ck, 0x01), next chain key = HMAC-SHA-256(ck, 0x02).
  * - ENCRYPT(mk, plaintext, AD || header): HKDF-SHA-256(salt = 32 zero bytes, IKM = mk,
- *   info = "Guardyn_MessageKeys", 44) gives an AES-256 key (32 bytes) and a GCM nonce (12 bytes);
- *   AES-256-GCM encrypts with associated data AD || header. Each message key is used once, so the
- *   derived nonce never repeats under a key.
+ *   info = "Guardyn_MessageKeys", 44) gives a 32-byte key and a 12-byte nonce; ChaCha20-Poly1305
+ *   encrypts with associated data AD || header. Each message key is used once, so the derived
+ *   nonce never repeats under a key. ChaCha20-Poly1305 rather than AES-256-GCM: it runs
+ *   synchronously in constant time in pure JS (JS AES uses lookup tables; WebCrypto's AES is
+ *   asynchronous, and its thread hop was most of the cost of a short message).
  *
  * Message (the header is everything before the ciphertext, and is authenticated):
  *   0x01 (type: ratchet message, version 1)
  *   || sender's ratchet public key, encoded (33 bytes: 0x05 || u)
  *   || PN: length of the sender's previous sending chain (u32, big-endian)
  *   || N: message number in the current sending chain (u32, big-endian)
- *   || AES-256-GCM ciphertext || 16-byte tag
+ *   || ChaCha20-Poly1305 ciphertext || 16-byte tag
  *
  * Out-of-order delivery: up to MAX_SKIP keys are skipped per chain and kept in a bounded,
  * expiring store (skipped_keys.ts). decrypt() commits nothing unless the message authenticates,
@@ -29,10 +32,10 @@ import { ByteReader, ByteWriter, MAX_U32 } from "./codec.ts";
 import { CryptoError } from "./errors.ts";
 import { decodePublicKey, ENCODED_PUBLIC_KEY_BYTES, encodePublicKey } from "./keys.ts";
 import {
-  AES_GCM_TAG_BYTES,
-  aesGcmDecrypt,
-  aesGcmEncrypt,
   type Bytes,
+  CHACHA20_POLY1305_TAG_BYTES,
+  chachaPolyDecrypt,
+  chachaPolyEncrypt,
   concatBytes,
   constantTimeEqual,
   hkdfSha256,
@@ -54,7 +57,7 @@ export const MAX_SKIP = 1000;
 /** Largest plaintext of one message. */
 export const MAX_PLAINTEXT_BYTES = 256 * 1024;
 export const MAX_RATCHET_MESSAGE_BYTES = RATCHET_HEADER_BYTES + MAX_PLAINTEXT_BYTES +
-  AES_GCM_TAG_BYTES;
+  CHACHA20_POLY1305_TAG_BYTES;
 
 const ROOT_INFO = utf8("Guardyn_Ratchet");
 const MESSAGE_KEY_INFO = utf8("Guardyn_MessageKeys");
@@ -168,8 +171,15 @@ export function canEncrypt(state: RatchetState): boolean {
   return state.sendingChainKey !== null;
 }
 
-/** RatchetEncrypt: returns the encoded message (header || ciphertext). */
-export async function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array): Promise<Bytes> {
+/**
+ * RatchetEncrypt: returns the encoded message (header || ciphertext). Synchronous inside (kept
+ * behind a Promise so the API does not change if the AEAD moves back to an async backend).
+ */
+export function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array): Promise<Bytes> {
+  return Promise.try(() => encryptNow(state, plaintext));
+}
+
+function encryptNow(state: RatchetState, plaintext: Uint8Array): Bytes {
   if (plaintext.length > MAX_PLAINTEXT_BYTES) {
     throw new CryptoError("invalid-argument", `plaintext exceeds ${MAX_PLAINTEXT_BYTES} bytes`);
   }
@@ -179,7 +189,7 @@ export async function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array)
   if (state.sendCount === MAX_U32) {
     throw new CryptoError("invalid-state", "sending chain exhausted");
   }
-  // Advance the chain before any await so concurrent callers never share a message key.
+  // Advance the chain first so concurrent callers never share a message key.
   const [messageKey, nextChainKey] = kdfCk(state.sendingChainKey);
   const header = encodeHeader(
     state.sendingRatchetKey.publicKey,
@@ -192,7 +202,7 @@ export async function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array)
   wipe(usedChainKey); // forward secrecy: an old chain key must not outlive its step
 
   const { key, nonce } = messageCipherKeys(messageKey);
-  const ciphertext = await aesGcmEncrypt(
+  const ciphertext = chachaPolyEncrypt(
     key,
     nonce,
     plaintext,
@@ -333,7 +343,7 @@ async function openMessage(
 ): Promise<Bytes> {
   const { key, nonce } = messageCipherKeys(messageKey);
   try {
-    return await aesGcmDecrypt(key, nonce, ciphertext, associatedData);
+    return await Promise.resolve(chachaPolyDecrypt(key, nonce, ciphertext, associatedData));
   } finally {
     wipe(key);
   }
@@ -356,7 +366,7 @@ function decodeMessage(message: Uint8Array): DecodedMessage {
   if (message.length > MAX_RATCHET_MESSAGE_BYTES) {
     throw new CryptoError("malformed", "ratchet message is too large");
   }
-  if (message.length < RATCHET_HEADER_BYTES + AES_GCM_TAG_BYTES) {
+  if (message.length < RATCHET_HEADER_BYTES + CHACHA20_POLY1305_TAG_BYTES) {
     throw new CryptoError("malformed", "ratchet message is truncated");
   }
   const reader = new ByteReader(message, "ratchet message");
