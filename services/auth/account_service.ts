@@ -292,8 +292,11 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const sessionId = checkId(request.sessionId, "session_id");
       const secret = checkBytes(request.waitSecret, "wait_secret", 32, 32);
       const secretHash = await sha256(secret);
-      for (;;) {
+      for (let first = true;; first = false) {
         const session = await stores.provisioning.get(sessionId, now());
+        if (!session && !first) {
+          throw failedPrecondition("provisioning session expired", "EXPIRED");
+        }
         if (!session || !constantTimeEqual(session.waitSecretHash, secretHash)) {
           throw notFound("provisioning session not found or expired");
         }

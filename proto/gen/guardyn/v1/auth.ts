@@ -257,7 +257,8 @@ export interface WaitProvisioningRequest {
 /**
  * Sent once when the blob is there; then the stream ends with OK. The stream ends with
  * EXPIRED when the session expires first. A reconnecting waiter gets the same message again
- * until the token is used or expires. One waiter per session: a new stream replaces the old.
+ * until the token is used or expires. Only callers holding the wait secret can wait; each of
+ * them gets the message.
  */
 export interface WaitProvisioningResponse {
   /** The sealed blob exactly as sent (1..65536 bytes). */
