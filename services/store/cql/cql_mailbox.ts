@@ -31,6 +31,7 @@ import {
   type MailboxEnvelope,
   type MailboxStore,
 } from "../ports.ts";
+import { forEachLimited } from "./cql_auth_support.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
 
 export interface CqlMailboxOptions {
@@ -395,26 +396,4 @@ function envelopeFromRow(owner: DeviceRef, row: CqlRow): MailboxEnvelope {
     serverTimestampMs: Number(row.server_ts),
     expiresAtMs: Number(row.expires_at),
   };
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; stops starting on the first error. */
-async function forEachLimited<T>(
-  items: T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.error;
 }
