@@ -3,6 +3,8 @@
  * test fails when it is absent); otherwise one is started here and stopped afterwards.
  */
 
+import { freePort, portOpen, waitForPort } from "../tests/support/net.ts";
+
 const NATS_DEFAULT_PORT = 4222;
 const CQL_DEFAULT = "127.0.0.1:9042";
 
@@ -28,23 +30,6 @@ async function stopAll(stops: (() => Promise<void>)[]) {
   for (const stop of stops.reverse()) await stop().catch(() => {});
 }
 
-export async function portOpen(host: string, port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: host, port });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /** Starts `nats-server -js` on a free loopback port with a temporary store. */
 export async function startNatsServer(
   port = freePort(),
@@ -65,10 +50,7 @@ export async function startNatsServer(
       }`,
     );
   }
-  for (let i = 0; i < 100 && !await portOpen("127.0.0.1", port); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  if (!await portOpen("127.0.0.1", port)) {
+  if (!await waitForPort(port, 10_000)) {
     child.kill("SIGKILL");
     throw new Error(`nats-server did not listen on 127.0.0.1:${port} within 10 s`);
   }

@@ -14,6 +14,7 @@ import { containerEnv, find, serviceDeployments } from "./kube_checks.ts";
 import { catalog, render, ROOT } from "./kube_test_kit.ts";
 import { verifyDeployment } from "./verify_checks.ts";
 import type { Endpoint } from "./verify_checks.ts";
+import { freePort, waitForPort as listensWithin } from "../tests/support/net.ts";
 
 function passThrough(): Record<string, string> {
   const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "NO_COLOR"];
@@ -25,23 +26,8 @@ function passThrough(): Record<string, string> {
   );
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 async function waitForPort(port: number, child: Deno.ChildProcess, what: string) {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  if (await listensWithin(port, 60_000)) return;
   child.kill("SIGKILL");
   throw new Error(`${what} did not listen on ${port} within 60 s`);
 }

@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { freePort, waitForPort } from "../support/net.ts";
 
 const MAIN = new URL("../../services/main.ts", import.meta.url).pathname;
 
@@ -52,12 +53,8 @@ export class DevServer {
     }).spawn();
     void this.#keep(this.#child.stdout);
     void this.#keep(this.#child.stderr);
-    const deadline = Date.now() + 60_000;
-    while (!await listening(this.port)) {
-      if (Date.now() > deadline) {
-        throw new Error(`the dev server did not start:\n${this.#log.slice(-2000)}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    if (!await waitForPort(this.port, 60_000)) {
+      throw new Error(`the dev server did not start:\n${this.#log.slice(-2000)}`);
     }
   }
 
@@ -83,21 +80,5 @@ export class DevServer {
     for await (const chunk of stream) {
       this.#log = (this.#log + decoder.decode(chunk, { stream: true })).slice(-20_000);
     }
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function listening(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return true;
-  } catch {
-    return false;
   }
 }

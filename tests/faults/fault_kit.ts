@@ -14,15 +14,9 @@ import {
 } from "../../services/messaging/messaging_test_kit.ts";
 import type { TestDevice } from "../../services/auth/auth_test_kit.ts";
 import type { SendMessageRequest } from "../../proto/gen/guardyn/v1/messaging.ts";
+import { freePort } from "../support/net.ts";
 
 const MESSAGING_MAIN = new URL("../../services/messaging/main.ts", import.meta.url).pathname;
-
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

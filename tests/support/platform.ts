@@ -13,6 +13,7 @@ import {
 import { memoryLogger } from "../../services/platform/log.ts";
 import { generateTokenKeyFile } from "../../services/platform/tokens.ts";
 import { migrate } from "../../tasks/migrate.ts";
+import { freePort, waitForPort } from "./net.ts";
 
 export type Backend = "embedded" | "cluster";
 
@@ -93,13 +94,6 @@ export interface SpawnedPlatform {
   stop(signal?: Deno.Signal): Promise<void>;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /**
  * Runs a service entry point (e.g. services/auth/main.ts) as its own process, as in a
  * deployment: load generators then measure the server, not their own event loop.
@@ -125,18 +119,9 @@ export async function spawnPlatform(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`${entry} did not listen on port ${port} within 60 s`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  if (!await waitForPort(port, 60_000)) {
+    child.kill("SIGKILL");
+    throw new Error(`${entry} did not listen on port ${port} within 60 s`);
   }
   return {
     address: `127.0.0.1:${port}`,

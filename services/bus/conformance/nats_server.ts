@@ -5,6 +5,7 @@
 
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { freePort, waitForPort } from "../../../tests/support/net.ts";
 
 export const NATS_URL = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const NATS_SERVER_BIN = Deno.env.get("NATS_SERVER_BIN") ?? "/usr/sbin/nats-server";
@@ -69,7 +70,9 @@ export class NatsServerProcess {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    await waitForPort(this.port, 5_000);
+    if (!await waitForPort(this.port, 5_000, 25)) {
+      throw new Error(`nats-server did not listen on ${this.port} within 5000 ms`);
+    }
   }
 
   /** SIGKILL: no shutdown, no flush, like a crashed pod. */
@@ -84,30 +87,5 @@ export class NatsServerProcess {
   async stop(): Promise<void> {
     await this.kill();
     await Deno.remove(this.storeDir, { recursive: true }).catch(() => undefined);
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`, {
-          cause: error,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
   }
 }
