@@ -258,24 +258,38 @@ export class GrpcServer {
       return status;
     };
 
+    /** Begins the call, runs `work`, records the outcome: the value, or the status to send. */
+    const run = async <T>(
+      call: AnyCall,
+      work: (ctx: CallContext, controller: AbortController) => Promise<T>,
+    ): Promise<
+      { ok: true; value: T } | { ok: false; status: Partial<grpc.StatusObject> | null }
+    > => {
+      const started = performance.now();
+      metrics.grpcInFlight.inc(labels);
+      let ctx: CallContext | undefined;
+      let controller: AbortController | undefined;
+      try {
+        ({ ctx, controller } = await begin(call));
+        const value = await work(ctx, controller);
+        finish(ctx, controller, started, undefined);
+        return { ok: true, value };
+      } catch (error) {
+        return { ok: false, status: finish(ctx, controller, started, error) ?? null };
+      }
+    };
+
     if (!isStream) {
       return async (
         call: grpc.ServerUnaryCall<unknown, unknown>,
         callback: grpc.sendUnaryData<unknown>,
       ) => {
-        const started = performance.now();
-        metrics.grpcInFlight.inc(labels);
-        let ctx: CallContext | undefined;
-        let controller: AbortController | undefined;
-        try {
-          ({ ctx, controller } = await begin(call));
+        const outcome = await run(call, (ctx, controller) => {
           const deadlineMs = Math.min(remainingMs(call.getDeadline()), limits.maxUnaryDeadlineMs);
-          const response = await withDeadline(handler(call.request, ctx), deadlineMs, controller);
-          finish(ctx, controller, started, undefined);
-          callback(null, response);
-        } catch (error) {
-          callback(finish(ctx, controller, started, error) ?? null);
-        }
+          return withDeadline(handler(call.request, ctx), deadlineMs, controller);
+        });
+        if (outcome.ok) callback(null, outcome.value);
+        else callback(outcome.status);
       };
     }
 
@@ -284,35 +298,22 @@ export class GrpcServer {
         call: grpc.ServerReadableStream<unknown, unknown>,
         callback: grpc.sendUnaryData<unknown>,
       ) => {
-        const started = performance.now();
-        metrics.grpcInFlight.inc(labels);
-        let ctx: CallContext | undefined;
-        let controller: AbortController | undefined;
-        try {
-          ({ ctx, controller } = await begin(call));
-          const response = await raceAbort(handler(call, ctx), controller.signal);
-          finish(ctx, controller, started, undefined);
-          callback(null, response);
-        } catch (error) {
-          callback(finish(ctx, controller, started, error) ?? null);
-        }
+        const outcome = await run(
+          call,
+          (ctx, controller) => raceAbort(handler(call, ctx), controller.signal),
+        );
+        if (outcome.ok) callback(null, outcome.value);
+        else callback(outcome.status);
       };
     }
 
     return async (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      const started = performance.now();
-      metrics.grpcInFlight.inc(labels);
-      let ctx: CallContext | undefined;
-      let controller: AbortController | undefined;
-      try {
-        ({ ctx, controller } = await begin(call));
+      const outcome = await run(call, (ctx, controller) => {
         const work = method.requestStream ? handler(call, ctx) : handler(call.request, call, ctx);
-        await raceAbort(work, controller.signal);
-        finish(ctx, controller, started, undefined);
-        call.end();
-      } catch (error) {
-        call.emit("error", finish(ctx, controller, started, error));
-      }
+        return raceAbort(work, controller.signal);
+      });
+      if (outcome.ok) call.end();
+      else call.emit("error", outcome.status);
     };
   }
 }
