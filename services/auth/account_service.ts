@@ -5,7 +5,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { base64url } from "jose";
-import { constantTimeEqual } from "../../crypto/primitives.ts";
+import { constantTimeEqual, sha256 } from "../../crypto/primitives.ts";
 import type { AuthServiceService } from "../../proto/gen/guardyn/v1/auth.ts";
 import type { AuthContext } from "../platform/auth.ts";
 import {
@@ -19,7 +19,6 @@ import { type CallContext, type Handlers, requireAuth } from "../platform/grpc_s
 import { DeviceLimitError, UsernameTakenError } from "../store/auth_ports.ts";
 import { type AuthContextDeps, clientAddress, invalidCredentials } from "./context.ts";
 import { hashPassword, passwordProblem, verifyPassword } from "./password.ts";
-import { sha256 } from "./session_tokens.ts";
 import { canonicalUsername, USERNAME_RULE } from "./username.ts";
 import { checkBytes, checkDeviceName, checkDeviceRegistration, checkId } from "./validation.ts";
 
@@ -253,7 +252,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const waitSecret = crypto.getRandomValues(new Uint8Array(32));
       const session = {
         id: crypto.randomUUID(),
-        waitSecretHash: await sha256(waitSecret),
+        waitSecretHash: sha256(waitSecret),
         expiresAtMs: now() + PROVISIONING_TTL_MS,
       };
       await stores.provisioning.create(session);
@@ -291,7 +290,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
     async waitProvisioning(request, call, ctx) {
       const sessionId = checkId(request.sessionId, "session_id");
       const secret = checkBytes(request.waitSecret, "wait_secret", 32, 32);
-      const secretHash = await sha256(secret);
+      const secretHash = sha256(secret);
       for (let first = true;; first = false) {
         const session = await stores.provisioning.get(sessionId, now());
         if (!session && !first) {
@@ -321,7 +320,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const registration = checkDeviceRegistration(request.device);
       let secretHash: Uint8Array;
       try {
-        secretHash = await sha256(base64url.decode(encodedSecret));
+        secretHash = sha256(base64url.decode(encodedSecret));
       } catch {
         throw invalidArgument("provisioning_token is malformed");
       }

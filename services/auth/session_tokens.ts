@@ -4,6 +4,7 @@
  */
 
 import { base64url } from "jose";
+import { sha256 } from "../../crypto/primitives.ts";
 import type { AuthContext } from "../platform/auth.ts";
 import { unauthenticated } from "../platform/errors.ts";
 import type { TokenIssuer } from "../platform/tokens.ts";
@@ -17,10 +18,6 @@ export interface TokenPair {
   accessTokenExpiresAtMs: number;
   refreshToken: string;
   refreshTokenExpiresAtMs: number;
-}
-
-export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
 }
 
 const hashToken = (token: string) => sha256(new TextEncoder().encode(token));
@@ -38,7 +35,7 @@ export class SessionTokens {
     const refreshToken = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
     const refreshTokenExpiresAtMs = this.now() + this.refreshTtlSeconds * 1000;
     await this.store.insert({
-      tokenHash: await hashToken(refreshToken),
+      tokenHash: hashToken(refreshToken),
       familyId: crypto.randomUUID(),
       accountId: auth.accountId,
       deviceId: auth.deviceId,
@@ -55,8 +52,8 @@ export class SessionTokens {
     const next = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
     const expiresAtMs = this.now() + this.refreshTtlSeconds * 1000;
     const outcome = await this.store.rotate(
-      await hashToken(refreshToken),
-      { tokenHash: await hashToken(next), expiresAtMs },
+      hashToken(refreshToken),
+      { tokenHash: hashToken(next), expiresAtMs },
       this.now(),
     );
     if (outcome.kind === "expired") {
