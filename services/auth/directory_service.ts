@@ -55,7 +55,11 @@ export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof Direct
         throw invalidArgument("give account_id or username");
       }
       if (!account) throw notFound("no such user");
-      const deviceIds = (await addressableDevices(stores, account.id)).map((device) => device.id);
+      // The account is already read: without an identity key nothing is addressable.
+      const devices = account.identityKey
+        ? await addressableDevices(stores, account.id, { identityKeyKnown: true })
+        : [];
+      const deviceIds = devices.map((device) => device.id);
       return {
         accountId: account.id,
         username: account.username,
