@@ -29,10 +29,10 @@ const backends = await startBackends();
 /**
  * Deno 2.9.6 can abort inside nghttp2 (a runtime bug, see docs/MESSAGING.md) when in-process
  * gRPC servers shut down; the whole test process then dies without a summary. Such a crash (a
- * signal, or no summary at all) is reported loudly and the run is repeated, at most twice; a
+ * signal, or no summary at all) is reported loudly and the run is repeated, at most three times; a
  * test that FAILS is never retried.
  */
-const MAX_CRASH_RETRIES = 2;
+const MAX_CRASH_RETRIES = 3;
 let exitCode = 1;
 let summary = { passed: 0, failed: 0 };
 try {
