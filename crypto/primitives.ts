@@ -334,9 +334,14 @@ export async function x25519PublicKey(privateKey: Uint8Array): Promise<Bytes> {
   return await deriveX25519(priv, base);
 }
 
+/** A fresh clamped X25519 private key, for callers that derive its public key in parallel. */
+export function x25519GeneratePrivateKey(): Bytes {
+  return clampX25519PrivateKey(randomBytes(X25519_KEY_BYTES));
+}
+
 /** A fresh X25519 key pair with a clamped private key. */
 export async function x25519GenerateKeyPair(): Promise<X25519KeyPair> {
-  const privateKey = clampX25519PrivateKey(randomBytes(X25519_KEY_BYTES));
+  const privateKey = x25519GeneratePrivateKey();
   return { publicKey: await x25519PublicKey(privateKey), privateKey };
 }
 

@@ -44,8 +44,9 @@ import {
   wipe,
   x25519,
   X25519_KEY_BYTES,
-  x25519GenerateKeyPair,
+  x25519GeneratePrivateKey,
   type X25519KeyPair,
+  x25519PublicKey,
 } from "./primitives.ts";
 import { type SkippedKey, SkippedKeyStore } from "./skipped_keys.ts";
 import { ASSOCIATED_DATA_BYTES, SHARED_SECRET_BYTES } from "./x3dh.ts";
@@ -121,11 +122,22 @@ export async function initRatchetAsInitiator(
 ): Promise<RatchetState> {
   checkInit(sharedSecret, associatedData);
   // A fresh key pair; the caller may generate it ahead, in parallel with the key agreement.
-  const sendingRatchetKey = ourFirstRatchetKey ?? await x25519GenerateKeyPair();
-  const [rootKey, sendingChainKey] = kdfRk(
-    sharedSecret,
-    await x25519(sendingRatchetKey.privateKey, theirRatchetKey),
-  );
+  // Otherwise its public key and the DH are computed at once: both need only the private key.
+  let sendingRatchetKey: X25519KeyPair;
+  let sharedDh: Bytes;
+  if (ourFirstRatchetKey !== undefined) {
+    sendingRatchetKey = ourFirstRatchetKey;
+    sharedDh = await x25519(sendingRatchetKey.privateKey, theirRatchetKey);
+  } else {
+    const privateKey = x25519GeneratePrivateKey();
+    const [publicKey, dh] = await Promise.all([
+      x25519PublicKey(privateKey),
+      x25519(privateKey, theirRatchetKey),
+    ]);
+    sendingRatchetKey = { privateKey, publicKey };
+    sharedDh = dh;
+  }
+  const [rootKey, sendingChainKey] = kdfRk(sharedSecret, sharedDh);
   return {
     associatedData: new Uint8Array(associatedData),
     rootKey,
@@ -259,18 +271,21 @@ export async function ratchetDecrypt(
         newSkipped,
       );
     }
-    // DHRatchet (spec section 3.5). The new key pair does not depend on the first DH, so both
-    // are computed at once.
+    // DHRatchet (spec section 3.5). Its three X25519 operations (the receiving DH, the new public
+    // key and the sending DH) depend only on the new private key, so they run at once: one wait
+    // for WebCrypto's worker threads instead of two.
     if (receivingSteps === MAX_U32) throw new CryptoError("invalid-state", "ratchet exhausted");
     receivingSteps += 1;
     receiveCount = 0;
-    const [receivingSecret, sendingRatchetKey] = await Promise.all([
+    const newPrivateKey = x25519GeneratePrivateKey();
+    const [receivingSecret, newPublicKey, sendingSecret] = await Promise.all([
       x25519(state.sendingRatchetKey.privateKey, ratchetKey),
-      x25519GenerateKeyPair(),
+      x25519PublicKey(newPrivateKey),
+      x25519(newPrivateKey, ratchetKey),
     ]);
+    const sendingRatchetKey = { privateKey: newPrivateKey, publicKey: newPublicKey };
     let rootKey: Bytes;
     [rootKey, receivingChainKey] = kdfRk(state.rootKey, receivingSecret);
-    const sendingSecret = await x25519(sendingRatchetKey.privateKey, ratchetKey);
     const [nextRootKey, sendingChainKey] = kdfRk(rootKey, sendingSecret);
     ratchetStep = { rootKey: nextRootKey, sendingRatchetKey, sendingChainKey };
   } else if (count < receiveCount) {
