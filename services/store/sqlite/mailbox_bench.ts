@@ -63,3 +63,18 @@ Deno.bench("sqlite mailbox: 100 messages to one device, read + ack in one batch"
   const read = await store.mailbox.read(recipient, 0, 100, Date.now());
   await store.mailbox.ack(recipient, read.map((e) => e.id));
 });
+
+// What a busy instance sees: many sends in flight at once, and acks from many streams.
+Deno.bench(
+  "sqlite mailbox: 64 concurrent sends to 64 devices, then 64 concurrent acks",
+  async () => {
+    const start = n % (devices.length - 64);
+    const recipients = devices.slice(start, start + 64);
+    const results = await Promise.all(recipients.map((r) => store.mailbox.deliver(message([r]))));
+    await Promise.all(
+      results.map((result, i) =>
+        store.mailbox.ack(recipients[i]!, result.envelopes.map((e) => e.id))
+      ),
+    );
+  },
+);

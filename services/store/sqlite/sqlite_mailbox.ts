@@ -1,7 +1,8 @@
 /**
  * MailboxStore on one SQLite file. node:sqlite is synchronous, so a transaction never yields
  * to the event loop: within a process deliveries are serialised, and BEGIN IMMEDIATE plus
- * busy_timeout serialise writers across processes sharing the file.
+ * busy_timeout serialise writers across processes sharing the file. Deliveries and
+ * acknowledgements queued in one event-loop turn share one transaction (write_batch.ts).
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { IdempotencyConflictError } from "../errors.ts";
@@ -25,6 +26,7 @@ import {
   type MailboxEnvelope,
   type MailboxStore,
 } from "../ports.ts";
+import { WriteBatcher } from "./write_batch.ts";
 
 /** What the idempotency record keeps per envelope; content is checked via the digest. */
 interface StoredItem {
@@ -35,9 +37,7 @@ interface StoredItem {
 type Row = Record<string, SQLInputValue>;
 
 export class SqliteMailbox implements MailboxStore {
-  readonly #begin: StatementSync;
-  readonly #commit: StatementSync;
-  readonly #rollback: StatementSync;
+  readonly #writes: WriteBatcher;
   readonly #findDelivery: StatementSync;
   readonly #nextSeq: StatementSync;
   readonly #insertEnvelope: StatementSync;
@@ -50,10 +50,8 @@ export class SqliteMailbox implements MailboxStore {
   readonly #deleteDevice: StatementSync;
 
   constructor(db: DatabaseSync) {
-    // Prepared once: db.exec would parse these on every transaction.
-    this.#begin = db.prepare("BEGIN IMMEDIATE");
-    this.#commit = db.prepare("COMMIT");
-    this.#rollback = db.prepare("ROLLBACK");
+    this.#writes = new WriteBatcher(db);
+    // Prepared once: db.exec would parse these on every call.
     this.#findDelivery = db.prepare(
       `SELECT digest, server_ts, expires_at, envelopes FROM mailbox_deliveries
        WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
@@ -98,6 +96,11 @@ export class SqliteMailbox implements MailboxStore {
     this.#deleteDevice = db.prepare("DELETE FROM mailbox WHERE account_id = ? AND device_id = ?");
   }
 
+  /** Commits queued deliveries and acknowledgements now (before the connection closes). */
+  flushPendingWrites(): void {
+    this.#writes.flushAll();
+  }
+
   // The public methods run the synchronous work inside Promise.try, so bad input rejects.
   deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult> {
     return Promise.try(() => this.#deliver(delivery));
@@ -123,11 +126,11 @@ export class SqliteMailbox implements MailboxStore {
     return Promise.try(() => this.#purgeDevice(owner));
   }
 
-  #deliver(delivery: MailboxDelivery): MailboxDeliveryResult {
+  #deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult> {
     validateDelivery(delivery);
     const digest = deliveryDigest(delivery);
     const { sender, clientMessageId } = delivery;
-    return this.#transaction(() => {
+    return this.#writes.run(() => {
       const existing = this.#findDelivery.get(
         sender.accountId,
         sender.deviceId,
@@ -183,14 +186,14 @@ export class SqliteMailbox implements MailboxStore {
     return rows.map((row) => envelopeFromRow(owner, row));
   }
 
-  #ack(owner: DeviceRef, ids: string[]): number {
+  #ack(owner: DeviceRef, ids: string[]): Promise<number> | number {
     validateAck(owner, ids);
     const targets = ids.flatMap((id) => {
       const seq = envelopeIdSeq(id);
       return seq === undefined ? [] : [{ id, seq }];
     });
     if (targets.length === 0) return 0;
-    return this.#transaction(() => {
+    return this.#writes.run(() => {
       let deleted = 0;
       for (const { id, seq } of targets) {
         deleted += Number(this.#ackOne.run(owner.accountId, owner.deviceId, seq, id).changes);
@@ -222,18 +225,6 @@ export class SqliteMailbox implements MailboxStore {
     checkDevice(owner, "owner");
     // The seq counter in mailbox_heads stays, so a reused device id never sees a seq twice.
     return Number(this.#deleteDevice.run(owner.accountId, owner.deviceId).changes);
-  }
-
-  #transaction<T>(work: () => T): T {
-    this.#begin.run();
-    try {
-      const result = work();
-      this.#commit.run();
-      return result;
-    } catch (error) {
-      this.#rollback.run();
-      throw error;
-    }
   }
 }
 

@@ -103,6 +103,8 @@ function sqliteStore(
     close() {
       if (open) {
         open = false;
+        // Writes already accepted commit before the file closes.
+        mailbox.flushPendingWrites();
         db.close();
       }
       return Promise.resolve();
