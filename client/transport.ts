@@ -69,6 +69,8 @@ export class Transport {
     // connection, and two SDK clients in one process never share one.
     this.#channel = new grpc.Channel(options.address, credentials, {
       "grpc.use_local_subchannel_pool": 1,
+      // No channelz debug service in a client: its per-call bookkeeping is pure overhead.
+      "grpc.enable_channelz": 0,
       "grpc.max_receive_message_length": 8 * 1024 * 1024,
     });
     const shared = { channelOverride: this.#channel };
