@@ -1,6 +1,7 @@
 /**
  * Messaging load, in one run, loopback only, bounded in count and time:
- *  1. the ceiling: a bare grpc-js unary echo (round trips/s, p50/p99);
+ *  1. the ceiling: a bare grpc-js unary echo (round trips/s, p50/p99), and the transport floor
+ *     of Guardyn's message shape (unary send, push on a stream, ack in it; relay_floor.ts);
  *  2. Guardyn's sustained send → deliver → ack rate with send→deliver p50/p99, on the embedded
  *     store and on Cassandra + JetStream;
  *  3. send→deliver p50/p99 at a fixed 1,000 messages/s on both;
@@ -12,7 +13,7 @@
  * written straight into the store and tokens minted with the deployment's keys: the auth
  * service's own limits and Argon2id cost are not what is measured here.
  *
- *   deno run -A tests/load/messaging_load.ts [--seconds=5] [--idle=10000] [--only=echo,embedded,cluster,idle]
+ *   deno run -A tests/load/messaging_load.ts [--seconds=5] [--idle=10000] [--only=echo,floor,embedded,cluster,idle]
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -28,6 +29,7 @@ import {
 } from "../../services/platform/tokens.ts";
 import { migrate, readMigrateSettings } from "../../tasks/migrate.ts";
 import { deleteStreams } from "../../services/bus/conformance/nats_server.ts";
+import { measureRelayFloor, relayServer } from "./relay_floor.ts";
 import {
   EnvelopeType,
   MessagingServiceClient,
@@ -44,13 +46,13 @@ const args = Object.fromEntries(
 );
 const SECONDS = bounded(Number(args.seconds ?? 5), 1, 60);
 const IDLE_STREAMS = bounded(Number(args.idle ?? 10_000), 10, 20_000);
-const ONLY = new Set((args.only ?? "echo,embedded,cluster,idle").split(","));
+const ONLY = new Set((args.only ?? "echo,floor,embedded,cluster,idle").split(","));
 const CONCURRENCY = bounded(Number(args.concurrency ?? 64), 1, 512);
 const PAYLOAD = new Uint8Array(256).map((_, i) => i);
 const MAIN = new URL("../../services/messaging/main.ts", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 const DOMAIN = "guardyn.load";
-const OWN_CONNECTION = { "grpc.use_local_subchannel_pool": 1 };
+const OWN_CONNECTION = { "grpc.use_local_subchannel_pool": 1, "grpc.enable_channelz": 0 };
 /** `--profile=FILE`: CPU-profile the server during the sustained run (V8 .cpuprofile JSON). */
 const PROFILE = args.profile;
 /**
@@ -94,7 +96,7 @@ const ECHO_METHOD = {
 } as const;
 
 async function echoServer(): Promise<void> {
-  const server = new grpc.Server();
+  const server = new grpc.Server({ "grpc.enable_channelz": 0 });
   server.addService({ echo: ECHO_METHOD }, {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
       callback(null, call.request),
@@ -146,6 +148,29 @@ async function measureEcho() {
   };
 }
 
+/** The same message shape as Guardyn's sustained run with nothing but grpc-js (relay_floor.ts). */
+async function measureFloor() {
+  const child = spawn(["run", "-A", SELF, "--role=relay-server"], {});
+  try {
+    const port = Number((await child.line(/relay listening (\d+)/))[1]);
+    const [serverCpu, ownCpu] = [await child.cpuSeconds(), await ownCpuSeconds()];
+    const floor = await measureRelayFloor(`127.0.0.1:${port}`, {
+      seconds: SECONDS,
+      concurrency: CONCURRENCY,
+      receivers: 50,
+      payload: PAYLOAD,
+    });
+    const perMessage = (cpu: number) => Math.round((cpu * 1e6) / floor.messages);
+    return {
+      ...floor,
+      serverCpuUsPerMessage: perMessage((await child.cpuSeconds()) - serverCpu),
+      loadGeneratorCpuUsPerMessage: perMessage((await ownCpuSeconds()) - ownCpu),
+    };
+  } finally {
+    await child.kill();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child processes.
 
@@ -157,6 +182,17 @@ interface Child {
   rss(): Promise<number>;
   /** CPU time the child used so far (user + system), in seconds (Linux /proc). */
   cpuSeconds(): Promise<number>;
+}
+
+/** CPU time this process used so far (user + system), in seconds (Linux /proc). */
+async function ownCpuSeconds(): Promise<number> {
+  return cpuSecondsOf(await Deno.readTextFile("/proc/self/stat"));
+}
+
+function cpuSecondsOf(stat: string): number {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function spawn(argv: string[], env: Record<string, string>): Child {
@@ -205,10 +241,7 @@ function spawn(argv: string[], env: Record<string, string>): Child {
       await process.status;
     },
     async cpuSeconds() {
-      const stat = await Deno.readTextFile(`/proc/${process.pid}/stat`);
-      // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / 100;
+      return cpuSecondsOf(await Deno.readTextFile(`/proc/${process.pid}/stat`));
     },
     async rss() {
       const status = await Deno.readTextFile(`/proc/${process.pid}/status`);
@@ -558,6 +591,7 @@ async function settle(t: Traffic): Promise<number> {
 /** Closed loop: CONCURRENCY sends in flight, for SECONDS. */
 async function sustained(t: Traffic, server: Child) {
   const cpuBefore = await server.cpuSeconds();
+  const ownCpuBefore = await ownCpuSeconds();
   t.latencies.length = 0;
   const deliveredBefore = t.streams.reduce((n, s) => n + s.delivered, 0);
   let sent = 0;
@@ -581,6 +615,7 @@ async function sustained(t: Traffic, server: Child) {
   const elapsed = (performance.now() - started) / 1000;
   const delivered = t.streams.reduce((n, s) => n + s.delivered, 0) - deliveredBefore;
   const serverCpu = (await server.cpuSeconds()) - cpuBefore;
+  const ownCpu = (await ownCpuSeconds()) - ownCpuBefore;
   const sorted = [...t.latencies].sort((a, b) => a - b);
   return {
     envelopesPerSend: t.fanOut,
@@ -594,6 +629,8 @@ async function sustained(t: Traffic, server: Child) {
     p99Ms: round(percentile(sorted, 99), 2),
     serverCpuUsPerSend: Math.round((serverCpu * 1e6) / Math.max(1, sent - failed)),
     serverCpuUsPerEnvelope: Math.round((serverCpu * 1e6) / Math.max(1, delivered)),
+    // The clients share the machine's two cores with the server: their cost bounds the rate too.
+    loadGeneratorCpuUsPerSend: Math.round((ownCpu * 1e6) / Math.max(1, sent - failed)),
   };
 }
 
@@ -852,6 +889,8 @@ async function waitUntil(
 if (import.meta.main) {
   if (args.role === "echo-server") {
     await echoServer();
+  } else if (args.role === "relay-server") {
+    await relayServer();
   } else {
     const results: Record<string, unknown> = {
       machine: { cpus: navigator.hardwareConcurrency, deno: Deno.version.deno },
@@ -859,6 +898,7 @@ if (import.meta.main) {
       concurrency: CONCURRENCY,
     };
     if (ONLY.has("echo")) results.echo = await measureEcho();
+    if (ONLY.has("floor")) results.transportFloor = await measureFloor();
     if (ONLY.has("embedded")) results.embedded = await measureBackend("embedded");
     if (ONLY.has("cluster")) results.cluster = await measureBackend("cluster");
     if (ONLY.has("idle")) results.idle = await measureIdle();
