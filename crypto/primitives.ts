@@ -19,7 +19,7 @@
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
 import { hmac } from "@noble/hashes/hmac.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
+import { expand as hkdfExpand, hkdf } from "@noble/hashes/hkdf.js";
 import { ml_kem1024 } from "@noble/post-quantum/ml-kem.js";
 import { CryptoError } from "./errors.ts";
 
@@ -138,6 +138,27 @@ export function hmacSha256(key: Uint8Array, data: Uint8Array): Bytes {
   return asBytes(hmac(nobleSha256, key, data));
 }
 
+/**
+ * HMAC-SHA-256 of two messages under one key: the keyed state (two compression calls) is set up
+ * once and cloned, as the ratchet's chain step needs exactly this (RFC 2104, same outputs).
+ */
+export function hmacSha256Pair(
+  key: Uint8Array,
+  first: Uint8Array,
+  second: Uint8Array,
+): [Bytes, Bytes] {
+  const keyed = hmac.create(nobleSha256, key);
+  const a = keyed.clone().update(first).digest();
+  const b = keyed.update(second).digest();
+  return [asBytes(a), asBytes(b)];
+}
+
+/** A precomputed HMAC-SHA-256 key for a constant key (HKDF's fixed salt): clone per use. */
+export function hmacSha256WithFixedKey(key: Uint8Array): (data: Uint8Array) => Bytes {
+  const keyed = hmac.create(nobleSha256, key);
+  return (data) => asBytes(keyed.clone().update(data).digest());
+}
+
 /** Largest HKDF-SHA-256 output (RFC 5869: 255 hash blocks). */
 export const MAX_HKDF_SHA256_BYTES = 255 * 32;
 
@@ -153,6 +174,27 @@ export function hkdfSha256(
 ): Bytes {
   checkLength(length, MAX_HKDF_SHA256_BYTES, "HKDF output length");
   return asBytes(hkdf(nobleSha256, ikm, salt, info, length));
+}
+
+/**
+ * HKDF-SHA-256 with a constant salt and info (the ratchet's message keys): the salt's keyed HMAC
+ * state is computed once. Same outputs as hkdfSha256(ikm, salt, info, length).
+ */
+export function hkdfSha256WithFixedSalt(
+  salt: Uint8Array,
+  info: Uint8Array,
+): (ikm: Uint8Array, length: number) => Bytes {
+  const extract = hmacSha256WithFixedKey(salt.length === 0 ? new Uint8Array(32) : salt);
+  const fixedInfo = new Uint8Array(info);
+  return (ikm, length) => {
+    checkLength(length, MAX_HKDF_SHA256_BYTES, "HKDF output length");
+    const prk = extract(ikm);
+    try {
+      return asBytes(hkdfExpand(nobleSha256, prk, fixedInfo, length));
+    } finally {
+      wipe(prk);
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ import {
   concatBytes,
   constantTimeEqual,
   hkdfSha256,
-  hmacSha256,
+  hkdfSha256WithFixedSalt,
+  hmacSha256Pair,
   utf8,
   wipe,
   x25519,
@@ -93,11 +94,13 @@ function kdfRk(rootKey: Uint8Array, dhOutput: Uint8Array): [Bytes, Bytes] {
 }
 
 function kdfCk(chainKey: Uint8Array): [messageKey: Bytes, nextChainKey: Bytes] {
-  return [hmacSha256(chainKey, MESSAGE_KEY_SEED), hmacSha256(chainKey, CHAIN_KEY_SEED)];
+  return hmacSha256Pair(chainKey, MESSAGE_KEY_SEED, CHAIN_KEY_SEED);
 }
 
+const messageKeyHkdf = hkdfSha256WithFixedSalt(ZERO_SALT, MESSAGE_KEY_INFO);
+
 function messageCipherKeys(messageKey: Uint8Array): { key: Bytes; nonce: Bytes } {
-  const out = hkdfSha256(messageKey, ZERO_SALT, MESSAGE_KEY_INFO, 44);
+  const out = messageKeyHkdf(messageKey, 44);
   return { key: out.subarray(0, 32), nonce: out.subarray(32) };
 }
 
