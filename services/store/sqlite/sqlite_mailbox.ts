@@ -130,12 +130,13 @@ export class SqliteMailbox implements MailboxStore {
     validateDelivery(delivery);
     const digest = deliveryDigest(delivery);
     const { sender, clientMessageId } = delivery;
-    return this.#writes.run(() => {
+    const written = this.#writes.run((): MailboxDeliveryResult | IdempotencyConflictError => {
       const existing = this.#findDelivery.get(
         sender.accountId,
         sender.deviceId,
         clientMessageId,
       ) as Row | undefined;
+      // A conflict is returned, not thrown, inside the group transaction (write_batch.ts).
       if (existing) return duplicateResult(delivery, digest, existing);
       const stored: StoredItem[] = [];
       for (const item of delivery.items) {
@@ -171,6 +172,10 @@ export class SqliteMailbox implements MailboxStore {
         envelopes: envelopesOf(delivery, stored, delivery),
         serverTimestampMs: delivery.serverTimestampMs,
       };
+    });
+    return written.then((result) => {
+      if (result instanceof IdempotencyConflictError) throw result;
+      return result;
     });
   }
 
@@ -232,9 +237,9 @@ function duplicateResult(
   delivery: MailboxDelivery,
   digest: Uint8Array,
   existing: Row,
-): MailboxDeliveryResult {
+): MailboxDeliveryResult | IdempotencyConflictError {
   if (!sameBytes(digest, existing.digest as Uint8Array)) {
-    throw new IdempotencyConflictError(
+    return new IdempotencyConflictError(
       `clientMessageId '${delivery.clientMessageId}' of this sender device was already used ` +
         "for different envelopes",
     );

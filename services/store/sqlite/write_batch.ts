@@ -2,9 +2,11 @@
  * Group commit for one SQLite connection. A commit costs far more than the rows it carries (WAL
  * frames for every touched page, index pages included), and a busy instance has dozens of sends
  * and acknowledgements in flight, so the write work queued during one event-loop turn runs in
- * one transaction. Each piece runs inside its own savepoint: a piece that throws is rolled back
- * alone and rejects alone; the others commit. Every promise settles only after the commit, so a
- * resolved write is as durable as with a transaction of its own.
+ * one transaction. A piece that throws rolls the batch back, and every piece of it then runs in
+ * a transaction of its own, so the failing piece rejects alone and the others commit. Pieces
+ * must therefore report expected refusals as values and throw only on real failures (a
+ * client-caused throw would make the whole batch run twice). Every promise settles only after
+ * its commit, so a resolved write is as durable as with a transaction of its own.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
@@ -22,9 +24,6 @@ export class WriteBatcher {
   readonly #begin: StatementSync;
   readonly #commit: StatementSync;
   readonly #rollback: StatementSync;
-  readonly #savepoint: StatementSync;
-  readonly #release: StatementSync;
-  readonly #rollbackToSavepoint: StatementSync;
   #queue: Pending[] = [];
   #scheduled = false;
   /** Committed transactions and the pieces they carried, for tests and diagnostics. */
@@ -34,9 +33,6 @@ export class WriteBatcher {
     this.#begin = db.prepare("BEGIN IMMEDIATE");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
-    this.#savepoint = db.prepare("SAVEPOINT piece");
-    this.#release = db.prepare("RELEASE piece");
-    this.#rollbackToSavepoint = db.prepare("ROLLBACK TO piece");
   }
 
   /** Runs synchronous `work` in the next group transaction; settles after its commit. */
@@ -69,10 +65,28 @@ export class WriteBatcher {
     if (this.#queue.length === 0) return;
     const batch = this.#queue.slice(0, this.maxBatch);
     this.#queue = this.#queue.slice(batch.length);
-    const outcomes = this.#runAll(batch);
-    if (outcomes instanceof Error) {
-      for (const pending of batch) pending.reject(outcomes);
+    let outcomes: Outcome[];
+    try {
+      this.#begin.run();
+    } catch (error) {
+      // No transaction (the file is locked, or gone): nothing ran, and retrying piece by piece
+      // would only wait for the same lock once per piece.
+      for (const pending of batch) pending.reject(error);
       return;
+    }
+    try {
+      outcomes = this.#runAndCommit(batch);
+    } catch {
+      // One piece threw (or the commit failed): nothing of the batch was kept. Each piece runs
+      // again in a transaction of its own, so only the failing one fails.
+      outcomes = batch.map((pending) => {
+        try {
+          this.#begin.run();
+          return this.#runAndCommit([pending])[0]!;
+        } catch (error) {
+          return { ok: false, error };
+        }
+      });
     }
     batch.forEach((pending, i) => {
       const outcome = outcomes[i]!;
@@ -81,17 +95,10 @@ export class WriteBatcher {
     });
   }
 
-  /** The outcome of each piece, or the error that failed the whole transaction. */
-  #runAll(
-    batch: Pending[],
-  ): Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> | Error {
+  /** Inside an open transaction: runs the pieces and commits, or rolls back and throws. */
+  #runAndCommit(batch: Pending[]): Outcome[] {
     try {
-      this.#begin.run();
-    } catch (error) {
-      return asError(error);
-    }
-    try {
-      const outcomes = batch.map((pending) => this.#runPiece(pending.work));
+      const outcomes: Outcome[] = batch.map((pending) => ({ ok: true, value: pending.work() }));
       this.#commit.run();
       this.committed.transactions += 1;
       this.committed.pieces += batch.length;
@@ -100,25 +107,9 @@ export class WriteBatcher {
       try {
         this.#rollback.run();
       } catch { /* the transaction is already gone */ }
-      return asError(error);
+      throw error;
     }
-  }
-
-  #runPiece(work: () => unknown): { ok: true; value: unknown } | { ok: false; error: unknown } {
-    this.#savepoint.run();
-    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
-    try {
-      outcome = { ok: true, value: work() };
-    } catch (error) {
-      // Undo only this piece; a failure of the rollback itself fails the whole transaction.
-      this.#rollbackToSavepoint.run();
-      outcome = { ok: false, error };
-    }
-    this.#release.run();
-    return outcome;
   }
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
