@@ -153,19 +153,23 @@ async function measureFloor() {
   const child = spawn(["run", "-A", SELF, "--role=relay-server"], {});
   try {
     const port = Number((await child.line(/relay listening (\d+)/))[1]);
-    const [serverCpu, ownCpu] = [await child.cpuSeconds(), await ownCpuSeconds()];
-    const floor = await measureRelayFloor(`127.0.0.1:${port}`, {
-      seconds: SECONDS,
-      concurrency: CONCURRENCY,
-      receivers: 50,
-      payload: PAYLOAD,
-    });
-    const perMessage = (cpu: number) => Math.round((cpu * 1e6) / floor.messages);
-    return {
-      ...floor,
-      serverCpuUsPerMessage: perMessage((await child.cpuSeconds()) - serverCpu),
-      loadGeneratorCpuUsPerMessage: perMessage((await ownCpuSeconds()) - ownCpu),
+    const measure = async (sendMode: "unary" | "stream") => {
+      const [serverCpu, ownCpu] = [await child.cpuSeconds(), await ownCpuSeconds()];
+      const floor = await measureRelayFloor(`127.0.0.1:${port}`, {
+        seconds: SECONDS,
+        concurrency: CONCURRENCY,
+        receivers: 50,
+        payload: PAYLOAD,
+        sendMode,
+      });
+      const perMessage = (cpu: number) => Math.round((cpu * 1e6) / floor.messages);
+      return {
+        ...floor,
+        serverCpuUsPerMessage: perMessage((await child.cpuSeconds()) - serverCpu),
+        loadGeneratorCpuUsPerMessage: perMessage((await ownCpuSeconds()) - ownCpu),
+      };
     };
+    return { unarySend: await measure("unary"), streamedSends: await measure("stream") };
   } finally {
     await child.kill();
   }

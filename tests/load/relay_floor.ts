@@ -3,7 +3,9 @@
  * for Guardyn's message shape with no store, no auth and no protobuf. A unary Send pushes its
  * payload onto the recipient's bidirectional Receive stream, the recipient acknowledges by id in
  * that stream (acks batched per millisecond, like the load test's receivers), and the server
- * keeps unacknowledged payloads in a Map. Guardyn's own rate can only be compared to this.
+ * keeps unacknowledged payloads in a Map. Guardyn's own rate can only be compared to this. The
+ * "stream" mode sends on one long-lived bidirectional stream per connection instead of one
+ * unary call per message: what a streaming send API would allow.
  */
 import * as grpc from "@grpc/grpc-js";
 
@@ -19,6 +21,12 @@ const raw = {
 
 const RELAY = {
   send: { path: "/guardyn.load.Relay/Send", requestStream: false, responseStream: false, ...raw },
+  sendStream: {
+    path: "/guardyn.load.Relay/SendStream",
+    requestStream: true,
+    responseStream: true,
+    ...raw,
+  },
   receive: {
     path: "/guardyn.load.Relay/Receive",
     requestStream: true,
@@ -49,6 +57,20 @@ export async function relayServer(): Promise<void> {
       unacked.set(id, message);
       stream.write(message);
       callback(null, message.subarray(0, ID_BYTES));
+    },
+    sendStream: (call: Stream) => {
+      call.on("data", (request: Buffer) => {
+        const stream = streams.get(request.readUInt32BE(0));
+        const message = Buffer.alloc(ID_BYTES + request.length - 4);
+        const id = nextId++;
+        message.writeBigUInt64BE(id, 0);
+        request.copy(message, ID_BYTES, 4);
+        unacked.set(id, message);
+        stream?.write(message);
+        call.write(message.subarray(0, ID_BYTES));
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => {});
     },
     receive: (call: Stream) => {
       let registered: number | undefined;
@@ -81,6 +103,7 @@ export async function relayServer(): Promise<void> {
 }
 
 type RelayClient = grpc.Client & {
+  sendStream(): grpc.ClientDuplexStream<Uint8Array, Buffer>;
   send(request: Uint8Array, callback: (e: grpc.ServiceError | null) => void): void;
   receive(): grpc.ClientDuplexStream<Uint8Array, Buffer>;
 };
@@ -96,7 +119,14 @@ export interface RelayFloor {
 /** Closed loop like the sustained Guardyn run: `concurrency` sends in flight for `seconds`. */
 export async function measureRelayFloor(
   address: string,
-  options: { seconds: number; concurrency: number; receivers: number; payload: Uint8Array },
+  options: {
+    seconds: number;
+    concurrency: number;
+    receivers: number;
+    payload: Uint8Array;
+    /** "unary": one call per send, as Guardyn's SendMessage; "stream": sends on one stream. */
+    sendMode: "unary" | "stream";
+  },
 ): Promise<RelayFloor> {
   const Relay = grpc.makeGenericClientConstructor(RELAY, "Relay");
   const lanes = Array.from(
@@ -143,10 +173,27 @@ export async function measureRelayFloor(
     body.writeDoubleBE(performance.now(), 4);
     return body;
   };
+  // One long-lived send stream per connection, answers in order (the "stream" mode).
+  const streaming = options.sendMode === "stream";
+  const senders = streaming
+    ? lanes.map((lane) => {
+      const call = lane.sendStream();
+      const waiting: (() => void)[] = [];
+      call.on("data", () => waiting.shift()?.());
+      call.on("error", () => {});
+      return { call, waiting };
+    })
+    : [];
   const send = (lane: number, recipient: number) =>
-    new Promise<void>((resolve, reject) => {
-      lanes[lane % lanes.length]!.send(request(recipient), (e) => e ? reject(e) : resolve());
-    });
+    streaming
+      ? new Promise<void>((resolve) => {
+        const s = senders[lane % senders.length]!;
+        s.waiting.push(resolve);
+        s.call.write(request(recipient));
+      })
+      : new Promise<void>((resolve, reject) => {
+        lanes[lane % lanes.length]!.send(request(recipient), (e) => e ? reject(e) : resolve());
+      });
   for (let i = 0; i < 200; i++) await send(i, i % receivers.length); // warm up
   await new Promise((r) => setTimeout(r, 50));
   latencies.length = 0;
@@ -162,6 +209,7 @@ export async function measureRelayFloor(
   const elapsed = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 100)); // the last pushes
   for (const call of receivers) call.end();
+  for (const sender of senders) sender.call.end();
   await new Promise((r) => setTimeout(r, 200));
   latencies.sort((a, b) => a - b);
   const at = (p: number) =>
