@@ -12,8 +12,8 @@ import { deleteStreams, NATS_URL } from "../bus/conformance/nats_server.ts";
 import type { BusEvent } from "../bus/subjects.ts";
 import { type Clients, PASSWORD } from "../auth/auth_test_kit.ts";
 import { authModule } from "../auth/module.ts";
-import { MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
-import { EnvelopeType } from "../../proto/gen/guardyn/v1/messaging.ts";
+import { ErrorReason, MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
+import { EnvelopeType, type SendStreamResponse } from "../../proto/gen/guardyn/v1/messaging.ts";
 import {
   account,
   authClients,
@@ -24,6 +24,7 @@ import {
   messagingClient,
   ReceiveSession,
   send,
+  SendStreamSession,
   type TestAccount,
   textOf,
 } from "./messaging_test_kit.ts";
@@ -352,6 +353,97 @@ export function messagingSuite(backend: Backend) {
     await stream.close();
     await drain(s.mB, s.bob.devices[1]!.accessToken);
     await drain(s.mB, s.alice.devices[1]!.accessToken);
+  });
+
+  test("SendStream: each send is answered by request id and delivered; refusals leave the stream open", async (s) => {
+    const sender = s.alice.devices[0]!;
+    const [laptop, phone] = [s.bob.devices[0]!, s.bob.devices[1]!];
+    const receivers = [laptop, phone, s.alice.devices[1]!].map((d) =>
+      new ReceiveSession(s.mB, d.accessToken)
+    );
+    for (const receiver of receivers) await receiver.waitForDrained();
+    const stream = new SendStreamSession(s.mA, sender.accessToken);
+    const good = Array.from({ length: 20 }, (_, i) => messageTo(sender, s.alice, s.bob, `m${i}`));
+    const mismatched = messageTo(sender, s.alice, s.bob, "bad");
+    mismatched.envelopes = [envelopeFor(laptop, "bad")];
+    const oversized = messageTo(sender, s.alice, s.bob, "big");
+    oversized.envelopes[0]!.content = new Uint8Array(ENVELOPE_MAX + 1);
+    const conflicting = {
+      ...good[0]!,
+      envelopes: good[0]!.envelopes.map((e) => ({ ...e, content: new Uint8Array([7]) })),
+    };
+    // All written at once: answers come back by id, whatever their order.
+    const [sent, refusedMismatch, refusedSize, refusedEmpty] = await Promise.all([
+      Promise.all(good.map((request) => stream.send(request))),
+      stream.send(mismatched),
+      stream.send(oversized),
+      stream.send(undefined),
+    ]);
+    for (const answer of sent) assertEquals(answer.result?.$case, "sent");
+    const failed = (answer: SendStreamResponse) => {
+      assert(answer.result?.$case === "failed", `expected a failure, got ${answer.result?.$case}`);
+      return answer.result.value;
+    };
+    const mismatch = failed(refusedMismatch);
+    assertEquals([mismatch.code, mismatch.reason], [
+      grpc.status.FAILED_PRECONDITION,
+      ErrorReason.ERROR_REASON_MISMATCHED_DEVICES,
+    ]);
+    assertEquals(MismatchedDevices.decode(mismatch.detail).missingDevices, [
+      { accountId: s.bob.accountId, deviceId: phone.deviceId },
+    ]);
+    const size = failed(refusedSize);
+    assertEquals(size.code, grpc.status.INVALID_ARGUMENT);
+    assert(size.message.includes(`${ENVELOPE_MAX}-byte envelope limit`), size.message);
+    assertEquals(failed(refusedEmpty).code, grpc.status.INVALID_ARGUMENT);
+
+    // Idempotency as with SendMessage: a retry is a duplicate, changed content a conflict.
+    const retry = await stream.send(good[0]!);
+    assert(retry.result?.$case === "sent" && retry.result.value.duplicate);
+    assert(sent[0]!.result?.$case === "sent");
+    assertEquals(retry.result.value.envelopes, sent[0]!.result.value.envelopes);
+    assertEquals(failed(await stream.send(conflicting)).code, grpc.status.ALREADY_EXISTS);
+    // The stream still works after every refusal.
+    const after = await stream.send(messageTo(sender, s.alice, s.bob, "after"));
+    assertEquals(after.result?.$case, "sent");
+    assertEquals((await stream.close()).code, grpc.status.OK);
+
+    // Delivered once each, copies included; the refused ones nowhere.
+    const expected = (device: { deviceId: string }) =>
+      [...good.map((_, i) => `m${i}`), "after"].map((t) => `${t} for ${device.deviceId}`);
+    for (const [i, device] of [laptop, phone, s.alice.devices[1]!].entries()) {
+      await receivers[i]!.waitForMail(21);
+      assertEquals(receivers[i]!.mail().map(textOf).sort(), expected(device).sort());
+      receivers[i]!.ackAll();
+      await receivers[i]!.close();
+    }
+  });
+
+  test("SendStream: no token ends it UNAUTHENTICATED; past its in-flight bound nothing is lost", async (s) => {
+    const anonymous = new SendStreamSession(s.mA, undefined);
+    assertEquals([(await anonymous.ended).code, (await anonymous.ended).reason], [
+      grpc.status.UNAUTHENTICATED,
+      "TOKEN_MISSING",
+    ]);
+    const sender = s.alice.devices[0]!;
+    const stream = new SendStreamSession(s.mA, sender.accessToken);
+    // Three times the 64 requests a stream handles at once, written without waiting.
+    const answers = await Promise.all(
+      Array.from(
+        { length: 192 },
+        (_, i) => stream.send(messageTo(sender, s.alice, s.bob, `n${i}`, { syncEnvelopes: [] })),
+      ),
+    );
+    assertEquals(answers.filter((a) => a.result?.$case === "sent").length, 192);
+    assertEquals(new Set(answers.map((a) => a.requestId)).size, 192);
+    assertEquals((await stream.close()).code, grpc.status.OK);
+    for (const device of s.bob.devices) {
+      const receiver = new ReceiveSession(s.mB, device.accessToken);
+      await receiver.waitForMail(192);
+      assertEquals(receiver.mail().length, 192);
+      receiver.ackAll();
+      await receiver.close();
+    }
   });
 
   test("ephemeral envelopes reach open streams only and are never stored", async (s) => {

@@ -14,6 +14,8 @@ import {
   type ReceiveResponse,
   type SendMessageRequest,
   type SendMessageResponse,
+  type SendStreamRequest,
+  type SendStreamResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 import {
   AuthServiceClient,
@@ -248,3 +250,45 @@ export class ReceiveSession {
 }
 
 export { ClosedReason };
+
+/** A SendStream: `send` resolves with the answer carrying the request's id. */
+export class SendStreamSession {
+  readonly call: grpc.ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
+  readonly ended: Promise<StreamEnd>;
+  #nextId = 1;
+  #waiting = new Map<number, (response: SendStreamResponse) => void>();
+
+  constructor(m: Messaging, token: string | undefined) {
+    this.call = m.sendStream(bearer(token));
+    this.call.on("data", (response: SendStreamResponse) => {
+      this.#waiting.get(response.requestId)?.(response);
+      this.#waiting.delete(response.requestId);
+    });
+    this.call.on("error", () => {});
+    this.ended = new Promise((resolve) => {
+      this.call.on("status", (status: grpc.StatusObject) => {
+        const reason = status.metadata?.get("guardyn-error-reason")[0];
+        resolve({
+          code: status.code,
+          reason: typeof reason === "string" ? reason : undefined,
+          details: status.details,
+        });
+      });
+    });
+  }
+
+  /** Writes one request (`send` may be left out to test refusals) and waits for its answer. */
+  send(send: SendMessageRequest | undefined): Promise<SendStreamResponse> {
+    const requestId = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#waiting.set(requestId, resolve);
+      this.call.write({ requestId, send });
+    });
+  }
+
+  /** Half-closes; the server ends the stream with OK once every request is answered. */
+  async close(): Promise<StreamEnd> {
+    this.call.end();
+    return await this.ended;
+  }
+}

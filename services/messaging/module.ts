@@ -1,9 +1,10 @@
 /**
- * The messaging service module: MessagingService (SendMessage, Receive) with its background
+ * The messaging service module: MessagingService (SendMessage, SendStream, Receive) with its background
  * work (mailbox events, revocation purges, expiry). GroupService is a separate issue and is
  * not registered here.
  */
 
+import { status as grpcStatus } from "@grpc/grpc-js";
 import client from "prom-client";
 import { RateLimiter } from "../platform/rate_limit.ts";
 import { requireAuth } from "../platform/grpc_server.ts";
@@ -13,6 +14,7 @@ import { cachedDirectory, storeDirectory } from "./directory.ts";
 import { startLifecycle } from "./lifecycle.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
 import { sendMessageHandler } from "./send_service.ts";
+import { serveSendStream } from "./send_stream.ts";
 import { StreamHub } from "./stream_hub.ts";
 import { accessTokenExpiryMs } from "./token_expiry.ts";
 
@@ -82,8 +84,22 @@ export const messagingModule: ServiceModule = {
       offerLocal: (recipient, envelope) => hub.get(recipient)?.offer(envelope) ?? false,
       maxConcurrentSends: settings.maxConcurrentSends,
     });
+    const streamedSends = new client.Counter({
+      name: "guardyn_messaging_stream_sends_total",
+      help: "Sends handled on SendStream streams, by outcome (gRPC status code name)",
+      labelNames: ["code"],
+      registers: [deps.metrics.registry],
+    });
     server.addService("guardyn.v1.MessagingService", MessagingServiceService, {
       sendMessage,
+      sendStream: (call, ctx) =>
+        serveSendStream(call, ctx, {
+          sendMessage,
+          requestTimeoutMs: config.grpc.limits.maxUnaryDeadlineMs,
+          tokenExpiryMs: accessTokenExpiryMs(ctx.metadata),
+          now,
+          onOutcome: (code) => streamedSends.inc({ code: grpcStatus[code] ?? String(code) }),
+        }),
       receive: (call, ctx) => {
         const auth = requireAuth(ctx);
         const owner = { accountId: auth.accountId, deviceId: auth.deviceId };

@@ -35,7 +35,10 @@ import {
   MessagingServiceClient,
   type ReceiveRequest,
   type ReceiveResponse,
+  type SendMessageRequest,
   type SendMessageResponse,
+  type SendStreamRequest,
+  type SendStreamResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 
 const args = Object.fromEntries(
@@ -456,6 +459,27 @@ class LeanReceiver {
   }
 }
 
+function sendRequest(
+  fromOthers: LoadDevice[],
+  to: LoadDevice[],
+  clientMessageId: string,
+): SendMessageRequest {
+  const envelope = (device: LoadDevice) => ({
+    deviceId: device.deviceId,
+    registrationId: device.registrationId,
+    type: EnvelopeType.ENVELOPE_TYPE_RATCHET_MESSAGE,
+    content: PAYLOAD,
+  });
+  return {
+    recipientAccountId: to[0]!.accountId,
+    clientMessageId,
+    envelopes: to.map(envelope),
+    syncEnvelopes: fromOthers.map(envelope),
+    ephemeral: false,
+    silent: false,
+  };
+}
+
 function sendOnce(
   m: Messaging,
   from: LoadDevice,
@@ -463,26 +487,57 @@ function sendOnce(
   to: LoadDevice[],
   clientMessageId: string,
 ): Promise<SendMessageResponse> {
-  const envelope = (device: LoadDevice) => ({
-    deviceId: device.deviceId,
-    registrationId: device.registrationId,
-    type: EnvelopeType.ENVELOPE_TYPE_RATCHET_MESSAGE,
-    content: PAYLOAD,
-  });
   return new Promise((resolve, reject) =>
     m.sendMessage(
-      {
-        recipientAccountId: to[0]!.accountId,
-        clientMessageId,
-        envelopes: to.map(envelope),
-        syncEnvelopes: fromOthers.map(envelope),
-        ephemeral: false,
-        silent: false,
-      },
+      sendRequest(fromOthers, to, clientMessageId),
       metadataFor(from.token),
       (error, response) => error ? reject(error) : resolve(response),
     )
   );
+}
+
+/** One SendStream per sending device: sends answered by request id. */
+class StreamSender {
+  readonly #call: grpc.ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
+  readonly #waiting = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  #next = 1;
+
+  constructor(m: Messaging, token: string) {
+    this.#call = m.sendStream(metadataFor(token));
+    this.#call.on("data", (answer: SendStreamResponse) => {
+      const waiting = this.#waiting.get(answer.requestId);
+      this.#waiting.delete(answer.requestId);
+      if (answer.result?.$case === "sent") waiting?.resolve();
+      else {
+        const failed = answer.result?.value;
+        waiting?.reject(
+          Object.assign(new Error(failed?.message ?? "no result"), {
+            code: failed?.code ?? grpc.status.UNKNOWN,
+            details: failed?.message,
+          }),
+        );
+      }
+    });
+    this.#call.on("error", () => {});
+    this.#call.on("status", (status: grpc.StatusObject) => {
+      for (const waiting of this.#waiting.values()) {
+        waiting.reject(Object.assign(new Error(status.details), status));
+      }
+      this.#waiting.clear();
+    });
+  }
+
+  send(request: SendMessageRequest): Promise<void> {
+    const requestId = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(requestId, { resolve, reject });
+      this.#call.write({ requestId, send: request });
+    });
+  }
+
+  close(): void {
+    this.#call.end();
+  }
 }
 
 /** Groups devices by account, in creation order. */
@@ -506,6 +561,8 @@ interface Traffic {
   sentAt: Map<string, { t0: number; left: number }>;
   latencies: number[];
   send(n: number, lane: Messaging, id: string): Promise<unknown>;
+  /** The same send on the sender's SendStream instead of a SendMessage call. */
+  sendStreamed(n: number, id: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -542,6 +599,16 @@ async function openTraffic(
     30_000,
   );
   const fanOut = 2 * perAccount - 1;
+  const streamSenders = senders.map((account, i) =>
+    new StreamSender(lanes[i % lanes.length]!, account[0]!.token)
+  );
+  const track = <T>(id: string, sending: Promise<T>) => {
+    sentAt.set(id, { t0: performance.now(), left: fanOut });
+    return sending.catch((error) => {
+      sentAt.delete(id);
+      throw error;
+    });
+  };
   return {
     lanes,
     senders,
@@ -553,14 +620,16 @@ async function openTraffic(
     send(n, lane, id) {
       const from = senders[n % senders.length]!;
       const to = recipients[(n * 7) % recipients.length]!;
-      sentAt.set(id, { t0: performance.now(), left: fanOut });
-      return sendOnce(lane, from[0]!, from.slice(1), to, id).catch((error) => {
-        sentAt.delete(id);
-        throw error;
-      });
+      return track(id, sendOnce(lane, from[0]!, from.slice(1), to, id));
+    },
+    sendStreamed(n, id) {
+      const from = senders[n % senders.length]!;
+      const to = recipients[(n * 7) % recipients.length]!;
+      return track(id, streamSenders[n % senders.length]!.send(sendRequest(from.slice(1), to, id)));
     },
     async close() {
       progress("closing the streams");
+      for (const sender of streamSenders) sender.close();
       for (const stream of streams) stream.close();
       // Stream resets by the hundred, or a client closing a connection that carried about a
       // thousand calls, abort a Deno 2.9 server inside nghttp2 (denoland/deno#36788; see
@@ -593,7 +662,8 @@ async function settle(t: Traffic): Promise<number> {
 }
 
 /** Closed loop: CONCURRENCY sends in flight, for SECONDS. */
-async function sustained(t: Traffic, server: Child) {
+/** `streamed`: sends on SendStream (one stream per sending device) instead of SendMessage. */
+async function sustained(t: Traffic, server: Child, streamed = false) {
   const cpuBefore = await server.cpuSeconds();
   const ownCpuBefore = await ownCpuSeconds();
   t.latencies.length = 0;
@@ -608,7 +678,7 @@ async function sustained(t: Traffic, server: Child) {
     while (performance.now() < deadline) {
       const n = sent++;
       try {
-        await t.send(n, lane, `s${run}-${n}`);
+        await (streamed ? t.sendStreamed(n, `s${run}-${n}`) : t.send(n, lane, `s${run}-${n}`));
       } catch (error) {
         noteFailure(error);
         failed++;
@@ -701,7 +771,14 @@ async function measureBackend(backend: "embedded" | "cluster") {
       if (profiler) {
         await Deno.writeTextFile(`${PROFILE}.${backend}.cpuprofile`, await profiler.stop());
       }
-      singleResults = { sustained: sustainedRun, [`fixed${rate}`]: fixed };
+      progress(`${backend}: sustained, one device per account, sends on SendStream`);
+      const streamedRun = await sustained(single, d.child, true);
+      progress(JSON.stringify(streamedRun));
+      singleResults = {
+        sustained: sustainedRun,
+        sustainedSendStream: streamedRun,
+        [`fixed${rate}`]: fixed,
+      };
     } finally {
       await single.close();
     }
@@ -711,7 +788,11 @@ async function measureBackend(backend: "embedded" | "cluster") {
     const multi = await openTraffic(d, lanes, 25, 2);
     try {
       await fixedRate(multi, 100);
-      return { ...singleResults, multiDevice: await sustained(multi, d.child) };
+      return {
+        ...singleResults,
+        multiDevice: await sustained(multi, d.child),
+        multiDeviceSendStream: await sustained(multi, d.child, true),
+      };
     } finally {
       await multi.close();
     }

@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { DeviceAddress, PageRequest } from "./common.ts";
+import { DeviceAddress, ErrorReason, errorReasonFromJSON, errorReasonToJSON, PageRequest } from "./common.ts";
 
 export const protobufPackage = "guardyn.v1";
 
@@ -214,6 +214,46 @@ export interface SendMessageResponse {
   envelopes: SentEnvelope[];
   /** True when this answers a retry of an already delivered client_message_id. */
   duplicate: boolean;
+}
+
+/** One send on a SendStream. */
+export interface SendStreamRequest {
+  /** Chosen by the client (e.g. a counter) and echoed in the answer; not interpreted. */
+  requestId: number;
+  /** The send, as for SendMessage (required). */
+  send?: SendMessageRequest | undefined;
+}
+
+/** The answer to one SendStreamRequest. */
+export interface SendStreamResponse {
+  /** The request_id of the request this answers. */
+  requestId: number;
+  /** Exactly one of the two. */
+  result?:
+    | //
+    /** What SendMessage would have returned. */
+    { $case: "sent"; value: SendMessageResponse }
+    | //
+    /** The error SendMessage would have returned; nothing was written. */
+    { $case: "failed"; value: SendFailure }
+    | undefined;
+}
+
+/** A refused send on a SendStream: the status a SendMessage call would have ended with. */
+export interface SendFailure {
+  /** The gRPC status code (e.g. 9 FAILED_PRECONDITION). */
+  code: number;
+  /** The reason, as in the guardyn-error-reason trailer. */
+  reason: ErrorReason;
+  /** Human-readable, as the status details. */
+  message: string;
+  /**
+   * Serialized detail, as the guardyn-error-detail-bin trailer (MismatchedDevices for
+   * MISMATCHED_DEVICES / STALE_DEVICES); empty when none.
+   */
+  detail: Uint8Array;
+  /** When a retry may succeed (RATE_LIMITED, overload), as guardyn-retry-after-ms; 0 when none. */
+  retryAfterMs: number;
 }
 
 /** Client-to-server messages on the Receive stream. */
@@ -992,6 +1032,355 @@ export const SendMessageResponse: MessageFns<SendMessageResponse> = {
     message.serverTimestampMs = object.serverTimestampMs ?? 0;
     message.envelopes = object.envelopes?.map((e) => SentEnvelope.fromPartial(e)) || [];
     message.duplicate = object.duplicate ?? false;
+    return message;
+  },
+};
+
+function createBaseSendStreamRequest(): SendStreamRequest {
+  return { requestId: 0, send: undefined };
+}
+
+export const SendStreamRequest: MessageFns<SendStreamRequest> = {
+  encode(message: SendStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.send !== undefined) {
+      SendMessageRequest.encode(message.send, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.send = SendMessageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SendStreamRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      send: isSet(object.send) ? SendMessageRequest.fromJSON(object.send) : undefined,
+    };
+  },
+
+  toJSON(message: SendStreamRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.send !== undefined) {
+      obj.send = SendMessageRequest.toJSON(message.send);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SendStreamRequest>, I>>(base?: I): SendStreamRequest {
+    return SendStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SendStreamRequest>, I>>(object: I): SendStreamRequest {
+    const message = createBaseSendStreamRequest();
+    message.requestId = object.requestId ?? 0;
+    message.send = (object.send !== undefined && object.send !== null)
+      ? SendMessageRequest.fromPartial(object.send)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSendStreamResponse(): SendStreamResponse {
+  return { requestId: 0, result: undefined };
+}
+
+export const SendStreamResponse: MessageFns<SendStreamResponse> = {
+  encode(message: SendStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    switch (message.result?.$case) {
+      case "sent":
+        SendMessageResponse.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+      case "failed":
+        SendFailure.encode(message.result.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "sent", value: SendMessageResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "failed", value: SendFailure.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SendStreamResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      result: isSet(object.sent)
+        ? { $case: "sent", value: SendMessageResponse.fromJSON(object.sent) }
+        : isSet(object.failed)
+        ? { $case: "failed", value: SendFailure.fromJSON(object.failed) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: SendStreamResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.result?.$case === "sent") {
+      obj.sent = SendMessageResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "failed") {
+      obj.failed = SendFailure.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SendStreamResponse>, I>>(base?: I): SendStreamResponse {
+    return SendStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SendStreamResponse>, I>>(object: I): SendStreamResponse {
+    const message = createBaseSendStreamResponse();
+    message.requestId = object.requestId ?? 0;
+    switch (object.result?.$case) {
+      case "sent": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "sent", value: SendMessageResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "failed": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "failed", value: SendFailure.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseSendFailure(): SendFailure {
+  return { code: 0, reason: 0, message: "", detail: new Uint8Array(0), retryAfterMs: 0 };
+}
+
+export const SendFailure: MessageFns<SendFailure> = {
+  encode(message: SendFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).uint32(message.code);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(16).int32(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.detail.length !== 0) {
+      writer.uint32(34).bytes(message.detail);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(40).uint64(message.retryAfterMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendFailure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendFailure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.bytes();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.retryAfterMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SendFailure {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      reason: isSet(object.reason) ? errorReasonFromJSON(object.reason) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      detail: isSet(object.detail) ? bytesFromBase64(object.detail) : new Uint8Array(0),
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: SendFailure): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.reason !== 0) {
+      obj.reason = errorReasonToJSON(message.reason);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.detail.length !== 0) {
+      obj.detail = base64FromBytes(message.detail);
+    }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SendFailure>, I>>(base?: I): SendFailure {
+    return SendFailure.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SendFailure>, I>>(object: I): SendFailure {
+    const message = createBaseSendFailure();
+    message.code = object.code ?? 0;
+    message.reason = object.reason ?? 0;
+    message.message = object.message ?? "";
+    message.detail = object.detail ?? new Uint8Array(0);
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
@@ -3661,6 +4050,22 @@ export const MessagingServiceService = {
     responseSerialize: (value: ReceiveResponse): Buffer => Buffer.from(ReceiveResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReceiveResponse => ReceiveResponse.decode(value),
   },
+  /**
+   * Many sends on one stream, for clients and bridges that send continuously: each request is
+   * handled exactly like a SendMessage call (same checks, limits, rate limit and idempotency)
+   * and answered with its request_id, in completion order. A refused request does not end the
+   * stream; the stream's own status only reports the stream (token, shutdown). At most 64
+   * requests run at once per stream: beyond, the server stops reading (HTTP/2 flow control).
+   */
+  sendStream: {
+    path: "/guardyn.v1.MessagingService/SendStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SendStreamRequest): Buffer => Buffer.from(SendStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SendStreamRequest => SendStreamRequest.decode(value),
+    responseSerialize: (value: SendStreamResponse): Buffer => Buffer.from(SendStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SendStreamResponse => SendStreamResponse.decode(value),
+  },
 } as const;
 
 export interface MessagingServiceServer extends UntypedServiceImplementation {
@@ -3674,6 +4079,14 @@ export interface MessagingServiceServer extends UntypedServiceImplementation {
    * acknowledges what it has durably processed. One stream per device.
    */
   receive: handleBidiStreamingCall<ReceiveRequest, ReceiveResponse>;
+  /**
+   * Many sends on one stream, for clients and bridges that send continuously: each request is
+   * handled exactly like a SendMessage call (same checks, limits, rate limit and idempotency)
+   * and answered with its request_id, in completion order. A refused request does not end the
+   * stream; the stream's own status only reports the stream (token, shutdown). At most 64
+   * requests run at once per stream: beyond, the server stops reading (HTTP/2 flow control).
+   */
+  sendStream: handleBidiStreamingCall<SendStreamRequest, SendStreamResponse>;
 }
 
 export interface MessagingServiceClient extends Client {
@@ -3703,6 +4116,19 @@ export interface MessagingServiceClient extends Client {
   receive(): ClientDuplexStream<ReceiveRequest, ReceiveResponse>;
   receive(options: Partial<CallOptions>): ClientDuplexStream<ReceiveRequest, ReceiveResponse>;
   receive(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ReceiveRequest, ReceiveResponse>;
+  /**
+   * Many sends on one stream, for clients and bridges that send continuously: each request is
+   * handled exactly like a SendMessage call (same checks, limits, rate limit and idempotency)
+   * and answered with its request_id, in completion order. A refused request does not end the
+   * stream; the stream's own status only reports the stream (token, shutdown). At most 64
+   * requests run at once per stream: beyond, the server stops reading (HTTP/2 flow control).
+   */
+  sendStream(): ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
+  sendStream(options: Partial<CallOptions>): ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
+  sendStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
 }
 
 export const MessagingServiceClient = makeGenericClientConstructor(
