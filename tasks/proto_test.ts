@@ -30,6 +30,8 @@ import {
   type ReceiveResponse,
   type SendMessageRequest,
   type SendMessageResponse,
+  type SendStreamRequest,
+  type SendStreamResponse,
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import { staleFiles, staleReport, toolSpecifiers } from "./proto.ts";
 
@@ -145,6 +147,27 @@ function messagingHandlers(seen: Seen): MessagingServiceServer {
         })),
         duplicate: false,
       });
+    },
+    // Answers every streamed send with a precondition failure, echoing the request id.
+    sendStream: (call) => {
+      call.on("data", (request: SendStreamRequest) => {
+        call.write(
+          {
+            requestId: request.requestId,
+            result: {
+              $case: "failed",
+              value: {
+                code: grpc.status.FAILED_PRECONDITION,
+                reason: ErrorReason.ERROR_REASON_STALE_DEVICES,
+                message: `stale: ${request.send?.clientMessageId}`,
+                detail: bytes(0, 255),
+                retryAfterMs: 0,
+              },
+            },
+          } satisfies SendStreamResponse,
+        );
+      });
+      call.on("end", () => call.end());
     },
     receive: (call) => {
       call.write(
@@ -396,6 +419,47 @@ Deno.test("proto: Receive streams oneof events both ways with uint64 and int64 i
       { kind: { $case: "ping", value: { nonce: MAX_SAFE_NONCE } } },
       { kind: { $case: "ack", value: { envelopeIds: ["env-0"] } } },
     ]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("proto: SendStream answers carry uint64 request ids and oneof failures with bytes", async () => {
+  const h = await harness();
+  try {
+    const stream = h.messaging.sendStream(bearer("token-5"));
+    const answers: SendStreamResponse[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on("data", (answer: SendStreamResponse) => answers.push(answer));
+      stream.on("error", reject);
+      stream.on("end", () => resolve());
+    });
+    stream.write({
+      requestId: Number.MAX_SAFE_INTEGER,
+      send: {
+        recipientAccountId: "acct-bob",
+        clientMessageId: "m-9",
+        envelopes: [],
+        syncEnvelopes: [],
+        ephemeral: false,
+        silent: true,
+      },
+    });
+    stream.end();
+    await ended;
+    assertEquals(plain(answers), [{
+      requestId: Number.MAX_SAFE_INTEGER,
+      result: {
+        $case: "failed",
+        value: {
+          code: grpc.status.FAILED_PRECONDITION,
+          reason: ErrorReason.ERROR_REASON_STALE_DEVICES,
+          message: "stale: m-9",
+          detail: bytes(0, 255),
+          retryAfterMs: 0,
+        },
+      },
+    }]);
   } finally {
     h.close();
   }

@@ -14,7 +14,7 @@ import { cachedDirectory, storeDirectory } from "./directory.ts";
 import { startLifecycle } from "./lifecycle.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
 import { sendMessageHandler } from "./send_service.ts";
-import { serveSendStream } from "./send_stream.ts";
+import { SendStreamSlots, serveSendStream } from "./send_stream.ts";
 import { StreamHub } from "./stream_hub.ts";
 import { accessTokenExpiryMs } from "./token_expiry.ts";
 
@@ -90,6 +90,18 @@ export const messagingModule: ServiceModule = {
       labelNames: ["code"],
       registers: [deps.metrics.registry],
     });
+    const sendStreamSlots = new SendStreamSlots({
+      perDevice: settings.maxSendStreamsPerDevice,
+      perInstance: settings.maxSendStreamsPerInstance,
+    });
+    new client.Gauge({
+      name: "guardyn_messaging_send_streams_open",
+      help: "SendStream streams open on this instance",
+      registers: [deps.metrics.registry],
+      collect() {
+        this.set(sendStreamSlots.size);
+      },
+    });
     server.addService("guardyn.v1.MessagingService", MessagingServiceService, {
       sendMessage,
       sendStream: (call, ctx) =>
@@ -98,6 +110,7 @@ export const messagingModule: ServiceModule = {
           requestTimeoutMs: config.grpc.limits.maxUnaryDeadlineMs,
           tokenExpiryMs: accessTokenExpiryMs(ctx.metadata),
           now,
+          slots: sendStreamSlots,
           onOutcome: (code) => streamedSends.inc({ code: grpcStatus[code] ?? String(code) }),
         }),
       receive: (call, ctx) => {

@@ -6,7 +6,8 @@
  * outcome, the response or the error SendMessage would have ended with, is written back with the
  * request's id. A refused request never ends the stream.
  *
- * Bounds: at most SEND_STREAM_IN_FLIGHT requests run at once per stream; beyond that, and while
+ * Bounds: a device holds at most MESSAGING_MAX_SEND_STREAMS_PER_DEVICE streams and an instance
+ * MESSAGING_MAX_SEND_STREAMS. At most SEND_STREAM_IN_FLIGHT requests run at once per stream; beyond that, and while
  * the client is not reading its answers, the stream stops reading, so HTTP/2 flow control holds
  * the client back and nothing is dropped. Each request has the unary deadline. The stream ends
  * with UNAUTHENTICATED (TOKEN_EXPIRED) when its access token expires, like a new call would.
@@ -15,7 +16,12 @@
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { type CallContext, requireAuth } from "../platform/grpc_server.ts";
-import { GuardynError, invalidArgument, unauthenticated } from "../platform/errors.ts";
+import {
+  GuardynError,
+  invalidArgument,
+  resourceExhausted,
+  unauthenticated,
+} from "../platform/errors.ts";
 import { ErrorReason } from "../../proto/gen/guardyn/v1/common.ts";
 import type {
   SendFailure,
@@ -28,6 +34,47 @@ import type {
 /** Requests of one stream handled at once (the contract says 64). */
 export const SEND_STREAM_IN_FLIGHT = 64;
 
+/** Open SendStreams, bounded per device and per instance. */
+export class SendStreamSlots {
+  readonly #perDevice = new Map<string, number>();
+  #total = 0;
+
+  constructor(private readonly limits: { perDevice: number; perInstance: number }) {}
+
+  get size(): number {
+    return this.#total;
+  }
+
+  /** Takes a slot for `device` or throws RESOURCE_EXHAUSTED; returns its release (idempotent). */
+  take(device: string): () => void {
+    const held = this.#perDevice.get(device) ?? 0;
+    if (held >= this.limits.perDevice) {
+      throw resourceExhausted(
+        `this device already has ${held} SendStreams open (limit ${this.limits.perDevice})`,
+      );
+    }
+    if (this.#total >= this.limits.perInstance) {
+      throw new GuardynError(
+        status.UNAVAILABLE,
+        "UNAVAILABLE_BACKEND",
+        `this instance has its maximum of ${this.limits.perInstance} SendStreams open; ` +
+          "retry with backoff",
+      );
+    }
+    this.#perDevice.set(device, held + 1);
+    this.#total++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#total--;
+      const left = (this.#perDevice.get(device) ?? 1) - 1;
+      if (left === 0) this.#perDevice.delete(device);
+      else this.#perDevice.set(device, left);
+    };
+  }
+}
+
 export interface SendStreamDeps {
   /** The SendMessage handler: a streamed send is exactly a SendMessage call. */
   sendMessage: (request: SendMessageRequest, ctx: CallContext) => Promise<SendMessageResponse>;
@@ -36,13 +83,16 @@ export interface SendStreamDeps {
   /** When the stream's token expires (ms since the epoch), if known. */
   tokenExpiryMs?: number;
   now: () => number;
+  /** Bounds the open streams; the slot is released when the stream ends, however it ends. */
+  slots: SendStreamSlots;
   onOutcome?: (code: grpc.status) => void;
 }
 
 type Call = grpc.ServerDuplexStream<SendStreamRequest, SendStreamResponse>;
 
 export function serveSendStream(call: Call, ctx: CallContext, deps: SendStreamDeps): Promise<void> {
-  requireAuth(ctx);
+  const auth = requireAuth(ctx);
+  const release = deps.slots.take(`${auth.accountId}/${auth.deviceId}`);
   return new Promise<void>((resolve, reject) => {
     let inFlight = 0;
     let writeBlocked = false;
@@ -52,6 +102,7 @@ export function serveSendStream(call: Call, ctx: CallContext, deps: SendStreamDe
       if (finished) return;
       finished = true;
       clearTimeout(expiry);
+      release();
       if (error === undefined) resolve();
       else reject(error);
     };

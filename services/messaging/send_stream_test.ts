@@ -2,7 +2,7 @@
 import { EventEmitter } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { assert, assertEquals, captureRejection } from "../../tests/assert.ts";
+import { assert, assertEquals, captureError, captureRejection } from "../../tests/assert.ts";
 import { memoryLogger } from "../platform/log.ts";
 import { GuardynError, resourceExhausted } from "../platform/errors.ts";
 import type { CallContext } from "../platform/grpc_server.ts";
@@ -13,7 +13,12 @@ import type {
   SendStreamRequest,
   SendStreamResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
-import { SEND_STREAM_IN_FLIGHT, type SendStreamDeps, serveSendStream } from "./send_stream.ts";
+import {
+  SEND_STREAM_IN_FLIGHT,
+  type SendStreamDeps,
+  SendStreamSlots,
+  serveSendStream,
+} from "./send_stream.ts";
 
 class FakeCall extends EventEmitter {
   written: SendStreamResponse[] = [];
@@ -58,6 +63,7 @@ function serve(call: FakeCall, deps: Partial<SendStreamDeps>, ctx = context()) {
       sendMessage: () => Promise.resolve(response),
       requestTimeoutMs: 5_000,
       now: () => Date.now(),
+      slots: new SendStreamSlots({ perDevice: 2, perInstance: 10 }),
       ...deps,
     },
   );
@@ -151,4 +157,26 @@ Deno.test("send stream: the stream ends UNAUTHENTICATED when its token expires",
   call.emit("data", request(2)); // after the end: ignored
   await tick();
   assertEquals(call.written.map((w) => w.requestId), [1]);
+});
+
+Deno.test("send stream: open streams are bounded per device and per instance, and released", async () => {
+  const slots = new SendStreamSlots({ perDevice: 2, perInstance: 3 });
+  const calls = [new FakeCall(), new FakeCall()];
+  const open = calls.map((call) => serve(call, { slots }));
+  const third = await captureError(() => serve(new FakeCall(), { slots }));
+  assert(third instanceof GuardynError);
+  assertEquals([third.code, third.reason], [status.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED"]);
+  const other = context();
+  other.auth = { accountId: "bob", deviceId: "laptop" } as CallContext["auth"];
+  const bobs = serve(new FakeCall(), { slots }, other); // a third slot on the instance
+  const full = await captureError(() => serve(new FakeCall(), { slots }, { ...other }));
+  assert(full instanceof GuardynError);
+  assertEquals(full.code, status.UNAVAILABLE);
+  assertEquals(slots.size, 3);
+  calls[0]!.emit("end");
+  await open[0];
+  assertEquals(slots.size, 2, "an ended stream gives its slot back");
+  serve(new FakeCall(), { slots }); // alice may open one again
+  assertEquals(slots.size, 3);
+  void bobs;
 });

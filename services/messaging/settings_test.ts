@@ -15,6 +15,8 @@ Deno.test("messaging settings: defaults", () => {
     streamOpensPerMinute: 30,
     directoryCacheMs: 1_000,
     maxConcurrentSends: 1_000,
+    maxSendStreamsPerDevice: 2,
+    maxSendStreamsPerInstance: 10_000,
   });
 });
 

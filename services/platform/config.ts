@@ -63,6 +63,10 @@ export interface MessagingSettings {
   directoryCacheMs: number;
   /** SendMessage calls handled at once per instance; more are refused as UNAVAILABLE. */
   maxConcurrentSends: number;
+  /** SendStream streams one device may hold open at once. */
+  maxSendStreamsPerDevice: number;
+  /** SendStream streams open at once on one instance. */
+  maxSendStreamsPerInstance: number;
 }
 
 export interface TokenConfig {
@@ -241,6 +245,8 @@ function parseMessaging(read: EnvReader): MessagingSettings {
     streamOpensPerMinute: read.int("MESSAGING_STREAM_OPENS_PER_MINUTE", 30, 1, 100_000),
     directoryCacheMs: read.int("MESSAGING_DIRECTORY_CACHE_MS", 1_000, 0, 60_000),
     maxConcurrentSends: read.int("MESSAGING_MAX_CONCURRENT_SENDS", 1_000, 1, 100_000),
+    maxSendStreamsPerDevice: read.int("MESSAGING_MAX_SEND_STREAMS_PER_DEVICE", 2, 1, 64),
+    maxSendStreamsPerInstance: read.int("MESSAGING_MAX_SEND_STREAMS", 10_000, 1, 1_000_000),
   };
 }
 
