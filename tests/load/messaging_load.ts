@@ -3,8 +3,8 @@
  *  1. the ceiling: a bare grpc-js unary echo (round trips/s, p50/p99), and the transport floor
  *     of Guardyn's message shape (unary send, push on a stream, ack in it; relay_floor.ts);
  *  2. Guardyn's sustained send → deliver → ack rate with send→deliver p50/p99, on the embedded
- *     store and on Cassandra + JetStream;
- *  3. send→deliver p50/p99 at a fixed 1,000 messages/s on both;
+ *     store and on Cassandra + JetStream, with sends as SendMessage calls and on SendStream;
+ *  3. send→deliver p50/p99 at a fixed 1,000 messages/s on both, both ways of sending;
  *  4. N idle Receive streams on one instance (default 10,000) with the memory per stream, and
  *     the send→deliver latency while they are open.
  *
@@ -709,7 +709,7 @@ async function sustained(t: Traffic, server: Child, streamed = false) {
 }
 
 /** Open loop: `rate` sends per second whatever the answers, for SECONDS. */
-async function fixedRate(t: Traffic, rate: number) {
+async function fixedRate(t: Traffic, rate: number, streamed = false) {
   t.latencies.length = 0;
   const tickMs = 10;
   const perTick = rate * tickMs / 1000;
@@ -725,10 +725,12 @@ async function fixedRate(t: Traffic, rate: number) {
     const due = Math.floor(((performance.now() - started) / tickMs + 1) * perTick);
     for (; n < due && n < rate * SECONDS; n++) {
       inFlight.push(
-        t.send(n, t.lanes[n % t.lanes.length]!, `f${run}-${n}`).catch((error) => {
-          noteFailure(error);
-          failed++;
-        }),
+        (streamed
+          ? t.sendStreamed(n, `f${run}-${n}`)
+          : t.send(n, t.lanes[n % t.lanes.length]!, `f${run}-${n}`)).catch((error) => {
+            noteFailure(error);
+            failed++;
+          }),
       );
     }
     const next = started + (tick + 1) * tickMs;
@@ -771,6 +773,9 @@ async function measureBackend(backend: "embedded" | "cluster") {
       if (profiler) {
         await Deno.writeTextFile(`${PROFILE}.${backend}.cpuprofile`, await profiler.stop());
       }
+      progress(`${backend}: ${rate} messages/s on SendStream`);
+      const fixedStreamed = await fixedRate(single, rate, true);
+      progress(JSON.stringify(fixedStreamed));
       progress(`${backend}: sustained, one device per account, sends on SendStream`);
       const streamedRun = await sustained(single, d.child, true);
       progress(JSON.stringify(streamedRun));
@@ -778,6 +783,7 @@ async function measureBackend(backend: "embedded" | "cluster") {
         sustained: sustainedRun,
         sustainedSendStream: streamedRun,
         [`fixed${rate}`]: fixed,
+        [`fixed${rate}SendStream`]: fixedStreamed,
       };
     } finally {
       await single.close();
