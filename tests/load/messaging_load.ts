@@ -14,6 +14,7 @@
  * service's own limits and Argon2id cost are not what is measured here.
  *
  *   deno run -A tests/load/messaging_load.ts [--seconds=5] [--idle=10000] [--only=echo,floor,embedded,cluster,idle]
+ *     [--write=docs/BENCHMARKS.md]   (the figures, between the report markers: load_report.ts)
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -30,6 +31,7 @@ import {
 import { migrate, readMigrateSettings } from "../../tasks/migrate.ts";
 import { deleteStreams } from "../../services/bus/conformance/nats_server.ts";
 import { measureRelayFloor, relayServer } from "./relay_floor.ts";
+import { type LoadRun, writeLoadReport } from "./load_report.ts";
 import {
   EnvelopeType,
   MessagingServiceClient,
@@ -995,6 +997,10 @@ if (import.meta.main) {
     if (ONLY.has("idle")) results.idle = await measureIdle();
     if (failures.size > 0) results.failures = Object.fromEntries(failures);
     console.log(JSON.stringify(results, null, 2));
+    if (args.write) {
+      await writeLoadReport(args.write, results as unknown as LoadRun);
+      progress(`figures written into ${args.write}`);
+    }
     Deno.exit(0);
   }
 }
