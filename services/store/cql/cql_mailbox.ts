@@ -100,6 +100,8 @@ export class CqlMailbox implements MailboxStore {
   readonly #clock: () => number;
   /** Last next_seq seen per device: saves the read before a seq allocation when right. */
   readonly #seqHints = new Map<string, bigint>();
+  /** The last queued append per device: appends to one device run one at a time here. */
+  readonly #appendTails = new Map<string, Promise<unknown>>();
 
   constructor(session: CqlSession, keyspace: string, options: CqlMailboxOptions = {}) {
     this.#s = session;
@@ -202,8 +204,27 @@ export class CqlMailbox implements MailboxStore {
     return envelopesOf(delivery, done);
   }
 
+  /**
+   * Appends to one device's mailbox run one after another on this instance. Concurrent
+   * conditional batches on one partition make Paxos rounds collide: with 64 sends in flight to
+   * one device, each round had one winner and 63 retries, and CQL write timeouts followed
+   * (64 sends took 9-15 s on one Cassandra node). Queued, each round wins at the first try with
+   * the seq hint; only other instances can still contend.
+   */
+  #append(delivery: MailboxDelivery, index: number, ttl: number): Promise<string> {
+    const key = deviceKey(delivery.items[index]!.recipient);
+    const previous = this.#appendTails.get(key) ?? Promise.resolve();
+    const appended = previous.then(() => this.#appendNow(delivery, index, ttl));
+    const tail = appended.catch(() => {});
+    this.#appendTails.set(key, tail);
+    void tail.then(() => {
+      if (this.#appendTails.get(key) === tail) this.#appendTails.delete(key);
+    });
+    return appended;
+  }
+
   /** Allocates the recipient's next seq and writes the row in one conditional batch. */
-  async #append(delivery: MailboxDelivery, index: number, ttl: number): Promise<string> {
+  async #appendNow(delivery: MailboxDelivery, index: number, ttl: number): Promise<string> {
     const item = delivery.items[index]!;
     const { accountId, deviceId } = item.recipient;
     const hintKey = deviceKey(item.recipient);
