@@ -45,6 +45,7 @@ import {
   wipe,
   x25519,
   X25519_KEY_BYTES,
+  x25519GenerateKeyPair,
   x25519GeneratePrivateKey,
   type X25519KeyPair,
   x25519PublicKey,
@@ -125,22 +126,11 @@ export async function initRatchetAsInitiator(
 ): Promise<RatchetState> {
   checkInit(sharedSecret, associatedData);
   // A fresh key pair; the caller may generate it ahead, in parallel with the key agreement.
-  // Otherwise its public key and the DH are computed at once: both need only the private key.
-  let sendingRatchetKey: X25519KeyPair;
-  let sharedDh: Bytes;
-  if (ourFirstRatchetKey !== undefined) {
-    sendingRatchetKey = ourFirstRatchetKey;
-    sharedDh = await x25519(sendingRatchetKey.privateKey, theirRatchetKey);
-  } else {
-    const privateKey = x25519GeneratePrivateKey();
-    const [publicKey, dh] = await Promise.all([
-      x25519PublicKey(privateKey),
-      x25519(privateKey, theirRatchetKey),
-    ]);
-    sendingRatchetKey = { privateKey, publicKey };
-    sharedDh = dh;
-  }
-  const [rootKey, sendingChainKey] = kdfRk(sharedSecret, sharedDh);
+  const sendingRatchetKey = ourFirstRatchetKey ?? await x25519GenerateKeyPair();
+  const [rootKey, sendingChainKey] = kdfRk(
+    sharedSecret,
+    await x25519(sendingRatchetKey.privateKey, theirRatchetKey),
+  );
   return {
     associatedData: new Uint8Array(associatedData),
     rootKey,
