@@ -29,7 +29,7 @@ import {
 import { StoreInputError } from "../errors.ts";
 import { sameBytes } from "../mailbox_rules.ts";
 import type { SqliteAuthCascade } from "./sqlite_auth_cascade.ts";
-import { blob, immediate, type Row } from "./sqlite_auth_tx.ts";
+import { blob, immediate, type Row } from "./sqlite_tx.ts";
 
 const ACCOUNT_COLUMNS =
   "id, username, password_hash, identity_key, identity_key_changed_at, created_at";

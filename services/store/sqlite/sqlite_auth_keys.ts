@@ -36,7 +36,7 @@ import {
   validateUpload,
 } from "../auth_rules.ts";
 import type { DeviceRef } from "../ports.ts";
-import { blob, immediate, type Row } from "./sqlite_auth_tx.ts";
+import { blob, immediate, type Row } from "./sqlite_tx.ts";
 
 /** Stocks and slots of devices: the storage both key stores share. */
 export class SqliteKeyShelf {

@@ -24,7 +24,7 @@ import {
   validateProvisioning,
   validateRefreshRecord,
 } from "../auth_rules.ts";
-import { blob, immediate, type Row } from "./sqlite_auth_tx.ts";
+import { blob, immediate, type Row } from "./sqlite_tx.ts";
 
 /** Expired tokens are kept this long (answering "expired"), then swept by later inserts. */
 const EXPIRED_KEEP_MS = 24 * 3600 * 1000;

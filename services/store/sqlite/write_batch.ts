@@ -8,8 +8,9 @@
  * client-caused throw would make the whole batch run twice). Every promise settles only after
  * its commit, so a resolved write is as durable as with a transaction of its own.
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
+import { immediate } from "./sqlite_tx.ts";
 
 /** Most pieces of work in one transaction, so a flood never holds the write lock for long. */
 export const WRITE_BATCH_MAX = 256;
@@ -21,19 +22,12 @@ interface Pending {
 }
 
 export class WriteBatcher {
-  readonly #begin: StatementSync;
-  readonly #commit: StatementSync;
-  readonly #rollback: StatementSync;
   #queue: Pending[] = [];
   #scheduled = false;
   /** Committed transactions and the pieces they carried, for tests and diagnostics. */
   readonly committed = { transactions: 0, pieces: 0 };
 
-  constructor(db: DatabaseSync, private readonly maxBatch = WRITE_BATCH_MAX) {
-    this.#begin = db.prepare("BEGIN IMMEDIATE");
-    this.#commit = db.prepare("COMMIT");
-    this.#rollback = db.prepare("ROLLBACK");
-  }
+  constructor(private readonly db: DatabaseSync, private readonly maxBatch = WRITE_BATCH_MAX) {}
 
   /** Runs synchronous `work` in the next group transaction; settles after its commit. */
   run<T>(work: () => T): Promise<T> {
@@ -65,51 +59,38 @@ export class WriteBatcher {
     if (this.#queue.length === 0) return;
     const batch = this.#queue.slice(0, this.maxBatch);
     this.#queue = this.#queue.slice(batch.length);
-    let outcomes: Outcome[];
+    let began = false;
+    let values: unknown[];
     try {
-      this.#begin.run();
+      values = this.#transaction(() => {
+        began = true;
+        return batch.map((pending) => pending.work());
+      }, batch.length);
     } catch (error) {
-      // No transaction (the file is locked, or gone): nothing ran, and retrying piece by piece
-      // would only wait for the same lock once per piece.
-      for (const pending of batch) pending.reject(error);
-      return;
-    }
-    try {
-      outcomes = this.#runAndCommit(batch);
-    } catch {
+      if (!began) {
+        // No transaction (the file is locked, or gone): nothing ran, and retrying piece by
+        // piece would only wait for the same lock once per piece.
+        for (const pending of batch) pending.reject(error);
+        return;
+      }
       // One piece threw (or the commit failed): nothing of the batch was kept. Each piece runs
       // again in a transaction of its own, so only the failing one fails.
-      outcomes = batch.map((pending) => {
+      for (const pending of batch) {
         try {
-          this.#begin.run();
-          return this.#runAndCommit([pending])[0]!;
-        } catch (error) {
-          return { ok: false, error };
+          pending.resolve(this.#transaction(pending.work, 1));
+        } catch (pieceError) {
+          pending.reject(pieceError);
         }
-      });
+      }
+      return;
     }
-    batch.forEach((pending, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) pending.resolve(outcome.value);
-      else pending.reject(outcome.error);
-    });
+    batch.forEach((pending, i) => pending.resolve(values[i]));
   }
 
-  /** Inside an open transaction: runs the pieces and commits, or rolls back and throws. */
-  #runAndCommit(batch: Pending[]): Outcome[] {
-    try {
-      const outcomes: Outcome[] = batch.map((pending) => ({ ok: true, value: pending.work() }));
-      this.#commit.run();
-      this.committed.transactions += 1;
-      this.committed.pieces += batch.length;
-      return outcomes;
-    } catch (error) {
-      try {
-        this.#rollback.run();
-      } catch { /* the transaction is already gone */ }
-      throw error;
-    }
+  #transaction<T>(work: () => T, pieces: number): T {
+    const result = immediate(this.db, work);
+    this.committed.transactions += 1;
+    this.committed.pieces += pieces;
+    return result;
   }
 }
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };

@@ -1,5 +1,5 @@
 /**
- * Write transactions of the auth stores. node:sqlite is synchronous, so the work inside never
+ * Write transactions of the SQLite stores. node:sqlite is synchronous, so the work inside never
  * yields to the event loop: concurrent async calls in this process cannot interleave within a
  * decision, and BEGIN IMMEDIATE (with the store's busy_timeout) serialises other processes.
  */
