@@ -15,6 +15,7 @@ import {
   MAILBOX_READ_MAX,
   MAILBOX_TTL_MAX_MS,
   type MailboxDelivery,
+  type MailboxEnvelope,
 } from "./ports.ts";
 
 // deno-lint-ignore no-control-regex
@@ -196,4 +197,48 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** Whole seconds of row TTL for a delivery (CQL TTLs are in seconds; round up, never 0). */
 export function ttlSeconds(delivery: { serverTimestampMs: number; expiresAtMs: number }): number {
   return Math.max(1, Math.ceil((delivery.expiresAtMs - delivery.serverTimestampMs) / 1000));
+}
+
+/**
+ * The envelopes of a delivery whose items were stored under `ids` (in item order; each id
+ * carries its seq), stamped with `times` (the first attempt's, for a retry).
+ */
+export function envelopesOfDelivery(
+  delivery: MailboxDelivery,
+  ids: readonly string[],
+  times: { serverTimestampMs: number; expiresAtMs: number } = delivery,
+): MailboxEnvelope[] {
+  return delivery.items.map((item, i) => {
+    const id = ids[i]!;
+    return {
+      id,
+      recipient: { ...item.recipient },
+      seq: envelopeIdSeq(id)!,
+      sender: { ...delivery.sender },
+      clientMessageId: delivery.clientMessageId,
+      type: item.type,
+      content: item.content,
+      serverTimestampMs: times.serverTimestampMs,
+      expiresAtMs: times.expiresAtMs,
+    };
+  });
+}
+
+/** An envelope read back from a mailbox row (both adapters name the columns alike). */
+export function envelopeFromRow(
+  owner: DeviceRef,
+  row: Record<string, unknown>,
+  content: Uint8Array,
+): MailboxEnvelope {
+  return {
+    id: String(row.id),
+    recipient: { accountId: owner.accountId, deviceId: owner.deviceId },
+    seq: Number(row.seq),
+    sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
+    clientMessageId: String(row.client_message_id),
+    type: Number(row.type),
+    content,
+    serverTimestampMs: Number(row.server_ts),
+    expiresAtMs: Number(row.expires_at),
+  };
 }

@@ -13,7 +13,9 @@ import {
   checkDevice,
   deliveryDigest,
   deviceKey,
+  envelopeFromRow,
   envelopeIdSeq,
+  envelopesOfDelivery,
   newEnvelopeId,
   sameBytes,
   ttlSeconds,
@@ -293,7 +295,7 @@ export class CqlMailbox implements MailboxStore {
       for (const row of page.rows) {
         // TTL runs on the cluster's clock; nowMs decides at the edge.
         if (Number(row.expires_at) <= nowMs) continue;
-        envelopes.push(envelopeFromRow(owner, row));
+        envelopes.push(envelopeFromRow(owner, row, toBytes(row.content)));
         if (envelopes.length === limit) return envelopes;
       }
       pageState = page.pageState;
@@ -388,33 +390,7 @@ function recordKey(delivery: MailboxDelivery): string[] {
   return [delivery.sender.accountId, delivery.sender.deviceId, delivery.clientMessageId];
 }
 
+/** The envelope ids of a delivery's items, in item order, from the record's `written` map. */
 function envelopesOf(delivery: MailboxDelivery, written: Written): MailboxEnvelope[] {
-  return delivery.items.map((item, i) => {
-    const id = written[String(i)]!;
-    return {
-      id,
-      recipient: { ...item.recipient },
-      seq: envelopeIdSeq(id)!,
-      sender: { ...delivery.sender },
-      clientMessageId: delivery.clientMessageId,
-      type: item.type,
-      content: item.content,
-      serverTimestampMs: delivery.serverTimestampMs,
-      expiresAtMs: delivery.expiresAtMs,
-    };
-  });
-}
-
-function envelopeFromRow(owner: DeviceRef, row: CqlRow): MailboxEnvelope {
-  return {
-    id: String(row.id),
-    recipient: { accountId: owner.accountId, deviceId: owner.deviceId },
-    seq: Number(row.seq),
-    sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
-    clientMessageId: String(row.client_message_id),
-    type: Number(row.type),
-    content: toBytes(row.content),
-    serverTimestampMs: Number(row.server_ts),
-    expiresAtMs: Number(row.expires_at),
-  };
+  return envelopesOfDelivery(delivery, delivery.items.map((_, i) => written[String(i)]!));
 }

@@ -4,12 +4,14 @@
  * busy_timeout serialise writers across processes sharing the file. Deliveries and
  * acknowledgements queued in one event-loop turn share one transaction (write_batch.ts).
  */
-import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { IdempotencyConflictError } from "../errors.ts";
 import {
   checkDevice,
   deliveryDigest,
+  envelopeFromRow,
   envelopeIdSeq,
+  envelopesOfDelivery,
   newEnvelopeId,
   sameBytes,
   validateAck,
@@ -26,6 +28,7 @@ import {
   type MailboxEnvelope,
   type MailboxStore,
 } from "../ports.ts";
+import type { Row } from "./sqlite_tx.ts";
 import { WriteBatcher } from "./write_batch.ts";
 
 /** What the idempotency record keeps per envelope; content is checked via the digest. */
@@ -33,8 +36,6 @@ interface StoredItem {
   seq: number;
   id: string;
 }
-
-type Row = Record<string, SQLInputValue>;
 
 export class SqliteMailbox implements MailboxStore {
   readonly #writes: WriteBatcher;
@@ -169,7 +170,7 @@ export class SqliteMailbox implements MailboxStore {
       );
       return {
         duplicate: false,
-        envelopes: envelopesOf(delivery, stored, delivery),
+        envelopes: envelopesOfDelivery(delivery, stored.map((item) => item.id)),
         serverTimestampMs: delivery.serverTimestampMs,
       };
     });
@@ -188,7 +189,7 @@ export class SqliteMailbox implements MailboxStore {
       nowMs,
       limit,
     ) as Row[];
-    return rows.map((row) => envelopeFromRow(owner, row));
+    return rows.map((row) => envelopeFromRow(owner, row, row.content as Uint8Array));
   }
 
   #ack(owner: DeviceRef, ids: string[]): Promise<number> | number {
@@ -251,43 +252,7 @@ function duplicateResult(
   };
   return {
     duplicate: true,
-    envelopes: envelopesOf(delivery, stored, first),
+    envelopes: envelopesOfDelivery(delivery, stored.map((item) => item.id), first),
     serverTimestampMs: first.serverTimestampMs,
-  };
-}
-
-/** Rebuilds envelopes from a delivery's items (equal to the stored ones, by digest). */
-function envelopesOf(
-  delivery: MailboxDelivery,
-  stored: StoredItem[],
-  times: { serverTimestampMs: number; expiresAtMs: number },
-): MailboxEnvelope[] {
-  return delivery.items.map((item, i) => {
-    const { seq, id } = stored[i]!;
-    return {
-      id,
-      recipient: { ...item.recipient },
-      seq,
-      sender: { ...delivery.sender },
-      clientMessageId: delivery.clientMessageId,
-      type: item.type,
-      content: item.content,
-      serverTimestampMs: times.serverTimestampMs,
-      expiresAtMs: times.expiresAtMs,
-    };
-  });
-}
-
-function envelopeFromRow(owner: DeviceRef, row: Row): MailboxEnvelope {
-  return {
-    id: String(row.id),
-    recipient: { accountId: owner.accountId, deviceId: owner.deviceId },
-    seq: Number(row.seq),
-    sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
-    clientMessageId: String(row.client_message_id),
-    type: Number(row.type),
-    content: row.content as Uint8Array,
-    serverTimestampMs: Number(row.server_ts),
-    expiresAtMs: Number(row.expires_at),
   };
 }
