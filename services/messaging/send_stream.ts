@@ -15,7 +15,7 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { type CallContext, requireAuth } from "../platform/grpc_server.ts";
+import { type CallContext, requireAuth, withDeadline } from "../platform/grpc_server.ts";
 import {
   GuardynError,
   invalidArgument,
@@ -153,31 +153,15 @@ async function handle(
   deps: SendStreamDeps,
 ): Promise<SendStreamResponse> {
   const requestId = request.requestId;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     if (request.send === undefined) throw invalidArgument("send is required");
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new GuardynError(
-              status.DEADLINE_EXCEEDED,
-              "DEADLINE_EXCEEDED",
-              `send exceeded its deadline of ${deps.requestTimeoutMs} ms`,
-            ),
-          ),
-        deps.requestTimeoutMs,
-      );
-    });
-    const sent = await Promise.race([deps.sendMessage(request.send, ctx), timeout]);
+    const sent = await withDeadline(deps.sendMessage(request.send, ctx), deps.requestTimeoutMs);
     deps.onOutcome?.(status.OK);
     return { requestId, result: { $case: "sent", value: sent } };
   } catch (error) {
     const failed = toFailure(error, ctx, requestId);
     deps.onOutcome?.(failed.code);
     return { requestId, result: { $case: "failed", value: failed } };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

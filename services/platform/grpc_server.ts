@@ -327,10 +327,14 @@ function remainingMs(deadline: grpc.Deadline): number {
   return Math.max(0, at - Date.now());
 }
 
-async function withDeadline<T>(
+/**
+ * `work`, or DEADLINE_EXCEEDED after `ms` (aborting `controller`, when given, so the handler
+ * stops). Also bounds each send on a stream (services/messaging/send_stream.ts).
+ */
+export async function withDeadline<T>(
   work: Promise<T>,
   ms: number,
-  controller: AbortController,
+  controller?: AbortController,
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -341,7 +345,7 @@ async function withDeadline<T>(
         `call exceeded its deadline of ${Math.round(ms)} ms`,
       );
       reject(error);
-      controller.abort(error);
+      controller?.abort(error);
     }, ms);
   });
   try {
