@@ -12,16 +12,9 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import { listenOnLoopback, rawMethod } from "./raw_grpc.ts";
 
-const METHOD = {
-  path: "/guardyn.repro.Echo/Echo",
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: (b: Uint8Array) => Buffer.from(b),
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Uint8Array) => Buffer.from(b),
-  responseDeserialize: (b: Buffer) => b,
-} as const;
+const METHOD = rawMethod("/guardyn.repro.Echo/Echo");
 
 type EchoClient = grpc.Client & {
   echo(request: Uint8Array, callback: (error: grpc.ServiceError | null) => void): void;
@@ -33,10 +26,7 @@ function serve(): void {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
       callback(null, call.request),
   });
-  server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
-    if (error) throw error;
-    console.log(`port ${port}`);
-  });
+  listenOnLoopback(server).then((port) => console.log(`port ${port}`));
 }
 
 async function drive(calls: number): Promise<void> {

@@ -31,6 +31,7 @@ import {
 import { migrate, readMigrateSettings } from "../../tasks/migrate.ts";
 import { deleteStreams } from "../../services/bus/conformance/nats_server.ts";
 import { measureRelayFloor, relayServer } from "./relay_floor.ts";
+import { listenOnLoopback, rawMethod } from "./raw_grpc.ts";
 import { type LoadRun, writeLoadReport } from "./load_report.ts";
 import {
   EnvelopeType,
@@ -90,15 +91,7 @@ const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 // ---------------------------------------------------------------------------------------------
 // 1. The ceiling: a bare grpc-js echo in a child process.
 
-const ECHO_METHOD = {
-  path: "/guardyn.load.Echo/Echo",
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: (b: Uint8Array) => Buffer.from(b),
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Uint8Array) => Buffer.from(b),
-  responseDeserialize: (b: Buffer) => b,
-} as const;
+const ECHO_METHOD = rawMethod("/guardyn.load.Echo/Echo");
 
 async function echoServer(): Promise<void> {
   const server = new grpc.Server({ "grpc.enable_channelz": 0 });
@@ -106,14 +99,7 @@ async function echoServer(): Promise<void> {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
       callback(null, call.request),
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      "127.0.0.1:0",
-      grpc.ServerCredentials.createInsecure(),
-      (e, p) => e ? reject(e) : resolve(p),
-    )
-  );
-  console.log(`echo listening ${port}`);
+  console.log(`echo listening ${await listenOnLoopback(server)}`);
 }
 
 async function measureEcho() {

@@ -8,32 +8,19 @@
  * unary call per message: what a streaming send API would allow.
  */
 import * as grpc from "@grpc/grpc-js";
+import { listenOnLoopback, rawMethod } from "./raw_grpc.ts";
 
 const NO_CHANNELZ = { "grpc.enable_channelz": 0 };
 const ID_BYTES = 8;
 
-const raw = {
-  requestSerialize: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  responseDeserialize: (b: Buffer) => b,
-};
-
 const RELAY = {
-  send: { path: "/guardyn.load.Relay/Send", requestStream: false, responseStream: false, ...raw },
-  sendStream: {
-    path: "/guardyn.load.Relay/SendStream",
+  send: rawMethod("/guardyn.load.Relay/Send"),
+  sendStream: rawMethod("/guardyn.load.Relay/SendStream", {
     requestStream: true,
     responseStream: true,
-    ...raw,
-  },
-  receive: {
-    path: "/guardyn.load.Relay/Receive",
-    requestStream: true,
-    responseStream: true,
-    ...raw,
-  },
-} as const;
+  }),
+  receive: rawMethod("/guardyn.load.Relay/Receive", { requestStream: true, responseStream: true }),
+};
 
 type Stream = grpc.ServerDuplexStream<Buffer, Buffer>;
 
@@ -92,14 +79,7 @@ export async function relayServer(): Promise<void> {
       call.on("error", () => {});
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      "127.0.0.1:0",
-      grpc.ServerCredentials.createInsecure(),
-      (e, p) => e ? reject(e) : resolve(p),
-    )
-  );
-  console.log(`relay listening ${port}`);
+  console.log(`relay listening ${await listenOnLoopback(server)}`);
 }
 
 type RelayClient = grpc.Client & {
