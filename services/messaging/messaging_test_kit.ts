@@ -256,23 +256,32 @@ export class SendStreamSession {
   readonly call: grpc.ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
   readonly ended: Promise<StreamEnd>;
   #nextId = 1;
-  #waiting = new Map<number, (response: SendStreamResponse) => void>();
+  #waiting = new Map<
+    number,
+    { resolve(response: SendStreamResponse): void; reject(error: Error): void }
+  >();
 
   constructor(m: Messaging, token: string | undefined) {
     this.call = m.sendStream(bearer(token));
     this.call.on("data", (response: SendStreamResponse) => {
-      this.#waiting.get(response.requestId)?.(response);
+      this.#waiting.get(response.requestId)?.resolve(response);
       this.#waiting.delete(response.requestId);
     });
     this.call.on("error", () => {});
     this.ended = new Promise((resolve) => {
       this.call.on("status", (status: grpc.StatusObject) => {
         const reason = status.metadata?.get("guardyn-error-reason")[0];
-        resolve({
+        const end = {
           code: status.code,
           reason: typeof reason === "string" ? reason : undefined,
           details: status.details,
-        });
+        };
+        // Sends the stream can no longer answer fail instead of waiting forever.
+        for (const waiting of this.#waiting.values()) {
+          waiting.reject(new Error(`stream ended (${grpc.status[end.code]}: ${end.details})`));
+        }
+        this.#waiting.clear();
+        resolve(end);
       });
     });
   }
@@ -280,8 +289,8 @@ export class SendStreamSession {
   /** Writes one request (`send` may be left out to test refusals) and waits for its answer. */
   send(send: SendMessageRequest | undefined): Promise<SendStreamResponse> {
     const requestId = this.#nextId++;
-    return new Promise((resolve) => {
-      this.#waiting.set(requestId, resolve);
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(requestId, { resolve, reject });
       this.call.write({ requestId, send });
     });
   }

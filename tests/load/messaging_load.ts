@@ -33,6 +33,7 @@ import { deleteStreams } from "../../services/bus/conformance/nats_server.ts";
 import { measureRelayFloor, relayServer } from "./relay_floor.ts";
 import { listenOnLoopback, rawMethod } from "./raw_grpc.ts";
 import { type LoadRun, writeLoadReport } from "./load_report.ts";
+import { SendStreamSession } from "../../services/messaging/messaging_test_kit.ts";
 import {
   EnvelopeType,
   MessagingServiceClient,
@@ -40,8 +41,6 @@ import {
   type ReceiveResponse,
   type SendMessageRequest,
   type SendMessageResponse,
-  type SendStreamRequest,
-  type SendStreamResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 
 const args = Object.fromEntries(
@@ -484,48 +483,15 @@ function sendOnce(
   );
 }
 
-/** One SendStream per sending device: sends answered by request id. */
-class StreamSender {
-  readonly #call: grpc.ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
-  readonly #waiting = new Map<number, { resolve(): void; reject(e: Error): void }>();
-  #next = 1;
-
-  constructor(m: Messaging, token: string) {
-    this.#call = m.sendStream(metadataFor(token));
-    this.#call.on("data", (answer: SendStreamResponse) => {
-      const waiting = this.#waiting.get(answer.requestId);
-      this.#waiting.delete(answer.requestId);
-      if (answer.result?.$case === "sent") waiting?.resolve();
-      else {
-        const failed = answer.result?.value;
-        waiting?.reject(
-          Object.assign(new Error(failed?.message ?? "no result"), {
-            code: failed?.code ?? grpc.status.UNKNOWN,
-            details: failed?.message,
-          }),
-        );
-      }
-    });
-    this.#call.on("error", () => {});
-    this.#call.on("status", (status: grpc.StatusObject) => {
-      for (const waiting of this.#waiting.values()) {
-        waiting.reject(Object.assign(new Error(status.details), status));
-      }
-      this.#waiting.clear();
-    });
-  }
-
-  send(request: SendMessageRequest): Promise<void> {
-    const requestId = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(requestId, { resolve, reject });
-      this.#call.write({ requestId, send: request });
-    });
-  }
-
-  close(): void {
-    this.#call.end();
-  }
+/** A send on the sender's SendStream: resolves when sent, rejects like a failed unary call. */
+async function sendStreamed(stream: SendStreamSession, request: SendMessageRequest) {
+  const answer = await stream.send(request);
+  if (answer.result?.$case === "sent") return;
+  const failed = answer.result?.value;
+  throw Object.assign(new Error(failed?.message ?? "no result"), {
+    code: failed?.code ?? grpc.status.UNKNOWN,
+    details: failed?.message,
+  });
 }
 
 /** Groups devices by account, in creation order. */
@@ -588,7 +554,7 @@ async function openTraffic(
   );
   const fanOut = 2 * perAccount - 1;
   const streamSenders = senders.map((account, i) =>
-    new StreamSender(lanes[i % lanes.length]!, account[0]!.token)
+    new SendStreamSession(lanes[i % lanes.length]!, account[0]!.token)
   );
   const track = <T>(id: string, sending: Promise<T>) => {
     sentAt.set(id, { t0: performance.now(), left: fanOut });
@@ -613,11 +579,14 @@ async function openTraffic(
     sendStreamed(n, id) {
       const from = senders[n % senders.length]!;
       const to = recipients[(n * 7) % recipients.length]!;
-      return track(id, streamSenders[n % senders.length]!.send(sendRequest(from.slice(1), to, id)));
+      return track(
+        id,
+        sendStreamed(streamSenders[n % senders.length]!, sendRequest(from.slice(1), to, id)),
+      );
     },
     async close() {
       progress("closing the streams");
-      for (const sender of streamSenders) sender.close();
+      for (const sender of streamSenders) sender.call.end();
       for (const stream of streams) stream.close();
       // Stream resets by the hundred, or a client closing a connection that carried about a
       // thousand calls, abort a Deno 2.9 server inside nghttp2 (denoland/deno#36788; see
