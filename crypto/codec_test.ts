@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/assert.ts";
-import { expectCode } from "./test_helpers.ts";
+import { expectCode } from "./crypto_test_kit.ts";
 import { ByteReader, ByteWriter } from "./codec.ts";
 
 Deno.test("codec: fields round-trip through a writer that grows past its capacity", () => {

@@ -1,7 +1,7 @@
 import { ed25519, ED25519_TORSION_SUBGROUP } from "@noble/curves/ed25519.js";
 import { numberToBytesLE } from "@noble/curves/utils.js";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { expectCode, expectRejectionCode } from "./test_helpers.ts";
+import { expectCode, expectRejectionCode } from "./crypto_test_kit.ts";
 import {
   decodeKemPublicKey,
   decodePublicKey,

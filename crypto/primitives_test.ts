@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
-import { expectCode, expectRejectionCode } from "./test_helpers.ts";
+import { expectCode, expectRejectionCode } from "./crypto_test_kit.ts";
 import { CryptoError } from "./errors.ts";
 import {
   aesGcmDecrypt,

@@ -14,7 +14,7 @@ import {
   serializeRatchetState,
 } from "./ratchet.ts";
 import { concatBytes, toHex } from "./primitives.ts";
-import { ratchetPair } from "./test_helpers.ts";
+import { ratchetPair } from "./crypto_test_kit.ts";
 
 const NOW = 1_700_000_000_000;
 

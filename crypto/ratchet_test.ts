@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../tests/assert.ts";
-import { expectCode, expectRejectionCode, ratchetPair } from "./test_helpers.ts";
+import { expectCode, expectRejectionCode, ratchetPair } from "./crypto_test_kit.ts";
 import {
   deserializeRatchetState,
   MAX_PLAINTEXT_BYTES,

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { expectCode, expectRejectionCode } from "./test_helpers.ts";
+import { expectCode, expectRejectionCode } from "./crypto_test_kit.ts";
 import {
   type EcPrekey,
   encodePublicKey,

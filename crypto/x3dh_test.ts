@@ -1,6 +1,6 @@
 import { numberToBytesLE } from "@noble/curves/utils.js";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { expectCode, expectRejectionCode } from "./test_helpers.ts";
+import { expectCode, expectRejectionCode } from "./crypto_test_kit.ts";
 import { ByteReader, ByteWriter } from "./codec.ts";
 import {
   decodePublicKey,

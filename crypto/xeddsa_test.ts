@@ -1,7 +1,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { bytesToNumberLE, numberToBytesLE } from "@noble/curves/utils.js";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { expectCode } from "./test_helpers.ts";
+import { expectCode } from "./crypto_test_kit.ts";
 import {
   concatBytes,
   constantTimeEqual,

@@ -1,7 +1,7 @@
 /**
  * `deno task build [--registry R] [--tag T] [--target T] [--no-images] [--push]`
  *
- * 1. `deno compile` every service of infra/services.json (services/<name>/main.ts) and the
+ * 1. `deno compile` every service of the catalog (services/runtime/catalog.ts) (services/<name>/main.ts) and the
  *    migrate task into one binary each: dist/<name>, dist/migrate.
  * 2. If a container builder (docker, podman or nerdctl) with a running engine is present,
  *    builds one image per binary from infra/containers/Containerfile and pushes it: by default
@@ -179,7 +179,7 @@ async function main() {
         ? `${Deno.build.arch}-unknown-linux-gnu`
         : "x86_64-unknown-linux-gnu"),
   );
-  const targets = compileTargets(await loadCatalog(root));
+  const targets = compileTargets(loadCatalog());
   await Deno.mkdir(`${root}/dist`, { recursive: true });
   for (const target of targets) {
     const started = performance.now();

@@ -197,7 +197,7 @@ async function main() {
   const overlay = parseOverlay(flags.options.overlay ?? "local");
   const domain = checkDomain(env.DOMAIN);
   const local = await loadLocalCluster(root);
-  const specs: ServiceSpec[] = await loadCatalog(root);
+  const specs: ServiceSpec[] = loadCatalog();
   const stale = await staleFiles(root);
   if (stale.length > 0) {
     throw new Error(

@@ -1,8 +1,11 @@
 /**
- * The service catalog (infra/services.json): one entry per service that runs in its own pod.
+ * The Kubernetes view of the service catalog (services/runtime/catalog.ts): one entry per
+ * service that runs in its own pod, with the gRPC services and sizing each module declares.
  * Everything per service in the Kubernetes manifests (Deployment, Service, PDB, ingress routes,
- * prod HPA and anti-affinity) is generated from it, so adding a service is one entry.
+ * prod HPA and anti-affinity) is generated from it, so adding a service is one catalog line.
  */
+
+import { CATALOG } from "../services/runtime/catalog.ts";
 
 export interface ServiceResources {
   /** CPU request, e.g. "250m". */
@@ -23,7 +26,7 @@ export interface ServiceSpec {
   prod: { minReplicas: number; maxReplicas: number };
 }
 
-export const CATALOG_PATH = "infra/services.json";
+export const CATALOG_PATH = "services/runtime/catalog.ts";
 
 const NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 const GRPC_SERVICE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.[A-Z][A-Za-z0-9]{0,99}$/;
@@ -105,22 +108,16 @@ export function parseCatalog(data: unknown): ServiceSpec[] {
   }));
 }
 
-/** Reads the catalog from a repository checkout. */
-export async function loadCatalog(repoRoot: string): Promise<ServiceSpec[]> {
-  const path = `${repoRoot}/${CATALOG_PATH}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
-  }
-  return parseCatalog(data);
+/** The catalog's services as deployment specs, validated (every problem at once). */
+export function loadCatalog(): ServiceSpec[] {
+  return parseCatalog({
+    services: CATALOG.map((module) => ({
+      name: module.name,
+      grpcServices: [...module.grpcServices],
+      resources: module.deploy.resources,
+      prod: module.deploy.prod,
+    })),
+  });
 }
 
 /** The repository root, from this file's location (tasks/ sits at the root). */

@@ -4,7 +4,8 @@
  * the manifests comply. Pure: no cluster, no files.
  */
 
-import { ConfigError, parseConfig } from "../services/platform/config.ts";
+import { ConfigError } from "../services/platform/env.ts";
+import { parseConfig } from "../services/runtime/config.ts";
 import type { ServiceSpec } from "./kube_catalog.ts";
 import {
   DOMAIN_PLACEHOLDER,

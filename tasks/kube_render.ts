@@ -6,7 +6,8 @@
  */
 
 import { parseAllDocuments } from "yaml";
-import { ConfigError, parseConfig } from "../services/platform/config.ts";
+import { ConfigError } from "../services/platform/env.ts";
+import { parseConfig } from "../services/runtime/config.ts";
 import type { ServiceSpec } from "./kube_catalog.ts";
 import { imageName, type Manifest } from "./kube_manifests.ts";
 import { type Kustomizer, runChecked } from "./kube_tools.ts";

@@ -115,7 +115,7 @@ async function main() {
   const local = await loadLocalCluster(root);
   const context = chooseContext(overlay, flags.options.context, env, local);
   const namespace = await loadNamespace(root);
-  const specs = await loadCatalog(root);
+  const specs = loadCatalog();
   const { kubectl } = await requireTools(["kubectl"], pathWhich(), "verify") as { kubectl: string };
   const kc = ["--context", context, "-n", namespace];
   const ready = readyDeployments(

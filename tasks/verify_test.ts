@@ -1,7 +1,6 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import { startPlatform } from "../tests/support/platform.ts";
-import { ALL_SERVICES } from "../services/main.ts";
-import { authModule } from "../services/auth/module.ts";
+import { CATALOG } from "../services/runtime/catalog.ts";
 import { loadCatalog, repoRootFromHere } from "./kube_catalog.ts";
 import { healthStatuses, throwawayUsername, verifyDeployment } from "./verify_checks.ts";
 import { ingressAddress, parsePortForward, readyDeployments } from "./verify.ts";
@@ -14,8 +13,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const specs = await loadCatalog(root);
-    const running = await startPlatform(ALL_SERVICES);
+    const specs = loadCatalog();
+    const running = await startPlatform(CATALOG.map((m) => m.name));
     try {
       const metrics = `http://127.0.0.1:${running.platform.metricsPort}`;
       const endpoints = new Map(specs.map((s) => [s.name, { grpc: running.address, metrics }]));
@@ -47,8 +46,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const specs = await loadCatalog(root);
-    const running = await startPlatform([authModule]);
+    const specs = loadCatalog();
+    const running = await startPlatform(["auth"]);
     try {
       const auth = specs.find((s) => s.name === "auth")!;
       const wrong = { ...auth, grpcServices: [...auth.grpcServices, "guardyn.v1.NoSuchService"] };

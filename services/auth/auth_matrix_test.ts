@@ -11,15 +11,20 @@ import { generateTokenKeyFile, importTokenKeys } from "../platform/tokens.ts";
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { failure, unary } from "../../tests/support/grpc.ts";
 import { startPlatform } from "../../tests/support/platform.ts";
-import { clients, login, PASSWORD, publishKeys, register } from "./auth_test_kit.ts";
-import { authModule } from "./module.ts";
+import {
+  clients,
+  login,
+  PASSWORD,
+  publishKeys,
+  register,
+} from "../../tests/support/accounts_test_kit.ts";
 
 Deno.test({
   name: "auth service: authorization matrix over every authenticated RPC",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const platform = await startPlatform([authModule], { env: { REGISTRATION_BURST: "1000" } });
+    const platform = await startPlatform(["auth"], { env: { REGISTRATION_BURST: "1000" } });
     const c = clients(platform.address);
     try {
       const alice = await register(c);

@@ -23,15 +23,14 @@ import {
   register,
   registration,
   uniqueUsername,
-} from "./auth_test_kit.ts";
-import { authModule } from "./module.ts";
+} from "../../tests/support/accounts_test_kit.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 
 export function authServiceSuite(backend: Backend) {
   let running: Promise<{ platform: TestPlatform; c: Clients }> | undefined;
   const setup = () =>
-    running ??= startPlatform([authModule], {
+    running ??= startPlatform(["auth"], {
       backend,
       env: {
         MAX_DEVICES_PER_ACCOUNT: "3",

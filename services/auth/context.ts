@@ -1,12 +1,12 @@
 /** What the auth service's handlers share: stores, bus, tokens, limits and the clock. */
 
 import type { Bus } from "../bus/port.ts";
-import type { Config } from "../platform/config.ts";
 import { GuardynError } from "../platform/errors.ts";
 import type { Logger } from "../platform/log.ts";
 import { RateLimiter } from "../platform/rate_limit.ts";
 import type { AuthStores } from "../store/auth_ports.ts";
 import type { SessionTokens } from "./session_tokens.ts";
+import type { AuthSettings } from "./settings.ts";
 import * as grpc from "@grpc/grpc-js";
 
 export interface AuthLimiters {
@@ -26,7 +26,7 @@ export interface AuthContextDeps {
   stores: AuthStores;
   bus: Bus;
   log: Logger;
-  config: Config;
+  settings: AuthSettings;
   tokens: SessionTokens;
   limiters: AuthLimiters;
   /** Verified against when a username is unknown, so timing reveals nothing. */
@@ -36,10 +36,9 @@ export interface AuthContextDeps {
   now: () => number;
 }
 
-export function createLimiters(config: Config): AuthLimiters {
+export function createLimiters(auth: AuthSettings): AuthLimiters {
   const perMinute = (burst: number, perMinute: number) =>
     new RateLimiter({ burst, perSecond: perMinute / 60 });
-  const auth = config.auth;
   return {
     loginFailuresByAccount: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
     loginAttemptsByAddress: perMinute(auth.loginAttemptsBurst, auth.loginAttemptsPerMinute),

@@ -4,7 +4,7 @@ import type { DirectoryServiceService } from "../../proto/gen/guardyn/v1/auth.ts
 import { invalidArgument, notFound } from "../platform/errors.ts";
 import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
 import type { Account } from "../store/auth_ports.ts";
-import { addressableDevices } from "./addressable.ts";
+import { addressableDevices } from "../store/addressable.ts";
 import type { AuthContextDeps } from "./context.ts";
 import { canonicalUsername } from "./username.ts";
 import { checkId } from "./validation.ts";

@@ -33,7 +33,7 @@ import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
 import type { AuthContext } from "../platform/auth.ts";
 import { KeyLimitError, type OneTimePrekey } from "../store/auth_ports.ts";
 import type { DeviceRef } from "../store/ports.ts";
-import { addressableDevices } from "./addressable.ts";
+import { addressableDevices } from "../store/addressable.ts";
 import { type AuthContextDeps, invalidCredentials } from "./context.ts";
 import { verifyPassword } from "./password.ts";
 import { checkBytes, checkId, REGISTRATION_ID_MAX } from "./validation.ts";
@@ -101,8 +101,7 @@ function checkSuite(suite: number): number {
 export function keyDirectoryHandlers(
   deps: AuthContextDeps,
 ): Handlers<typeof KeyDirectoryServiceService> {
-  const { stores, config, limiters, now } = deps;
-  const limits = config.auth;
+  const { stores, settings: limits, limiters, now } = deps;
 
   const identityKeyOf = async (accountId: string): Promise<Uint8Array> => {
     const account = await stores.accounts.byId(accountId);

@@ -1,6 +1,6 @@
 /** The auth service alone (one per pod): `deno run -A services/auth/main.ts`. */
 
-import { main } from "../platform/runtime.ts";
-import { authModule } from "./module.ts";
+import { servicesNamed } from "../runtime/catalog.ts";
+import { main } from "../runtime/runtime.ts";
 
-if (import.meta.main) await main([authModule]);
+if (import.meta.main) await main(servicesNamed(["auth"]));

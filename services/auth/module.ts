@@ -5,57 +5,81 @@ import {
   DirectoryServiceService,
   KeyDirectoryServiceService,
 } from "../../proto/gen/guardyn/v1/auth.ts";
-import type { ServiceModule } from "../platform/runtime.ts";
+import { defineService } from "../kit/service_module.ts";
 import { TokenIssuer } from "../platform/tokens.ts";
-import { AUTH_PUBLIC_METHODS, authServiceHandlers } from "./account_service.ts";
+import { AUTH_PUBLIC_METHODS, authServiceHandlers } from "./auth_service.ts";
 import { type AuthContextDeps, createLimiters } from "./context.ts";
 import { directoryHandlers } from "./directory_service.ts";
 import { keyDirectoryHandlers } from "./key_service.ts";
 import { dummyHash } from "./password.ts";
 import { SessionTokens } from "./session_tokens.ts";
+import { readAuthSettings } from "./settings.ts";
 
 const PROVISIONING_PURGE_INTERVAL_MS = 60_000;
 
-export const authModule: ServiceModule = {
+export const authModule = defineService({
   name: "auth",
-  async register(server, deps) {
-    const { config, store } = deps;
+  grpcServices: [
+    "guardyn.v1.AuthService",
+    "guardyn.v1.KeyDirectoryService",
+    "guardyn.v1.DirectoryService",
+  ],
+  settings: readAuthSettings,
+  stores: ["auth"],
+  events: { publishes: ["device.revoked", "identity.changed", "account.deleted"], consumes: [] },
+  deploy: {
+    resources: { cpu: "250m", memory: "256Mi", memoryLimit: "768Mi" },
+    prod: { minReplicas: 2, maxReplicas: 8 },
+  },
+  async start(deps) {
+    const { platform, settings, store } = deps;
     const now = () => Date.now();
     const issuer = new TokenIssuer(
       deps.tokenKeys,
-      config.hosts.api,
-      config.tokens.accessTtlSeconds,
+      platform.hosts.api,
+      platform.tokens.accessTtlSeconds,
     );
     const context: AuthContextDeps = {
       stores: store.auth,
       bus: deps.bus,
-      log: deps.log.child({ service: "auth" }),
-      config,
-      tokens: new SessionTokens(issuer, store.auth.refreshTokens, config.tokens.refreshTtlSeconds),
-      limiters: createLimiters(config),
+      log: deps.log,
+      settings,
+      tokens: new SessionTokens(
+        issuer,
+        store.auth.refreshTokens,
+        platform.tokens.refreshTtlSeconds,
+      ),
+      limiters: createLimiters(settings),
       dummyPasswordHash: await dummyHash(),
       forgetDevice: deps.deviceStatus.forget,
       now,
     };
-    server.addService("guardyn.v1.AuthService", AuthServiceService, authServiceHandlers(context), {
-      publicMethods: AUTH_PUBLIC_METHODS,
-    });
-    server.addService(
-      "guardyn.v1.KeyDirectoryService",
-      KeyDirectoryServiceService,
-      keyDirectoryHandlers(context),
-    );
-    server.addService(
-      "guardyn.v1.DirectoryService",
-      DirectoryServiceService,
-      directoryHandlers(context),
-    );
     // Expired linking sessions are removed in the background (bounded batches).
     const purge = setInterval(() => {
       store.auth.provisioning.purgeExpired(now(), 1000).catch((error) =>
         context.log.warn("provisioning purge failed", { error })
       );
     }, PROVISIONING_PURGE_INTERVAL_MS);
-    return { stop: () => Promise.resolve(clearInterval(purge)) };
+    return {
+      register(server) {
+        server.addService(
+          "guardyn.v1.AuthService",
+          AuthServiceService,
+          authServiceHandlers(context),
+          { publicMethods: AUTH_PUBLIC_METHODS },
+        );
+        server.addService(
+          "guardyn.v1.KeyDirectoryService",
+          KeyDirectoryServiceService,
+          keyDirectoryHandlers(context),
+        );
+        server.addService(
+          "guardyn.v1.DirectoryService",
+          DirectoryServiceService,
+          directoryHandlers(context),
+        );
+      },
+      tasks: [{ name: "provisioning-purge", stop: () => clearInterval(purge) }],
+    };
   },
-};
+});

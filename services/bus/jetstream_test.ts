@@ -19,7 +19,7 @@ import {
   requireNatsServer,
 } from "./conformance/nats_server.ts";
 import { createJetStreamBus, type JetStreamBusOptions } from "./jetstream.ts";
-import { openBus } from "./open.ts";
+import { openBus } from "../runtime/open_bus.ts";
 import { BusUnavailableError } from "./errors.ts";
 import type { Bus } from "./port.ts";
 import { EVENT_STREAM, EVENT_SUBJECT_PREFIX } from "./subjects.ts";

@@ -6,10 +6,10 @@
 
 import { EventEmitter } from "node:events";
 import { assert, assertEquals, captureRejection } from "../../tests/assert.ts";
-import { createMemoryBus } from "../bus/memory.ts";
+import { openBus } from "../runtime/open_bus.ts";
 import { GuardynError } from "../platform/errors.ts";
 import { memoryLogger } from "../platform/log.ts";
-import { openSqliteStore } from "../store/sqlite/sqlite_store.ts";
+import { openStore } from "../runtime/open_store.ts";
 import type { Store } from "../store/ports.ts";
 import {
   ClosedReason,
@@ -56,9 +56,9 @@ async function withStream(
     h: { store: Store; deps: DeviceStreamDeps; open: (opts?: Partial<Opts>) => Opened },
   ) => Promise<void>,
 ) {
-  const store = await openSqliteStore(":memory:");
+  const store = await openStore({ backend: "sqlite", path: ":memory:" }, memoryLogger());
   const log = memoryLogger();
-  const bus = createMemoryBus(log);
+  const bus = await openBus({ backend: "memory" }, log);
   const deps: DeviceStreamDeps = {
     mailbox: store.mailbox,
     bus,

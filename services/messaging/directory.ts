@@ -1,6 +1,7 @@
 /**
  * The current addressable devices of an account, as SendMessage checks envelopes against them.
- * The rule for "addressable" lives with the auth service (services/auth/addressable.ts).
+ * The rule for "addressable" is a domain module over the auth store port that auth and
+ * messaging share (services/store/addressable.ts).
  *
  * Reading it costs several store queries per device, on every send. `cachedDirectory` keeps
  * answers for a short time (default 1 s) and is only trusted when it AGREES with the request:
@@ -11,7 +12,7 @@
  * instance drop their entry at once.
  */
 
-import { addressableDevices } from "../auth/addressable.ts";
+import { addressableDevices } from "../store/addressable.ts";
 import type { AuthStores } from "../store/auth_ports.ts";
 import type { CurrentDevice } from "./device_set.ts";
 

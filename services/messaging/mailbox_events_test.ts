@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { BusUnavailableError } from "../bus/errors.ts";
-import { createMemoryBus } from "../bus/memory.ts";
+import { openBus } from "../runtime/open_bus.ts";
 import type { Bus } from "../bus/port.ts";
 import type { BusEvent } from "../bus/subjects.ts";
 import { memoryLogger } from "../platform/log.ts";
@@ -15,8 +15,8 @@ async function until(condition: () => boolean, what: string) {
 }
 
 /** A bus that records published events and can be switched off. */
-function recordingBus(): { bus: Bus; events: BusEvent[]; down: { value: boolean } } {
-  const inner = createMemoryBus(memoryLogger());
+async function recordingBus(): Promise<{ bus: Bus; events: BusEvent[]; down: { value: boolean } }> {
+  const inner = await openBus({ backend: "memory" }, memoryLogger());
   const events: BusEvent[] = [];
   const down = { value: false };
   const bus: Bus = Object.assign(Object.create(inner), {
@@ -30,7 +30,7 @@ function recordingBus(): { bus: Bus; events: BusEvent[]; down: { value: boolean 
 }
 
 Deno.test("mailbox events: counts per device and kind are coalesced into one event", async () => {
-  const { bus, events } = recordingBus();
+  const { bus, events } = await recordingBus();
   let now = 1_000;
   const publisher = new MailboxEvents(bus, memoryLogger(), { flushDelayMs: 5, now: () => now++ });
   publisher.written(phone, 1);
@@ -48,7 +48,7 @@ Deno.test("mailbox events: counts per device and kind are coalesced into one eve
 });
 
 Deno.test("mailbox events: kept and retried while the bus is down, then published", async () => {
-  const { bus, events, down } = recordingBus();
+  const { bus, events, down } = await recordingBus();
   const log = memoryLogger();
   const publisher = new MailboxEvents(bus, log, { flushDelayMs: 5, retryMinMs: 10 });
   down.value = true;
@@ -66,7 +66,7 @@ Deno.test("mailbox events: kept and retried while the bus is down, then publishe
 });
 
 Deno.test("mailbox events: a full queue drops new devices and counts them", async () => {
-  const { bus, events, down } = recordingBus();
+  const { bus, events, down } = await recordingBus();
   down.value = true;
   const publisher = new MailboxEvents(bus, memoryLogger(), { flushDelayMs: 1000, maxPending: 2 });
   publisher.written(phone, 1);

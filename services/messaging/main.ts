@@ -1,6 +1,6 @@
 /** The messaging service alone (one per pod): `deno run -A services/messaging/main.ts`. */
 
-import { main } from "../platform/runtime.ts";
-import { messagingModule } from "./module.ts";
+import { servicesNamed } from "../runtime/catalog.ts";
+import { main } from "../runtime/runtime.ts";
 
-if (import.meta.main) await main([messagingModule]);
+if (import.meta.main) await main(servicesNamed(["messaging"]));

@@ -10,8 +10,7 @@ import { failure, unary } from "../../tests/support/grpc.ts";
 import { type Backend, startPlatform, type TestPlatform } from "../../tests/support/platform.ts";
 import { deleteStreams, NATS_URL } from "../bus/conformance/nats_server.ts";
 import type { BusEvent } from "../bus/subjects.ts";
-import { type Clients, PASSWORD } from "../auth/auth_test_kit.ts";
-import { authModule } from "../auth/module.ts";
+import { type Clients, PASSWORD } from "../../tests/support/accounts_test_kit.ts";
 import { ErrorReason, MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
 import { EnvelopeType, type SendStreamResponse } from "../../proto/gen/guardyn/v1/messaging.ts";
 import {
@@ -28,7 +27,6 @@ import {
   type TestAccount,
   textOf,
 } from "./messaging_test_kit.ts";
-import { messagingModule } from "./module.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const ENVELOPE_MAX = 4096;
@@ -63,8 +61,8 @@ export function messagingSuite(backend: Backend) {
           ? { NATS_STREAM: `GUARDYN_T_${id}`, NATS_SUBJECT_PREFIX: `guardyn.t${id}.events` }
           : {}),
       };
-      const a = await startPlatform([authModule, messagingModule], { backend, env });
-      const b = backend === "cluster" ? await startPlatform([messagingModule], { shared: a }) : a;
+      const a = await startPlatform(["auth", "messaging"], { backend, env });
+      const b = backend === "cluster" ? await startPlatform(["messaging"], { shared: a }) : a;
       const c = authClients(a.address);
       const [alice, bob] = [await account(c, 2), await account(c, 2)];
       return {

@@ -29,7 +29,7 @@ import {
   publishKeys,
   register,
   type TestDevice,
-} from "../auth/auth_test_kit.ts";
+} from "../../tests/support/accounts_test_kit.ts";
 
 export type Messaging = InstanceType<typeof MessagingServiceClient>;
 

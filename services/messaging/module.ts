@@ -7,23 +7,33 @@
 import { status as grpcStatus } from "@grpc/grpc-js";
 import client from "prom-client";
 import { RateLimiter } from "../platform/rate_limit.ts";
-import { requireAuth } from "../platform/grpc_server.ts";
-import type { ServiceModule } from "../platform/runtime.ts";
+import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
+import { defineService } from "../kit/service_module.ts";
 import { ClosedReason, MessagingServiceService } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { cachedDirectory, storeDirectory } from "./directory.ts";
 import { startLifecycle } from "./lifecycle.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
+import { readMessagingSettings } from "./settings.ts";
 import { sendMessageHandler } from "./send_service.ts";
 import { SendStreamSlots, serveSendStream } from "./send_stream.ts";
 import { StreamHub } from "./stream_hub.ts";
 import { accessTokenExpiryMs } from "./token_expiry.ts";
 
-export const messagingModule: ServiceModule = {
+export const messagingModule = defineService({
   name: "messaging",
-  async register(server, deps) {
-    const { config, store, bus } = deps;
-    const settings = config.messaging;
-    const log = deps.log.child({ service: "messaging" });
+  grpcServices: ["guardyn.v1.MessagingService"],
+  settings: readMessagingSettings,
+  stores: ["mailbox", "auth"],
+  events: {
+    publishes: ["mailbox.written", "mailbox.acked"],
+    consumes: ["device.revoked", "account.deleted"],
+  },
+  deploy: {
+    resources: { cpu: "200m", memory: "256Mi", memoryLimit: "1Gi" },
+    prod: { minReplicas: 2, maxReplicas: 12 },
+  },
+  async start(deps) {
+    const { platform, settings, store, bus, log } = deps;
     const now = () => Date.now();
     // Events gather for 100 ms: one per device and kind per round, whatever the traffic.
     const events = new MailboxEvents(bus, log.child({ component: "mailbox-events" }), {
@@ -102,12 +112,12 @@ export const messagingModule: ServiceModule = {
         this.set(sendStreamSlots.size);
       },
     });
-    server.addService("guardyn.v1.MessagingService", MessagingServiceService, {
+    const handlers = {
       sendMessage,
       sendStream: (call, ctx) =>
         serveSendStream(call, ctx, {
           sendMessage,
-          requestTimeoutMs: config.grpc.limits.maxUnaryDeadlineMs,
+          requestTimeoutMs: platform.grpc.limits.maxUnaryDeadlineMs,
           tokenExpiryMs: accessTokenExpiryMs(ctx.metadata),
           now,
           slots: sendStreamSlots,
@@ -118,7 +128,7 @@ export const messagingModule: ServiceModule = {
         const owner = { accountId: auth.accountId, deviceId: auth.deviceId };
         return hub.serve(call, ctx.signal, owner, accessTokenExpiryMs(ctx.metadata));
       },
-    });
+    } satisfies Handlers<typeof MessagingServiceService>;
 
     const lifecycle = await startLifecycle({
       mailbox: store.mailbox,
@@ -136,11 +146,18 @@ export const messagingModule: ServiceModule = {
       now,
     });
     return {
-      async stop() {
-        hub.closeAll(ClosedReason.CLOSED_REASON_SHUTTING_DOWN);
-        await lifecycle.stop();
-        await events.stop();
+      register(server) {
+        server.addService("guardyn.v1.MessagingService", MessagingServiceService, handlers);
       },
+      // In start order; the runtime stops them in reverse: streams, lifecycle, then events.
+      tasks: [
+        { name: "mailbox-events", stop: () => events.stop() },
+        { name: "lifecycle", stop: () => lifecycle.stop() },
+        {
+          name: "receive-streams",
+          stop: () => hub.closeAll(ClosedReason.CLOSED_REASON_SHUTTING_DOWN),
+        },
+      ],
     };
   },
-};
+});

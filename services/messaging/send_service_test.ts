@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { assert, assertEquals, captureRejection } from "../../tests/assert.ts";
-import { createMemoryBus } from "../bus/memory.ts";
+import { openBus } from "../runtime/open_bus.ts";
 import { GuardynError } from "../platform/errors.ts";
 import type { CallContext } from "../platform/grpc_server.ts";
 import { memoryLogger } from "../platform/log.ts";
@@ -67,8 +67,8 @@ function heldMailbox() {
   return { mailbox, deliveries, release: () => held.splice(0).forEach((go) => go()) };
 }
 
-function setup(directory: DeviceDirectory, mailbox: MailboxStore, maxConcurrentSends = 10) {
-  const bus = createMemoryBus(memoryLogger());
+async function setup(directory: DeviceDirectory, mailbox: MailboxStore, maxConcurrentSends = 10) {
+  const bus = await openBus({ backend: "memory" }, memoryLogger());
   const log = memoryLogger();
   return sendMessageHandler({
     mailbox,
@@ -91,7 +91,7 @@ const fixed = (devices: CurrentDevice[]): DeviceDirectory => ({
 
 Deno.test("send service: beyond the concurrent-send limit, sends are refused as UNAVAILABLE", async () => {
   const held = heldMailbox();
-  const send = setup(fixed([{ deviceId: "b1", registrationId: 1 }]), held.mailbox, 2);
+  const send = await setup(fixed([{ deviceId: "b1", registrationId: 1 }]), held.mailbox, 2);
   const first = [send(request(["b1"]), ctx()), send(request(["b1"]), ctx())];
   await new Promise((resolve) => setTimeout(resolve, 10));
   const refused = await captureRejection(send(request(["b1"]), ctx()));
@@ -119,7 +119,7 @@ Deno.test("send service: a stale cached device list never refuses a correct send
     forget() {},
   };
   const held = heldMailbox();
-  const send = setup(cachedDirectory(source, { ttlMs: 60_000 }), held.mailbox);
+  const send = await setup(cachedDirectory(source, { ttlMs: 60_000 }), held.mailbox);
   const sendNow = async (devices: string[]) => {
     const pending = send(request(devices), ctx());
     await new Promise((resolve) => setTimeout(resolve, 5));

@@ -1,8 +1,10 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { ConfigError, parseConfig } from "../platform/config.ts";
+import { settingsFromEnv } from "../kit/settings.ts";
+import { ConfigError } from "../platform/env.ts";
+import { messagingModule } from "./module.ts";
 
 Deno.test("messaging settings: defaults", () => {
-  const { messaging } = parseConfig({});
+  const messaging = settingsFromEnv(messagingModule, {});
   assertEquals(messaging, {
     envelopeMaxBytes: 96 * 1024,
     maxEnvelopesPerRequest: 10,
@@ -21,7 +23,7 @@ Deno.test("messaging settings: defaults", () => {
 });
 
 Deno.test("messaging settings: parsed from the environment and validated together", () => {
-  const { messaging } = parseConfig({
+  const messaging = settingsFromEnv(messagingModule, {
     MESSAGING_ENVELOPE_MAX_BYTES: "2048",
     MESSAGING_MAILBOX_TTL_SECONDS: "3600",
     MESSAGING_POLL_INTERVAL_MS: "500",
@@ -31,7 +33,7 @@ Deno.test("messaging settings: parsed from the environment and validated togethe
     [2048, 3600, 500],
   );
   try {
-    parseConfig({
+    settingsFromEnv(messagingModule, {
       MESSAGING_ENVELOPE_MAX_BYTES: "999999999",
       MESSAGING_POLL_INTERVAL_MS: "fast",
       MAX_DEVICES_PER_ACCOUNT: "20",
@@ -43,21 +45,5 @@ Deno.test("messaging settings: parsed from the environment and validated togethe
     assert(text.includes("MESSAGING_ENVELOPE_MAX_BYTES"), text);
     assert(text.includes("MESSAGING_POLL_INTERVAL_MS"), text);
     assert(text.includes("must be at least MAX_DEVICES_PER_ACCOUNT=20"), text);
-  }
-});
-
-Deno.test("bus namespace settings: optional and validated", () => {
-  const env = { BUS_BACKEND: "nats", NATS_URL: "nats://127.0.0.1:4222" };
-  const plain = parseConfig(env).bus;
-  assert(plain.backend === "nats" && plain.stream === undefined);
-  const named = parseConfig({ ...env, NATS_STREAM: "T_1", NATS_SUBJECT_PREFIX: "t.one.events" });
-  assert(named.bus.backend === "nats");
-  assertEquals([named.bus.stream, named.bus.subjectPrefix], ["T_1", "t.one.events"]);
-  try {
-    parseConfig({ ...env, NATS_STREAM: "a.b", NATS_SUBJECT_PREFIX: "x.*" });
-    throw new Error("expected a ConfigError");
-  } catch (error) {
-    assert(error instanceof ConfigError, String(error));
-    assert(error.message.includes("NATS_STREAM") && error.message.includes("NATS_SUBJECT_PREFIX"));
   }
 });

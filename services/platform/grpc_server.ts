@@ -110,6 +110,11 @@ export class GrpcServer {
     return this.#port;
   }
 
+  /** Fully qualified names of the services registered so far. */
+  get services(): readonly string[] {
+    return this.#services;
+  }
+
   /** Registers a service; `serviceName` is its fully qualified name for health checks. */
   addService<D extends grpc.ServiceDefinition>(
     serviceName: string,

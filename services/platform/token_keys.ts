@@ -5,7 +5,6 @@
  */
 
 import { dirname, join } from "node:path";
-import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import {
   generateTokenKeyFile,
@@ -14,14 +13,22 @@ import {
   type TokenKeys,
 } from "./tokens.ts";
 
-export async function loadTokenKeys(config: Config, log: Logger): Promise<TokenKeys> {
-  if (config.tokens.keysFile !== undefined) {
-    return await importTokenKeys(await readKeyFile(config.tokens.keysFile));
+/**
+ * `keysFile` when configured; otherwise a key file beside the embedded database at
+ * `embeddedDatabasePath` (undefined on a cluster store, where TOKEN_KEYS_FILE is required).
+ */
+export async function loadTokenKeys(
+  keysFile: string | undefined,
+  embeddedDatabasePath: string | undefined,
+  log: Logger,
+): Promise<TokenKeys> {
+  if (keysFile !== undefined) {
+    return await importTokenKeys(await readKeyFile(keysFile));
   }
-  if (config.store.backend !== "sqlite") {
+  if (embeddedDatabasePath === undefined) {
     throw new Error("TOKEN_KEYS_FILE is required with a cluster store");
   }
-  const path = join(dirname(config.store.path), "token-keys.json");
+  const path = join(dirname(embeddedDatabasePath), "token-keys.json");
   try {
     return await importTokenKeys(await readKeyFile(path));
   } catch (error) {

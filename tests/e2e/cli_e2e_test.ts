@@ -14,7 +14,7 @@ import {
   uniqueName,
   waitUntil,
   type World,
-} from "./e2e_kit.ts";
+} from "./e2e_test_kit.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 

@@ -8,7 +8,14 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { GuardynClient } from "../../client/mod.ts";
 import { DevServer } from "./dev_server.ts";
-import { PASSPHRASE, PASSWORD, TEST_KDF, TEST_KEYS, uniqueName, waitUntil } from "./e2e_kit.ts";
+import {
+  PASSPHRASE,
+  PASSWORD,
+  TEST_KDF,
+  TEST_KEYS,
+  uniqueName,
+  waitUntil,
+} from "./e2e_test_kit.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 

@@ -23,7 +23,7 @@ import {
   uniqueName,
   waitUntil,
   type World,
-} from "./e2e_kit.ts";
+} from "./e2e_test_kit.ts";
 import { type Needle, scanCql, scanSqlite } from "./server_tables.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };

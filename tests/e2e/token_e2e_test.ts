@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { ProfileFile } from "../../client/profile_file.ts";
 import { ProfileState } from "../../client/profile_state.ts";
-import { bodies, PASSPHRASE, registered, startWorld, waitUntil } from "./e2e_kit.ts";
+import { bodies, PASSPHRASE, registered, startWorld, waitUntil } from "./e2e_test_kit.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 

@@ -12,8 +12,6 @@ import {
   NATS_URL,
   NatsServerProcess,
 } from "../../services/bus/conformance/nats_server.ts";
-import { authModule } from "../../services/auth/module.ts";
-import { messagingModule } from "../../services/messaging/module.ts";
 import {
   account,
   authClients,
@@ -22,7 +20,7 @@ import {
   type TestAccount,
   textOf,
 } from "../../services/messaging/messaging_test_kit.ts";
-import { MessagingProcess, ResilientReceiver, sendWithRetry, sleep } from "./fault_kit.ts";
+import { MessagingProcess, ResilientReceiver, sendWithRetry, sleep } from "./faults_test_kit.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const FAST = {
@@ -59,7 +57,7 @@ Deno.test({
       NATS_STREAM: `GUARDYN_F_${id}`,
       NATS_SUBJECT_PREFIX: `guardyn.f${id}.events`,
     };
-    const auth = await startPlatform([authModule], {
+    const auth = await startPlatform(["auth"], {
       backend: "cluster",
       env: { ...FAST, ...namespace },
     });
@@ -117,8 +115,8 @@ Deno.test({
   fn: async () => {
     const nats = await NatsServerProcess.start();
     const env = { ...FAST, NATS_URL: nats.url };
-    const a = await startPlatform([authModule, messagingModule], { backend: "cluster", env });
-    const b = await startPlatform([messagingModule], { shared: a });
+    const a = await startPlatform(["auth", "messaging"], { backend: "cluster", env });
+    const b = await startPlatform(["messaging"], { shared: a });
     const m = messagingClient(a.address);
     let inbox: ResilientReceiver | undefined;
     try {

@@ -12,7 +12,7 @@ import {
   publishKeys,
   register,
   type TestDevice,
-} from "../../services/auth/auth_test_kit.ts";
+} from "../support/accounts_test_kit.ts";
 import { unary } from "../support/grpc.ts";
 import { join } from "node:path";
 import { type Backend, clusterEnv, spawnPlatform } from "../support/platform.ts";

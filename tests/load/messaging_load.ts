@@ -19,9 +19,9 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
-import { openStore } from "../../services/store/open.ts";
+import { openStore } from "../../services/runtime/open_store.ts";
 import type { Store } from "../../services/store/ports.ts";
-import { parseConfig } from "../../services/platform/config.ts";
+import { parseConfig } from "../../services/runtime/config.ts";
 import { createLogger } from "../../services/platform/log.ts";
 import {
   generateTokenKeyFile,

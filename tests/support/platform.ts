@@ -5,11 +5,8 @@
  */
 
 import { join } from "node:path";
-import {
-  type RunningPlatform,
-  runServices,
-  type ServiceModule,
-} from "../../services/platform/runtime.ts";
+import { servicesNamed } from "../../services/runtime/catalog.ts";
+import { type RunningPlatform, runServices } from "../../services/runtime/runtime.ts";
 import { memoryLogger } from "../../services/platform/log.ts";
 import { generateTokenKeyFile } from "../../services/platform/tokens.ts";
 import { migrate } from "../../tasks/migrate.ts";
@@ -53,8 +50,9 @@ export async function clusterEnv(dir: string): Promise<Record<string, string>> {
   return env;
 }
 
+/** Starts the catalog's services of these names ("auth", "messaging"...) in this process. */
 export async function startPlatform(
-  modules: readonly ServiceModule[],
+  services: readonly string[],
   options: { backend?: Backend; env?: Record<string, string>; shared?: TestPlatform } = {},
 ): Promise<TestPlatform> {
   const dir = await Deno.makeTempDir({ prefix: "guardyn-test-" });
@@ -71,7 +69,7 @@ export async function startPlatform(
     ...options.env,
   };
   const log = memoryLogger("info");
-  const platform = await runServices(modules, { env, log });
+  const platform = await runServices(servicesNamed(services), { env, log });
   return {
     address: `127.0.0.1:${platform.grpcPort}`,
     platform,

@@ -7,7 +7,7 @@ import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts
 import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { DeliveryPendingError, SchemaMismatchError, StoreUnavailableError } from "../errors.ts";
-import { openStore } from "../open.ts";
+import { openStore } from "../../runtime/open_store.ts";
 import type { MailboxDelivery } from "../ports.ts";
 import { CqlMailbox } from "./cql_mailbox.ts";
 import { loadCqlMigrations, migrateCql } from "./cql_migrate.ts";

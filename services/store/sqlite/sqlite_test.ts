@@ -4,7 +4,7 @@ import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts
 import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { SchemaMismatchError } from "../errors.ts";
-import { openStore } from "../open.ts";
+import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 

@@ -37,7 +37,7 @@ export const AUTH_PUBLIC_METHODS = [
 ] as const;
 
 export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof AuthServiceService> {
-  const { stores, config, tokens, limiters, log, now } = deps;
+  const { stores, settings, tokens, limiters, log, now } = deps;
 
   const weakPassword = (password: string) => {
     const problem = passwordProblem(password);
@@ -59,7 +59,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       lastSeenAtMs: at,
     };
     try {
-      await stores.devices.create(device, config.auth.maxDevicesPerAccount);
+      await stores.devices.create(device, settings.maxDevicesPerAccount);
     } catch (error) {
       if (error instanceof DeviceLimitError) {
         throw resourceExhausted(error.message, "DEVICE_LIMIT_REACHED");
@@ -264,9 +264,9 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const sessionId = checkId(request.sessionId, "session_id");
       const sealedBlob = checkBytes(request.sealedBlob, "sealed_blob", 1, SEALED_BLOB_MAX);
       const devices = await stores.devices.list(auth.accountId);
-      if (devices.length >= config.auth.maxDevicesPerAccount) {
+      if (devices.length >= settings.maxDevicesPerAccount) {
         throw resourceExhausted(
-          `an account may have at most ${config.auth.maxDevicesPerAccount} devices`,
+          `an account may have at most ${settings.maxDevicesPerAccount} devices`,
           "DEVICE_LIMIT_REACHED",
         );
       }

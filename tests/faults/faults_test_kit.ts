@@ -12,7 +12,7 @@ import {
   ReceiveSession,
   send,
 } from "../../services/messaging/messaging_test_kit.ts";
-import type { TestDevice } from "../../services/auth/auth_test_kit.ts";
+import type { TestDevice } from "../support/accounts_test_kit.ts";
 import type { SendMessageRequest } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { freePort } from "../support/net.ts";
 

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows, captureError } from "../../tests/assert.ts";
-import { ConfigError, describeConfig, parseConfig } from "./config.ts";
+import { ConfigError } from "../platform/env.ts";
+import { describeConfig, parseConfig } from "./config.ts";
 
 Deno.test("config: defaults give the embedded single-machine setup", () => {
   const config = parseConfig({});
@@ -73,4 +74,20 @@ Deno.test("config: unknown backends are refused instead of defaulted", () => {
   assertThrows(() => parseConfig({ STORE_BACKEND: "postgres" }), ConfigError);
   assertThrows(() => parseConfig({ BUS_BACKEND: "kafka" }), ConfigError);
   assertThrows(() => parseConfig({ BUS_BACKEND: "nats" }), ConfigError);
+});
+
+Deno.test("bus namespace settings: optional and validated", () => {
+  const env = { BUS_BACKEND: "nats", NATS_URL: "nats://127.0.0.1:4222" };
+  const plain = parseConfig(env).bus;
+  assert(plain.backend === "nats" && plain.stream === undefined);
+  const named = parseConfig({ ...env, NATS_STREAM: "T_1", NATS_SUBJECT_PREFIX: "t.one.events" });
+  assert(named.bus.backend === "nats");
+  assertEquals([named.bus.stream, named.bus.subjectPrefix], ["T_1", "t.one.events"]);
+  try {
+    parseConfig({ ...env, NATS_STREAM: "a.b", NATS_SUBJECT_PREFIX: "x.*" });
+    throw new Error("expected a ConfigError");
+  } catch (error) {
+    assert(error instanceof ConfigError, String(error));
+    assert(error.message.includes("NATS_STREAM") && error.message.includes("NATS_SUBJECT_PREFIX"));
+  }
 });

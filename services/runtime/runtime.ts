@@ -1,66 +1,58 @@
 /**
- * Runs one or many services in this process on the same code path: parse config, open the
- * store and the bus (failing loudly when a configured backend is unreachable), start the gRPC
- * server and the ops HTTP endpoint, and stop everything in order on SIGTERM/SIGINT.
+ * Runs one or many services in this process on the same code path: parse the configuration,
+ * open the store and the bus (failing loudly when a configured backend is unreachable), start
+ * each module with what it declared, serve gRPC and the ops HTTP endpoint, and stop everything
+ * in order on SIGTERM/SIGINT.
  */
 
-import { openBus } from "../bus/open.ts";
 import type { Bus } from "../bus/port.ts";
-import { openStore } from "../store/open.ts";
+import type { AnyServiceModule, BackgroundTask } from "../kit/service_module.ts";
+import type { Authenticator } from "../platform/auth.ts";
+import { type CachedDeviceStatus, cachedDeviceStatus } from "../platform/device_status.ts";
+import type { Env } from "../platform/env.ts";
+import { GrpcServer } from "../platform/grpc_server.ts";
+import { startOpsServer } from "../platform/http.ts";
+import { createLogger, type Logger } from "../platform/log.ts";
+import { createMetrics, type Metrics } from "../platform/metrics.ts";
+import { loadTokenKeys } from "../platform/token_keys.ts";
+import { jwtAuthenticator, type TokenKeys } from "../platform/tokens.ts";
 import type { Store } from "../store/ports.ts";
-import type { Authenticator } from "./auth.ts";
-import { type CachedDeviceStatus, cachedDeviceStatus } from "./device_status.ts";
-import { loadTokenKeys } from "./token_keys.ts";
-import { jwtAuthenticator, type TokenKeys } from "./tokens.ts";
-import { type Config, describeConfig, type Env, parseConfig } from "./config.ts";
-import { GrpcServer } from "./grpc_server.ts";
-import { startOpsServer } from "./http.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { type Config, describeConfig, parseConfig } from "./config.ts";
+import { openBus } from "./open_bus.ts";
+import { openStore } from "./open_store.ts";
+import { scopedBus, scopedStore } from "./service_scope.ts";
 
-export interface ServiceDeps {
+/** What the runtime opened once and shares between the services of this process. */
+export interface RuntimeDeps {
   config: Config;
   log: Logger;
   metrics: Metrics;
   store: Store;
   bus: Bus;
-  /** Access-token keys: every service verifies, the auth service also signs. */
   tokenKeys: TokenKeys;
-  /** Device status behind token checks; forget() after a local revocation. */
   deviceStatus: CachedDeviceStatus;
-}
-
-/** What a service leaves running besides its gRPC handlers (timers, consumers...). */
-export interface ServiceInstance {
-  stop(): Promise<void>;
-}
-
-export interface ServiceModule {
-  /** Short name for logs: "auth", "messaging", ... */
-  name: string;
-  register(server: GrpcServer, deps: ServiceDeps): Promise<ServiceInstance | void>;
 }
 
 export interface RunOptions {
   env?: Env;
   log?: Logger;
   /** Replaces the token verifier (tests); defaults to EdDSA JWTs plus the device status. */
-  authenticator?: (deps: ServiceDeps) => Promise<Authenticator> | Authenticator;
+  authenticator?: (deps: RuntimeDeps) => Promise<Authenticator> | Authenticator;
 }
 
 export interface RunningPlatform {
   config: Config;
   grpcPort: number;
   metricsPort: number;
-  deps: ServiceDeps;
+  deps: RuntimeDeps;
   stop(): Promise<void>;
 }
 
 export async function runServices(
-  modules: readonly ServiceModule[],
+  modules: readonly AnyServiceModule[],
   options: RunOptions = {},
 ): Promise<RunningPlatform> {
-  const config = parseConfig(options.env ?? Deno.env.toObject());
+  const config = parseConfig(options.env ?? Deno.env.toObject(), modules);
   const log = options.log ?? createLogger({ level: config.logLevel });
   log.info("starting", { services: modules.map((m) => m.name), ...describeConfig(config) });
   const metrics = createMetrics();
@@ -75,7 +67,11 @@ export async function runServices(
   }
   let tokenKeys: TokenKeys;
   try {
-    tokenKeys = await loadTokenKeys(config, log);
+    tokenKeys = await loadTokenKeys(
+      config.tokens.keysFile,
+      config.store.backend === "sqlite" ? config.store.path : undefined,
+      log,
+    );
   } catch (error) {
     await Promise.allSettled([bus.close(), store.close()]);
     throw error;
@@ -83,7 +79,7 @@ export async function runServices(
   const deviceStatus = cachedDeviceStatus(async (accountId, deviceId) =>
     (await store.auth.devices.get(accountId, deviceId)) !== undefined
   );
-  const deps: ServiceDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
+  const deps: RuntimeDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
 
   const server = new GrpcServer({
     host: config.grpc.host,
@@ -97,19 +93,43 @@ export async function runServices(
       deviceStatus: deviceStatus.status,
     }),
   });
-  const instances: ServiceInstance[] = [];
+  const tasks: BackgroundTask[] = [];
+  const readiness: Record<string, () => Promise<void>> = {
+    store: () => store.ping(),
+    bus: () => bus.ping(),
+  };
+  const stopTasks = async () => {
+    for (const task of tasks.toReversed()) {
+      await Promise.resolve().then(() => task.stop()).catch((error) =>
+        log.warn("background task did not stop cleanly", { task: task.name, error })
+      );
+    }
+  };
   const closeBackends = async () => {
     await Promise.allSettled([bus.close(), store.close()]);
   };
   let grpcPort: number;
   try {
     for (const module of modules) {
-      const instance = await module.register(server, deps);
-      if (instance) instances.push(instance);
+      const started = await module.start({
+        platform: config,
+        settings: config.services[module.name],
+        log: log.child({ service: module.name }),
+        metrics,
+        store: scopedStore(store, module.stores),
+        bus: scopedBus(bus, module),
+        tokenKeys,
+        deviceStatus,
+      });
+      tasks.push(...started.tasks ?? []);
+      for (const [name, check] of Object.entries(started.health ?? {})) {
+        readiness[`${module.name}.${name}`] = check;
+      }
+      registerDeclared(server, module, started.register);
     }
     grpcPort = await server.start();
   } catch (error) {
-    await Promise.allSettled(instances.map((instance) => instance.stop()));
+    await stopTasks();
     await closeBackends();
     throw error;
   }
@@ -118,13 +138,14 @@ export async function runServices(
     port: config.metrics.port,
     metrics,
     log,
-    readiness: { store: () => store.ping(), bus: () => bus.ping() },
+    readiness,
   });
   log.info("ready", {
     grpc: `${config.grpc.host}:${grpcPort}`,
     metrics: `http://${config.metrics.host}:${ops.port}/metrics`,
     store: store.info.backend,
     bus: bus.info.backend,
+    backgroundTasks: tasks.map((task) => task.name),
   });
 
   let stopping: Promise<void> | undefined;
@@ -132,7 +153,7 @@ export async function runServices(
     stopping ??= (async () => {
       log.info("stopping: draining calls", { graceMs: config.shutdownGraceMs });
       await server.shutdown(config.shutdownGraceMs);
-      await Promise.allSettled(instances.map((instance) => instance.stop()));
+      await stopTasks();
       await ops.close();
       await closeBackends();
       log.info("stopped");
@@ -140,11 +161,28 @@ export async function runServices(
   return { config, grpcPort, metricsPort: ops.port, deps, stop };
 }
 
+/** Lets a module register its gRPC services, then checks they are exactly the declared ones. */
+function registerDeclared(
+  server: GrpcServer,
+  module: AnyServiceModule,
+  register: (server: GrpcServer) => void,
+) {
+  const before = server.services.length;
+  register(server);
+  const registered = server.services.slice(before);
+  const declared = [...module.grpcServices].sort().join(", ");
+  if ([...registered].sort().join(", ") !== declared) {
+    throw new Error(
+      `service "${module.name}" registered [${registered.join(", ")}] but declares [${declared}]`,
+    );
+  }
+}
+
 /**
  * Entry point helper for `main.ts` files: runs the modules until SIGINT/SIGTERM, then shuts
  * down gracefully. Startup errors print one clear line and exit non-zero.
  */
-export async function main(modules: readonly ServiceModule[], options: RunOptions = {}) {
+export async function main(modules: readonly AnyServiceModule[], options: RunOptions = {}) {
   let platform: RunningPlatform;
   try {
     platform = await runServices(modules, options);

@@ -4,11 +4,11 @@
  * bus would not see each other's wake-ups.
  */
 
-import type { Bus } from "./port.ts";
-import type { BusConfig } from "./config.ts";
-import { createMemoryBus } from "./memory.ts";
-import { createJetStreamBus, displayServers } from "./jetstream.ts";
-import { EVENT_STREAM } from "./subjects.ts";
+import type { Bus } from "../bus/port.ts";
+import type { BusConfig } from "../bus/config.ts";
+import { createMemoryBus } from "../bus/memory.ts";
+import { createJetStreamBus, displayServers } from "../bus/jetstream.ts";
+import { EVENT_STREAM } from "../bus/subjects.ts";
 import type { Logger } from "../platform/log.ts";
 
 export async function openBus(config: BusConfig, log: Logger): Promise<Bus> {

@@ -3,7 +3,7 @@
  * identity key and the device has a signed prekey and a last-resort KEM prekey.
  */
 
-import type { AuthStores, Device } from "../store/auth_ports.ts";
+import type { AuthStores, Device } from "./auth_ports.ts";
 
 export async function addressableDevices(
   stores: AuthStores,

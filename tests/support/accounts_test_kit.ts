@@ -21,7 +21,7 @@ import {
   KeyDirectoryServiceClient,
 } from "../../proto/gen/guardyn/v1/auth.ts";
 import { Platform } from "../../proto/gen/guardyn/v1/common.ts";
-import { unary } from "../../tests/support/grpc.ts";
+import { unary } from "./grpc.ts";
 
 export interface Clients {
   auth: InstanceType<typeof AuthServiceClient>;

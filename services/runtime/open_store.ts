@@ -7,9 +7,9 @@
  * is a StoreUnavailableError: there is never a silent fallback to SQLite.
  */
 import type { Logger } from "../platform/log.ts";
-import type { StoreConfig } from "./config.ts";
-import type { Store } from "./ports.ts";
-import type { CqlTuning } from "./cql/cql_options.ts";
+import type { StoreConfig } from "../store/config.ts";
+import type { Store } from "../store/ports.ts";
+import type { CqlTuning } from "../store/cql/cql_options.ts";
 
 export interface OpenStoreOptions {
   /** Apply pending migrations. Default: true for SQLite, false for CQL (ops runs migrate). */
@@ -25,11 +25,11 @@ export async function openStore(
 ): Promise<Store> {
   let store: Store & { applied: number[] };
   if (config.backend === "sqlite") {
-    const { openSqliteStore } = await import("./sqlite/sqlite_store.ts");
+    const { openSqliteStore } = await import("../store/sqlite/sqlite_store.ts");
     store = await openSqliteStore(config.path, { migrate: opts.migrate ?? true });
   } else {
     // Loaded on demand so the embedded mode never loads the Cassandra driver.
-    const { openCqlStore } = await import("./cql/cql_store.ts");
+    const { openCqlStore } = await import("../store/cql/cql_store.ts");
     store = await openCqlStore(config, { ...opts.cql, migrate: opts.migrate ?? false });
   }
   log.info("store opened", {

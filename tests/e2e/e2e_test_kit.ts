@@ -7,8 +7,6 @@
 
 import { join } from "node:path";
 import { deleteStreams, NATS_URL } from "../../services/bus/conformance/nats_server.ts";
-import { authModule } from "../../services/auth/module.ts";
-import { messagingModule } from "../../services/messaging/module.ts";
 import { type Backend, startPlatform, type TestPlatform } from "../support/platform.ts";
 import { type ClientEvent, GuardynClient, type GuardynClientOptions } from "../../client/mod.ts";
 
@@ -66,10 +64,10 @@ export async function startWorld(
       : {}),
     ...extraEnv,
   };
-  const first = await startPlatform([authModule, messagingModule], { backend, env });
+  const first = await startPlatform(["auth", "messaging"], { backend, env });
   const instances = [first];
   if (backend === "cluster") {
-    instances.push(await startPlatform([authModule, messagingModule], { shared: first, env }));
+    instances.push(await startPlatform(["auth", "messaging"], { shared: first, env }));
   }
   const dir = await Deno.makeTempDir({ prefix: "guardyn-e2e-" });
   const clients = new Set<TestClient>();

@@ -1,0 +1,42 @@
+/** Limits of the auth service (services/auth), parsed from the environment. */
+
+import type { PlatformConfig } from "../platform/config.ts";
+import type { EnvReader } from "../platform/env.ts";
+
+export interface AuthSettings {
+  /** Failed logins allowed per account and per client address before rate limiting. */
+  loginFailuresBurst: number;
+  loginFailuresPerMinute: number;
+  /** Login attempts (failed or not) per client address. */
+  loginAttemptsBurst: number;
+  loginAttemptsPerMinute: number;
+  /** Registrations and linking sessions per client address. */
+  registrationBurst: number;
+  registrationsPerMinute: number;
+  /** Bundle fetches per (requester, target device). */
+  prekeyFetchBurst: number;
+  prekeyFetchPerMinute: number;
+  maxOneTimePrekeysPerDevice: number;
+  maxKeyPackagesPerDevice: number;
+  /** Keys or key packages per upload call. */
+  maxKeysPerUpload: number;
+  /** The account-wide device limit (MAX_DEVICES_PER_ACCOUNT, shared with messaging). */
+  maxDevicesPerAccount: number;
+}
+
+export function readAuthSettings(read: EnvReader, platform: PlatformConfig): AuthSettings {
+  return {
+    loginFailuresBurst: read.int("LOGIN_FAILURES_BURST", 5, 1, 1_000),
+    loginFailuresPerMinute: read.int("LOGIN_FAILURES_PER_MINUTE", 5, 1, 10_000),
+    loginAttemptsBurst: read.int("LOGIN_ATTEMPTS_BURST", 30, 1, 100_000),
+    loginAttemptsPerMinute: read.int("LOGIN_ATTEMPTS_PER_MINUTE", 30, 1, 100_000),
+    registrationBurst: read.int("REGISTRATION_BURST", 10, 1, 100_000),
+    registrationsPerMinute: read.int("REGISTRATIONS_PER_MINUTE", 10, 1, 100_000),
+    prekeyFetchBurst: read.int("PREKEY_FETCH_BURST", 20, 1, 10_000),
+    prekeyFetchPerMinute: read.int("PREKEY_FETCH_PER_MINUTE", 60, 1, 100_000),
+    maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
+    maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
+    maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
+    maxDevicesPerAccount: platform.accounts.maxDevicesPerAccount,
+  };
+}
