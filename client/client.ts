@@ -114,7 +114,10 @@ export class GuardynClient {
   readonly #outbox: Outbox;
   readonly #publisher: KeyPublisher;
   readonly #receiver: Receiver;
-  readonly #events = new Listeners<ClientEvent>();
+  /** A listener that throws is reported as an error event (unless it failed on one). */
+  readonly #events = new Listeners<ClientEvent>((error, event) => {
+    if (event.type !== "error") this.#emitError("event listener", error);
+  });
   readonly #now: () => number;
   #closed = false;
   #replenishTimer: ReturnType<typeof setTimeout> | undefined;

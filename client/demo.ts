@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line program: the terminal is its output
 /**
  * `deno task demo`: end-to-end encryption, shown. Talks to a running `deno task dev` (it starts
  * nothing): Alice (a laptop and a phone) and Bob exchange messages, and after each step the demo

@@ -1,6 +1,13 @@
-/** A minimal typed listener list: listeners run synchronously; one that throws does not stop others. */
+/**
+ * A minimal typed listener list: listeners run synchronously; one that throws does not stop
+ * the others, and its error goes to `onListenerError` (the SDK never prints).
+ */
 export class Listeners<E> {
   readonly #listeners = new Set<(event: E) => void>();
+
+  constructor(
+    private readonly onListenerError: (error: unknown, event: E) => void = () => {},
+  ) {}
 
   /** Adds a listener; returns the function that removes it. */
   on(listener: (event: E) => void): () => void {
@@ -14,7 +21,7 @@ export class Listeners<E> {
         listener(event);
       } catch (error) {
         // A broken listener is the app's bug; keep delivering to the others.
-        console.error("guardyn client: event listener failed", error);
+        this.onListenerError(error, event);
       }
     }
   }

@@ -17,6 +17,7 @@ import {
 import { Receiver } from "./receiver.ts";
 import { TokenKeeper, type TokenPair } from "./tokens.ts";
 import type { ReceiveCall, Transport } from "./transport.ts";
+import { waitUntil } from "../tests/support/wait.ts";
 
 /** A Receive call whose server side is a script. */
 class ScriptedCall extends EventEmitter {
@@ -125,35 +126,27 @@ function harness() {
   return { calls, receiver, processed, ends, refreshes: () => refreshes };
 }
 
-async function until(condition: () => boolean, what: string) {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
 const acked = (call: ScriptedCall) =>
   call.written.flatMap((r) => r.kind?.$case === "ack" ? r.kind.value.envelopeIds : []);
 
 Deno.test("receiver: Closed{TOKEN_EXPIRED} renews the token once and reconnects with the new one", async () => {
   const h = harness();
   h.receiver.start();
-  await until(() => h.calls.length === 1, "the first stream");
+  await waitUntil(() => h.calls.length === 1, "the first stream");
   const first = h.calls[0]!;
   first.send({ $case: "envelope", value: envelope("e1") });
   first.send({ $case: "queueDrained", value: { backlogCount: 1 } });
-  await until(() => acked(first).includes("e1"), "e1 acknowledged on the first stream");
+  await waitUntil(() => acked(first).includes("e1"), "e1 acknowledged on the first stream");
   first.send({ $case: "closed", value: { reason: ClosedReason.CLOSED_REASON_TOKEN_EXPIRED } });
   first.status(grpc.status.OK);
 
-  await until(() => h.calls.length === 2, "a second stream");
+  await waitUntil(() => h.calls.length === 2, "a second stream");
   const second = h.calls[1]!;
   assertEquals([first.token, second.token], ["access-1", "access-2"]);
   assertEquals(h.refreshes(), 1);
   second.send({ $case: "envelope", value: envelope("e2") });
   second.send({ $case: "queueDrained", value: { backlogCount: 1 } });
-  await until(() => acked(second).includes("e2"), "e2 acknowledged on the second stream");
+  await waitUntil(() => acked(second).includes("e2"), "e2 acknowledged on the second stream");
   assertEquals(h.processed, ["e1", "e2"]);
   assertEquals(h.ends, [], "token expiry is not an end");
   await h.receiver.stop();
@@ -163,9 +156,9 @@ Deno.test("receiver: Closed{TOKEN_EXPIRED} renews the token once and reconnects 
 Deno.test("receiver: an UNAUTHENTICATED TOKEN_EXPIRED status also renews and reconnects", async () => {
   const h = harness();
   h.receiver.start();
-  await until(() => h.calls.length === 1, "the first stream");
+  await waitUntil(() => h.calls.length === 1, "the first stream");
   h.calls[0]!.status(grpc.status.UNAUTHENTICATED, "TOKEN_EXPIRED");
-  await until(() => h.calls.length === 2, "a second stream");
+  await waitUntil(() => h.calls.length === 2, "a second stream");
   assertEquals(h.calls[1]!.token, "access-2");
   assertEquals(h.refreshes(), 1);
   h.calls[1]!.send({ $case: "queueDrained", value: { backlogCount: 0 } });
@@ -176,13 +169,13 @@ Deno.test("receiver: an UNAUTHENTICATED TOKEN_EXPIRED status also renews and rec
 Deno.test("receiver: DEVICE_REVOKED ends the receiver for good, with no reconnect", async () => {
   const h = harness();
   h.receiver.start();
-  await until(() => h.calls.length === 1, "the first stream");
+  await waitUntil(() => h.calls.length === 1, "the first stream");
   h.calls[0]!.send({
     $case: "closed",
     value: { reason: ClosedReason.CLOSED_REASON_DEVICE_REVOKED },
   });
   h.calls[0]!.status(grpc.status.OK);
-  await until(() => h.ends.length === 1, "the end");
+  await waitUntil(() => h.ends.length === 1, "the end");
   assertEquals(h.ends, ["revoked"]);
   await new Promise((resolve) => setTimeout(resolve, 20));
   assertEquals(h.calls.length, 1);

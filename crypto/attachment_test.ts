@@ -9,6 +9,7 @@ import {
   HEADER_BYTES,
   TAG_BYTES,
 } from "./attachment.ts";
+import { constantTimeEqual } from "./primitives.ts";
 
 const SMALL_CHUNK = 1024;
 
@@ -50,10 +51,6 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
     at += part.length;
   }
   return out;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((value, i) => value === b[i]);
 }
 
 function assert(condition: boolean, message: string): asserts condition {
@@ -123,7 +120,7 @@ for (const size of [0, 1, C - 1, C, C + 1, 3 * 1024 * 1024 + 12345]) {
     const decrypted = await collect(
       decryptAttachment(streamOf(ciphertext, 4096), { key, digest, size: sealedSize }),
     );
-    assert(equalBytes(decrypted, plaintext), "plaintext round trips");
+    assert(constantTimeEqual(decrypted, plaintext), "plaintext round trips");
   });
 }
 
@@ -131,8 +128,11 @@ Deno.test("each file gets a fresh key and nonce prefix", async () => {
   const plaintext = randomBytes(100);
   const a = await encrypt(plaintext);
   const b = await encrypt(plaintext);
-  assert(!equalBytes(a.key, b.key), "keys differ");
-  assert(!equalBytes(a.ciphertext.subarray(9, 16), b.ciphertext.subarray(9, 16)), "prefixes");
+  assert(!constantTimeEqual(a.key, b.key), "keys differ");
+  assert(
+    !constantTimeEqual(a.ciphertext.subarray(9, 16), b.ciphertext.subarray(9, 16)),
+    "prefixes",
+  );
 });
 
 Deno.test("tampering is detected with a clear error", async (t) => {
@@ -218,7 +218,7 @@ Deno.test("tampering is detected with a clear error", async (t) => {
     const out = await collect(
       decryptAttachment(streamOf(file.ciphertext), { ...opts, digest: file.digest }),
     );
-    assert(equalBytes(out, plaintext), "round trip");
+    assert(constantTimeEqual(out, plaintext), "round trip");
   });
 });
 
@@ -316,5 +316,5 @@ Deno.test("digest is the documented hash list over header and sealed chunks", as
   const leaves = await Promise.all(chunks.map(sha256Digest));
   const label = new TextEncoder().encode("guardyn-attachment-digest-v1");
   const expected = await sha256Digest(join(label, header, ...leaves));
-  assert(equalBytes(file.digest, expected), "digest = SHA-256(label || header || leaves)");
+  assert(constantTimeEqual(file.digest, expected), "digest = SHA-256(label || header || leaves)");
 });

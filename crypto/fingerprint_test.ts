@@ -5,15 +5,8 @@ import {
   safetyNumber,
   type SafetyNumberInput,
 } from "./fingerprint.ts";
+import { fromHex, toHex } from "./primitives.ts";
 import vectors from "./testdata/fingerprint/libsignal_vectors.json" with { type: "json" };
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(text.match(/../g)!.map((pair) => parseInt(pair, 16)));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 function assertEquals<T>(actual: T, expected: T, what: string): void {
   if (actual !== expected) throw new Error(`${what}: expected ${expected}, got ${actual}`);
@@ -29,8 +22,8 @@ function assertThrowsCode(fn: () => unknown, code: string): void {
   throw new Error(`expected FingerprintError ${code}, nothing thrown`);
 }
 
-const alice = hex(vectors.aliceIdentityKeyHex);
-const bob = hex(vectors.bobIdentityKeyHex);
+const alice = fromHex(vectors.aliceIdentityKeyHex);
+const bob = fromHex(vectors.bobIdentityKeyHex);
 
 function pair(version: number): [SafetyNumberInput, SafetyNumberInput] {
   return [

@@ -54,6 +54,7 @@ import {
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { guardynCryptoProvider } from "./mls_provider.ts";
 import { decodeFrames, encodeFrames, MlsStateError, readU16, u16 } from "./mls_state.ts";
+import { constantTimeEqual } from "./primitives.ts";
 
 /** Cipher suites Guardyn offers; `x25519` (RFC 9420 suite 1) is the default. */
 export const MLS_SUITES = {
@@ -482,7 +483,7 @@ export class MlsGroup {
     const before = this.roster();
     const pending = this.#pending;
     if (content.contentType === "commit" && pending !== undefined) {
-      if (bytesEqual(bytes, pending.commit)) {
+      if (constantTimeEqual(bytes, pending.commit)) {
         this.mergePendingCommit();
         return this.#commitSummary(before, content.sender, { ownCommit: true, discarded: false });
       }
@@ -583,7 +584,7 @@ export class MlsGroup {
   }
 
   #assertGroup(groupId: Uint8Array): void {
-    if (!bytesEqual(groupId, this.#state.groupContext.groupId)) {
+    if (!constantTimeEqual(groupId, this.#state.groupContext.groupId)) {
       throw new GroupError("wrong-group", "message belongs to another group");
     }
   }
@@ -770,11 +771,4 @@ async function mlsCall<T>(operation: () => Promise<T>): Promise<T> {
     const reason = cause instanceof Error ? cause.message : String(cause);
     throw new GroupError("rejected", `MLS operation failed: ${reason}`, { cause });
   }
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line program: the terminal is its output
 import { generateKeyPackage, type KeyPackageBundle, MlsGroup } from "./mls.ts";
 
 // A 250-member group built by one commit, plus a receiving member to measure processing.

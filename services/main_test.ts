@@ -7,6 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
+import { NO_SANITIZERS } from "../tests/support/wait.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -66,8 +67,7 @@ function healthCheck(address: string): Promise<number> {
 
 Deno.test({
   name: "main: starts on the embedded store, serves health and metrics, stops on SIGINT",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...NO_SANITIZERS,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "guardyn-main-" });
     const child = spawnMain({ SQLITE_PATH: join(dir, "guardyn.db") });

@@ -1,3 +1,4 @@
+import { constantTimeEqual } from "../crypto/primitives.ts";
 /**
  * `deno task proto`: lints and formats the contracts in proto/ with buf, then regenerates
  * proto/gen/ with ts-proto. `deno task proto --check` changes nothing and fails, listing the
@@ -49,18 +50,12 @@ export function staleFiles(
   for (const [path, bytes] of generated) {
     const current = committed.get(path);
     if (current === undefined) stale.push({ path, problem: "missing" });
-    else if (!sameBytes(bytes, current)) stale.push({ path, problem: "changed" });
+    else if (!constantTimeEqual(bytes, current)) stale.push({ path, problem: "changed" });
   }
   for (const path of committed.keys()) {
     if (!generated.has(path)) stale.push({ path, problem: "extra" });
   }
   return stale.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** The human report for `--check`. */

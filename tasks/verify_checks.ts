@@ -34,6 +34,7 @@ import {
   type ReceiveResponse,
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import type { ServiceSpec } from "./kube_catalog.ts";
+import { constantTimeEqual } from "../crypto/primitives.ts";
 
 export interface Endpoint {
   /** gRPC address, host:port. */
@@ -188,7 +189,7 @@ function receiveEnvelope(
     stream.on("data", (event: ReceiveResponse) => {
       if (event.event?.$case !== "envelope") return;
       const envelope = event.event.value;
-      if (!equalBytes(envelope.content, expected)) return;
+      if (!constantTimeEqual(envelope.content, expected)) return;
       clearTimeout(timer);
       stream.write({ kind: { $case: "ack", value: { envelopeIds: [envelope.id] } } });
       // Half-close: the server finishes the stream after the acknowledgement; cancel only if
@@ -206,10 +207,6 @@ function receiveEnvelope(
       reject(new Error(`Receive stream failed: ${error.details || error.message}`));
     });
   });
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 async function publishKeys(

@@ -15,6 +15,7 @@ import { catalog, render, ROOT } from "./kube_test_kit.ts";
 import { verifyDeployment } from "./verify_checks.ts";
 import type { Endpoint } from "./verify_checks.ts";
 import { freePort, waitForPort as listensWithin } from "../tests/support/net.ts";
+import { NO_SANITIZERS } from "../tests/support/wait.ts";
 
 function passThrough(): Record<string, string> {
   const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "NO_COLOR"];
@@ -34,8 +35,7 @@ async function waitForPort(port: number, child: Deno.ChildProcess, what: string)
 
 Deno.test({
   name: "verify: one process per service with the manifests' environment, on CQL and NATS",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...NO_SANITIZERS,
   fn: async () => {
     const specs = await catalog();
     const { manifests } = await render("local");

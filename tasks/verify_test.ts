@@ -5,13 +5,13 @@ import { loadCatalog, repoRootFromHere } from "./kube_catalog.ts";
 import { healthStatuses, throwawayUsername, verifyDeployment } from "./verify_checks.ts";
 import { ingressAddress, parsePortForward, readyDeployments } from "./verify.ts";
 import { parseK3dConfig } from "./kube_cli.ts";
+import { NO_SANITIZERS } from "../tests/support/wait.ts";
 
 const root = repoRootFromHere();
 
 Deno.test({
   name: "verify: every check passes against auth and messaging, and the accounts are deleted",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...NO_SANITIZERS,
   fn: async () => {
     const specs = loadCatalog();
     const running = await startPlatform(CATALOG.map((m) => m.name));
@@ -43,8 +43,7 @@ Deno.test({
 
 Deno.test({
   name: "verify: a service missing from the deployment and a wrong health name are failures",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...NO_SANITIZERS,
   fn: async () => {
     const specs = loadCatalog();
     const running = await startPlatform(["auth"]);

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line program: the terminal is its output
 /**
  * `deno task chat`: an interactive end-to-end encrypted chat in the terminal, on the SDK.
  *

@@ -18,11 +18,11 @@ import {
   publishKeys,
   register,
 } from "../../tests/support/accounts_test_kit.ts";
+import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
 Deno.test({
   name: "auth service: authorization matrix over every authenticated RPC",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...NO_SANITIZERS,
   fn: async () => {
     const platform = await startPlatform(["auth"], { env: { REGISTRATION_BURST: "1000" } });
     const c = clients(platform.address);

@@ -4,28 +4,26 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { base64url } from "jose";
-import { constantTimeEqual, sha256 } from "../../crypto/primitives.ts";
 import type { AuthServiceService } from "../../proto/gen/guardyn/v1/auth.ts";
-import type { AuthContext } from "../platform/auth.ts";
+import { GuardynError, invalidArgument, notFound } from "../platform/errors.ts";
+import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
+import { UsernameTakenError } from "../store/auth_ports.ts";
 import {
-  failedPrecondition,
-  GuardynError,
-  invalidArgument,
-  notFound,
-  resourceExhausted,
-} from "../platform/errors.ts";
-import { type CallContext, type Handlers, requireAuth } from "../platform/grpc_server.ts";
-import { DeviceLimitError, UsernameTakenError } from "../store/auth_ports.ts";
+  canonicalUsername,
+  checkPasswordStrength,
+  lastSeenDay,
+  USERNAME_RULE,
+} from "./account_rules.ts";
 import { type AuthContextDeps, clientAddress, invalidCredentials } from "./context.ts";
-import { hashPassword, passwordProblem, verifyPassword } from "./password.ts";
-import { canonicalUsername, USERNAME_RULE } from "./username.ts";
-import { checkBytes, checkDeviceName, checkDeviceRegistration, checkId } from "./validation.ts";
-
-export const PROVISIONING_TTL_MS = 10 * 60_000;
-const PROVISIONING_POLL_MS = 250;
-const SEALED_BLOB_MAX = 65_536;
-const DAY_MS = 86_400_000;
+import { createDeviceRecord, removeDeviceRecords } from "./device_records.ts";
+import { linkingHandlers } from "./linking_handlers.ts";
+import { hashPassword, verifyPassword } from "./password.ts";
+import {
+  checkDeviceName,
+  checkDeviceRegistration,
+  checkId,
+  type DeviceRegistrationInput,
+} from "./validation.ts";
 
 export const AUTH_PUBLIC_METHODS = [
   "register",
@@ -37,51 +35,12 @@ export const AUTH_PUBLIC_METHODS = [
 ] as const;
 
 export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof AuthServiceService> {
-  const { stores, settings, tokens, limiters, log, now } = deps;
+  const { stores, tokens, limiters, log, now } = deps;
 
-  const weakPassword = (password: string) => {
-    const problem = passwordProblem(password);
-    if (problem) throw invalidArgument(problem, "WEAK_PASSWORD");
-  };
-
-  const createDevice = async (
-    accountId: string,
-    registration: ReturnType<typeof checkDeviceRegistration>,
-  ) => {
-    const at = now();
-    const device = {
-      accountId,
-      id: crypto.randomUUID(),
-      name: registration.name,
-      platform: registration.platform,
-      registrationId: registration.registrationId,
-      createdAtMs: at,
-      lastSeenAtMs: at,
-    };
-    try {
-      await stores.devices.create(device, settings.maxDevicesPerAccount);
-    } catch (error) {
-      if (error instanceof DeviceLimitError) {
-        throw resourceExhausted(error.message, "DEVICE_LIMIT_REACHED");
-      }
-      throw error;
-    }
-    return device;
-  };
-
-  /** Removes devices and tells other services to purge what they hold for them. */
-  const removeDevices = async (accountId: string, deviceIds: string[]) => {
-    const removed: string[] = [];
-    for (const deviceId of deviceIds) {
-      if (await stores.devices.remove(accountId, deviceId)) removed.push(deviceId);
-      await stores.refreshTokens.revokeDevice(accountId, deviceId);
-      deps.forgetDevice(accountId, deviceId);
-    }
-    for (const deviceId of removed) {
-      await deps.bus.publish({ kind: "device.revoked", accountId, deviceId, atMs: now() });
-    }
-    return removed;
-  };
+  const createDevice = (accountId: string, registration: DeviceRegistrationInput) =>
+    createDeviceRecord(deps, accountId, registration);
+  const removeDevices = (accountId: string, deviceIds: string[]) =>
+    removeDeviceRecords(deps, accountId, deviceIds);
 
   const checkPassword = async (accountId: string, password: string) => {
     const account = await stores.accounts.byId(accountId);
@@ -97,7 +56,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       limiters.registrationsByAddress.take(clientAddress(ctx.peer), "registrations");
       const username = canonicalUsername(request.username);
       if (!username) throw invalidArgument(USERNAME_RULE);
-      weakPassword(request.password);
+      checkPasswordStrength(request.password);
       const registration = checkDeviceRegistration(request.device);
       const accountId = crypto.randomUUID();
       try {
@@ -187,7 +146,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
 
     async changePassword(request, ctx) {
       const auth = requireAuth(ctx);
-      weakPassword(request.newPassword);
+      checkPasswordStrength(request.newPassword);
       await checkPassword(auth.accountId, request.currentPassword);
       await stores.accounts.setPasswordHash(
         auth.accountId,
@@ -222,7 +181,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
           name: device.name,
           platform: device.platform,
           createdAtMs: device.createdAtMs,
-          lastSeenMs: Math.floor(device.lastSeenAtMs / DAY_MS) * DAY_MS,
+          lastSeenMs: lastSeenDay(device.lastSeenAtMs),
           current: device.id === auth.deviceId,
         })),
       };
@@ -247,113 +206,6 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       return {};
     },
 
-    async createProvisioningSession(_request, ctx) {
-      limiters.registrationsByAddress.take(clientAddress(ctx.peer), "provisioning sessions");
-      const waitSecret = crypto.getRandomValues(new Uint8Array(32));
-      const session = {
-        id: crypto.randomUUID(),
-        waitSecretHash: sha256(waitSecret),
-        expiresAtMs: now() + PROVISIONING_TTL_MS,
-      };
-      await stores.provisioning.create(session);
-      return { sessionId: session.id, waitSecret, expiresAtMs: session.expiresAtMs };
-    },
-
-    async sendProvisioning(request, ctx) {
-      const auth = requireAuth(ctx);
-      const sessionId = checkId(request.sessionId, "session_id");
-      const sealedBlob = checkBytes(request.sealedBlob, "sealed_blob", 1, SEALED_BLOB_MAX);
-      const devices = await stores.devices.list(auth.accountId);
-      if (devices.length >= settings.maxDevicesPerAccount) {
-        throw resourceExhausted(
-          `an account may have at most ${settings.maxDevicesPerAccount} devices`,
-          "DEVICE_LIMIT_REACHED",
-        );
-      }
-      const session = await stores.provisioning.get(sessionId, now());
-      if (!session) throw failedPrecondition("provisioning session expired or unknown", "EXPIRED");
-      const filled = await stores.provisioning.fill(sessionId, {
-        sealedBlob,
-        accountId: auth.accountId,
-        linkTokenHash: session.waitSecretHash,
-      }, now());
-      if (!filled) {
-        throw new GuardynError(
-          grpc.status.ALREADY_EXISTS,
-          "ALREADY_EXISTS",
-          "this provisioning session already received its data",
-        );
-      }
-      return { expiresAtMs: session.expiresAtMs };
-    },
-
-    async waitProvisioning(request, call, ctx) {
-      const sessionId = checkId(request.sessionId, "session_id");
-      const secret = checkBytes(request.waitSecret, "wait_secret", 32, 32);
-      const secretHash = sha256(secret);
-      for (let first = true;; first = false) {
-        const session = await stores.provisioning.get(sessionId, now());
-        if (!session && !first) {
-          throw failedPrecondition("provisioning session expired", "EXPIRED");
-        }
-        if (!session || !constantTimeEqual(session.waitSecretHash, secretHash)) {
-          throw notFound("provisioning session not found or expired");
-        }
-        if (session.sealedBlob) {
-          call.write({
-            sealedBlob: session.sealedBlob,
-            provisioningToken: `${session.id}.${base64url.encode(secret)}`,
-            provisioningTokenExpiresAtMs: session.expiresAtMs,
-          });
-          return;
-        }
-        await sleep(PROVISIONING_POLL_MS, ctx);
-      }
-    },
-
-    async completeLinking(request) {
-      const [sessionId, encodedSecret] = request.provisioningToken.split(".");
-      if (!sessionId || !encodedSecret || request.provisioningToken.length > 512) {
-        throw invalidArgument("provisioning_token is malformed");
-      }
-      checkId(sessionId, "provisioning_token");
-      const registration = checkDeviceRegistration(request.device);
-      let secretHash: Uint8Array;
-      try {
-        secretHash = sha256(base64url.decode(encodedSecret));
-      } catch {
-        throw invalidArgument("provisioning_token is malformed");
-      }
-      const session = await stores.provisioning.get(sessionId, now());
-      if (
-        !session?.accountId || !session.sealedBlob ||
-        !constantTimeEqual(session.waitSecretHash, secretHash)
-      ) {
-        throw failedPrecondition("provisioning token expired, used or unknown", "EXPIRED");
-      }
-      const consumed = await stores.provisioning.consume(sessionId, now());
-      if (!consumed?.accountId) {
-        throw failedPrecondition("provisioning token expired, used or unknown", "EXPIRED");
-      }
-      const device = await createDevice(consumed.accountId, registration);
-      const auth: AuthContext = { accountId: consumed.accountId, deviceId: device.id };
-      log.info("device linked", { ...auth });
-      return { ...auth, tokens: await tokens.start(auth) };
-    },
+    ...linkingHandlers(deps),
   };
-}
-
-function sleep(ms: number, ctx: CallContext): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (ctx.signal.aborted) return reject(ctx.signal.reason);
-    const timer = setTimeout(() => {
-      ctx.signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(ctx.signal.reason);
-    };
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

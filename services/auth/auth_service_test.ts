@@ -24,8 +24,7 @@ import {
   registration,
   uniqueUsername,
 } from "../../tests/support/accounts_test_kit.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
 export function authServiceSuite(backend: Backend) {
   let running: Promise<{ platform: TestPlatform; c: Clients }> | undefined;
@@ -43,7 +42,7 @@ export function authServiceSuite(backend: Backend) {
   const test = (name: string, fn: (c: Clients, platform: TestPlatform) => Promise<void>) =>
     Deno.test({
       name: `auth service (${backend}): ${name}`,
-      ...noSanitize,
+      ...NO_SANITIZERS,
       fn: async () => {
         const { platform, c } = await setup();
         await fn(c, platform);
@@ -539,7 +538,7 @@ export function authServiceSuite(backend: Backend) {
 
   Deno.test({
     name: `auth service (${backend}): stop`,
-    ...noSanitize,
+    ...NO_SANITIZERS,
     fn: async () => {
       if (!running) return;
       const { platform, c } = await running;

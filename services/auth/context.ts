@@ -1,10 +1,10 @@
 /** What the auth service's handlers share: stores, bus, tokens, limits and the clock. */
 
 import type { Bus } from "../bus/port.ts";
-import { GuardynError } from "../platform/errors.ts";
+import { GuardynError, resourceExhausted } from "../platform/errors.ts";
 import type { Logger } from "../platform/log.ts";
 import { RateLimiter } from "../platform/rate_limit.ts";
-import type { AuthStores } from "../store/auth_ports.ts";
+import { type AuthStores, KeyLimitError } from "../store/auth_ports.ts";
 import type { SessionTokens } from "./session_tokens.ts";
 import type { AuthSettings } from "./settings.ts";
 import * as grpc from "@grpc/grpc-js";
@@ -55,6 +55,18 @@ export function clientAddress(peer: string): string {
   if (bracketed?.[1]) return bracketed[1];
   const lastColon = withoutScheme.lastIndexOf(":");
   return lastColon > 0 ? withoutScheme.slice(0, lastColon) : withoutScheme;
+}
+
+/** The calling device as a store reference. */
+export const deviceOf = (auth: { accountId: string; deviceId: string }) => ({
+  accountId: auth.accountId,
+  deviceId: auth.deviceId,
+});
+
+/** A store's key cap as RESOURCE_EXHAUSTED / KEY_LIMIT_REACHED; other errors pass through. */
+export function keyLimitReached(error: unknown): never {
+  if (error instanceof KeyLimitError) throw resourceExhausted(error.message, "KEY_LIMIT_REACHED");
+  throw error;
 }
 
 export const invalidCredentials = () =>

@@ -6,12 +6,8 @@ import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
 import type { Account } from "../store/auth_ports.ts";
 import { addressableDevices } from "../store/addressable.ts";
 import type { AuthContextDeps } from "./context.ts";
-import { canonicalUsername } from "./username.ts";
+import { canonicalUsername, checkUserSearch } from "./account_rules.ts";
 import { checkId } from "./validation.ts";
-
-const SEARCH_PAGE_MAX = 50;
-const SEARCH_PAGE_DEFAULT = 20;
-const PREFIX = /^[a-z0-9_]{3,32}$/;
 
 export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof DirectoryServiceService> {
   const { stores, limiters } = deps;
@@ -20,19 +16,7 @@ export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof Direct
     async searchUsers(request, ctx) {
       const auth = requireAuth(ctx);
       limiters.lookups.take(`${auth.accountId}/${auth.deviceId}`, "directory lookups");
-      const prefix = request.prefix.trim().toLowerCase();
-      if (!PREFIX.test(prefix)) {
-        throw invalidArgument("prefix must be 3..32 characters of [a-z0-9_]");
-      }
-      const pageSize = request.page?.pageSize || SEARCH_PAGE_DEFAULT;
-      if (pageSize < 1 || pageSize > SEARCH_PAGE_MAX) {
-        throw invalidArgument(`page.page_size must be 1..${SEARCH_PAGE_MAX}`);
-      }
-      // The page token is the last username of the previous page (usernames are public).
-      const after = request.page?.pageToken ?? "";
-      if (after !== "" && (!after.startsWith(prefix) || !PREFIX.test(after))) {
-        throw invalidArgument("page.page_token does not belong to this search");
-      }
+      const { prefix, pageSize, after } = checkUserSearch(request.prefix, request.page);
       const found = await stores.accounts.searchByPrefix(prefix, after, pageSize + 1);
       const page = found.slice(0, pageSize);
       return {

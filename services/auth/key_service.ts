@@ -5,98 +5,28 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { type CiphersuiteName, ciphersuites } from "ts-mls";
-import {
-  decodePublicKey,
-  ENCODED_KEM_PUBLIC_KEY_BYTES,
-  ENCODED_PUBLIC_KEY_BYTES,
-  KEM_KEY_TYPE_ML_KEM_1024,
-  verifyPublicPrekey,
-} from "../../crypto/keys.ts";
-import { asBytes, sha256, toHex } from "../../crypto/primitives.ts";
-import { inspectKeyPackage } from "../../crypto/mls_inspect.ts";
-import type {
-  KeyDirectoryServiceService,
-  KyberPrekey,
-  PrekeyBundle,
-  SignedPrekey,
-} from "../../proto/gen/guardyn/v1/auth.ts";
-import type { DeviceAddress } from "../../proto/gen/guardyn/v1/common.ts";
-import {
-  failedPrecondition,
-  GuardynError,
-  invalidArgument,
-  notFound,
-  resourceExhausted,
-} from "../platform/errors.ts";
-import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
+import type { KeyDirectoryServiceService, PrekeyBundle } from "../../proto/gen/guardyn/v1/auth.ts";
 import type { AuthContext } from "../platform/auth.ts";
-import { KeyLimitError, type OneTimePrekey } from "../store/auth_ports.ts";
-import type { DeviceRef } from "../store/ports.ts";
+import { failedPrecondition, GuardynError, notFound } from "../platform/errors.ts";
+import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
 import { addressableDevices } from "../store/addressable.ts";
-import { type AuthContextDeps, invalidCredentials } from "./context.ts";
+import type { OneTimePrekey } from "../store/auth_ports.ts";
+import { type AuthContextDeps, deviceOf, invalidCredentials, keyLimitReached } from "./context.ts";
+import { keyPackageHandlers } from "./key_package_handlers.ts";
+import {
+  bundleOf,
+  checkBatchSize,
+  checkEcPublicKey,
+  checkOneTimePrekeys,
+  checkRegistrationId,
+  checkSignedPrekey,
+  checkUniqueIds,
+} from "./key_rules.ts";
 import { verifyPassword } from "./password.ts";
-import { checkBytes, checkId, REGISTRATION_ID_MAX } from "./validation.ts";
+import { checkId } from "./validation.ts";
 
-const KEY_ID_MAX = 16_777_215;
-const SIGNATURE_BYTES = 64;
-const KEY_PACKAGE_MAX_BYTES = 16_384;
-/** MLS cipher suites accepted: 1 (X25519/AES-128-GCM/Ed25519) and the X-Wing suite. */
-export const SUPPORTED_CIPHER_SUITES: readonly number[] = [1, 83];
-const CLAIM_ACCOUNTS_MAX = 50;
-const CLAIM_DEVICES_MAX = 100;
-
-const invalidSignature = (what: string) =>
-  new GuardynError(
-    grpc.status.INVALID_ARGUMENT,
-    "INVALID_SIGNATURE",
-    `${what}: signature does not verify with the account identity key`,
-  );
-
-function checkKeyId(keyId: number, field: string): number {
-  if (!Number.isInteger(keyId) || keyId < 1 || keyId > KEY_ID_MAX) {
-    throw invalidArgument(`${field} must be in 1..${KEY_ID_MAX}`);
-  }
-  return keyId;
-}
-
-function checkEcPublicKey(publicKey: Uint8Array | undefined, field: string): Uint8Array {
-  const key = checkBytes(publicKey, field, ENCODED_PUBLIC_KEY_BYTES, ENCODED_PUBLIC_KEY_BYTES);
-  try {
-    decodePublicKey(key);
-  } catch (error) {
-    throw invalidArgument(`${field}: ${(error as Error).message}`);
-  }
-  return key;
-}
-
-function checkKemPublicKey(publicKey: Uint8Array | undefined, field: string): Uint8Array {
-  const key = checkBytes(
-    publicKey,
-    field,
-    ENCODED_KEM_PUBLIC_KEY_BYTES,
-    ENCODED_KEM_PUBLIC_KEY_BYTES,
-  );
-  if (key[0] !== KEM_KEY_TYPE_ML_KEM_1024) {
-    throw invalidArgument(`${field} must be an encoded ML-KEM-1024 key (type byte 0x0a)`);
-  }
-  return key;
-}
-
-function checkUniqueIds(ids: number[], field: string) {
-  if (new Set(ids).size !== ids.length) throw invalidArgument(`${field}: key ids must be unique`);
-}
-
-function checkBatchSize(count: number, max: number, field: string) {
-  if (count < 1 || count > max) throw invalidArgument(`${field}: 1..${max} keys per upload`);
-}
-
-function checkSuite(suite: number): number {
-  if (!SUPPORTED_CIPHER_SUITES.includes(suite)) {
-    throw invalidArgument(`cipher_suite must be one of ${SUPPORTED_CIPHER_SUITES.join(", ")}`);
-  }
-  return suite;
-}
+/** Re-exported for the contract's documentation of accepted suites. */
+export { SUPPORTED_CIPHER_SUITES } from "./key_rules.ts";
 
 export function keyDirectoryHandlers(
   deps: AuthContextDeps,
@@ -112,41 +42,6 @@ export function keyDirectoryHandlers(
     return account.identityKey;
   };
 
-  const verifiedSigned = async (
-    identityKey: Uint8Array,
-    prekey: SignedPrekey | KyberPrekey | undefined,
-    kind: "ec" | "kem",
-    field: string,
-  ) => {
-    if (!prekey) throw invalidArgument(`${field} is required`);
-    const keyId = checkKeyId(prekey.keyId, `${field}.key_id`);
-    const publicKey = kind === "ec"
-      ? checkEcPublicKey(prekey.publicKey, `${field}.public_key`)
-      : checkKemPublicKey(prekey.publicKey, `${field}.public_key`);
-    const signature = checkBytes(
-      prekey.signature,
-      `${field}.signature`,
-      SIGNATURE_BYTES,
-      SIGNATURE_BYTES,
-    );
-    const prekeyToCheck = {
-      id: keyId,
-      publicKey: asBytes(publicKey),
-      signature: asBytes(signature),
-    };
-    if (!await verifyPublicPrekey(identityKey, prekeyToCheck)) {
-      throw invalidSignature(field);
-    }
-    return { keyId, publicKey, signature };
-  };
-
-  const keyLimit = (error: unknown): never => {
-    if (error instanceof KeyLimitError) throw resourceExhausted(error.message, "KEY_LIMIT_REACHED");
-    throw error;
-  };
-
-  const addressable = (accountId: string) => addressableDevices(stores, accountId);
-
   const bundleFor = async (
     requester: AuthContext,
     device: { id: string; registrationId: number },
@@ -157,32 +52,8 @@ export function keyDirectoryHandlers(
       "prekey bundle fetches for this device",
     );
     const claimed = await stores.prekeys.claimBundle({ accountId, deviceId: device.id });
-    return {
-      deviceId: device.id,
-      registrationId: device.registrationId,
-      signedPrekey: claimed.signedPrekey && {
-        keyId: claimed.signedPrekey.keyId,
-        publicKey: claimed.signedPrekey.publicKey,
-        signature: claimed.signedPrekey.signature,
-      },
-      oneTimePrekey: claimed.oneTimePrekey && {
-        keyId: claimed.oneTimePrekey.keyId,
-        publicKey: claimed.oneTimePrekey.publicKey,
-      },
-      kyberPrekey: claimed.kemPrekey && {
-        keyId: claimed.kemPrekey.keyId,
-        publicKey: claimed.kemPrekey.publicKey,
-        signature: claimed.kemPrekey.signature ?? new Uint8Array(),
-      },
-      kyberPrekeyLastResort: claimed.kemPrekey?.lastResort ?? false,
-      oneTimePrekeysExhausted: !claimed.oneTimePrekey || (claimed.kemPrekey?.lastResort ?? true),
-    };
+    return bundleOf(device, claimed);
   };
-
-  const device = (auth: AuthContext): DeviceRef => ({
-    accountId: auth.accountId,
-    deviceId: auth.deviceId,
-  });
 
   return {
     async setIdentityKey(request, ctx) {
@@ -213,20 +84,19 @@ export function keyDirectoryHandlers(
         throw invalidCredentials();
       }
       const identityKey = checkEcPublicKey(request.identityKey, "identity_key");
-      const signed = await verifiedSigned(identityKey, request.signedPrekey, "ec", "signed_prekey");
-      const lastResort = await verifiedSigned(
+      const signed = await checkSignedPrekey(
+        identityKey,
+        request.signedPrekey,
+        "ec",
+        "signed_prekey",
+      );
+      const lastResort = await checkSignedPrekey(
         identityKey,
         request.lastResortKyberPrekey,
         "kem",
         "last_resort_kyber_prekey",
       );
-      const registrationId = request.registrationId;
-      if (
-        !Number.isInteger(registrationId) || registrationId < 1 ||
-        registrationId > REGISTRATION_ID_MAX
-      ) {
-        throw invalidArgument(`registration_id must be in 1..${REGISTRATION_ID_MAX}`);
-      }
+      const registrationId = checkRegistrationId(request.registrationId);
       const current = await stores.devices.get(auth.accountId, auth.deviceId);
       if (!current) throw notFound("device not found");
       await stores.accounts.setIdentityKey(auth.accountId, identityKey, true, now());
@@ -245,8 +115,8 @@ export function keyDirectoryHandlers(
         name: current.name,
         platform: current.platform,
       });
-      await stores.prekeys.setSignedPrekey(device(auth), signed, now());
-      await stores.prekeys.setLastResortKem(device(auth), lastResort);
+      await stores.prekeys.setSignedPrekey(deviceOf(auth), signed, now());
+      await stores.prekeys.setLastResortKem(deviceOf(auth), lastResort);
       for (const deviceId of revoked) {
         await deps.bus.publish({
           kind: "device.revoked",
@@ -263,26 +133,26 @@ export function keyDirectoryHandlers(
     async uploadSignedPrekey(request, ctx) {
       const auth = requireAuth(ctx);
       const identityKey = await identityKeyOf(auth.accountId);
-      const signed = await verifiedSigned(identityKey, request.signedPrekey, "ec", "signed_prekey");
-      await stores.prekeys.setSignedPrekey(device(auth), signed, now());
+      const signed = await checkSignedPrekey(
+        identityKey,
+        request.signedPrekey,
+        "ec",
+        "signed_prekey",
+      );
+      await stores.prekeys.setSignedPrekey(deviceOf(auth), signed, now());
       return {};
     },
 
     async uploadOneTimePrekeys(request, ctx) {
       const auth = requireAuth(ctx);
-      checkBatchSize(request.prekeys.length, limits.maxKeysPerUpload, "prekeys");
-      const prekeys: OneTimePrekey[] = request.prekeys.map((prekey, i) => ({
-        keyId: checkKeyId(prekey.keyId, `prekeys[${i}].key_id`),
-        publicKey: checkEcPublicKey(prekey.publicKey, `prekeys[${i}].public_key`),
-      }));
-      checkUniqueIds(prekeys.map((p) => p.keyId), "prekeys");
+      const prekeys = checkOneTimePrekeys(request.prekeys, limits.maxKeysPerUpload);
       const storedCount = await stores.prekeys.addOneTime(
-        device(auth),
+        deviceOf(auth),
         "ec",
         prekeys,
         limits.maxOneTimePrekeysPerDevice,
         request.replaceExisting,
-      ).catch(keyLimit);
+      ).catch(keyLimitReached);
       return { storedCount };
     },
 
@@ -292,30 +162,30 @@ export function keyDirectoryHandlers(
       const identityKey = await identityKeyOf(auth.accountId);
       const prekeys: OneTimePrekey[] = [];
       for (const [i, prekey] of request.prekeys.entries()) {
-        prekeys.push(await verifiedSigned(identityKey, prekey, "kem", `prekeys[${i}]`));
+        prekeys.push(await checkSignedPrekey(identityKey, prekey, "kem", `prekeys[${i}]`));
       }
       checkUniqueIds(prekeys.map((p) => p.keyId), "prekeys");
       const storedCount = await stores.prekeys.addOneTime(
-        device(auth),
+        deviceOf(auth),
         "kem",
         prekeys,
         limits.maxOneTimePrekeysPerDevice,
         request.replaceExisting,
-      ).catch(keyLimit);
+      ).catch(keyLimitReached);
       return { storedCount };
     },
 
     async setLastResortKyberPrekey(request, ctx) {
       const auth = requireAuth(ctx);
       const identityKey = await identityKeyOf(auth.accountId);
-      const prekey = await verifiedSigned(identityKey, request.prekey, "kem", "prekey");
-      await stores.prekeys.setLastResortKem(device(auth), prekey);
+      const prekey = await checkSignedPrekey(identityKey, request.prekey, "kem", "prekey");
+      await stores.prekeys.setLastResortKem(deviceOf(auth), prekey);
       return {};
     },
 
     async getPrekeyCounts(_request, ctx) {
       const auth = requireAuth(ctx);
-      const counts = await stores.prekeys.counts(device(auth));
+      const counts = await stores.prekeys.counts(deviceOf(auth));
       return {
         oneTimePrekeyCount: counts.oneTimePrekeys,
         kyberPrekeyCount: counts.kemPrekeys,
@@ -341,104 +211,6 @@ export function keyDirectoryHandlers(
       for (const target of targets) bundles.push(await bundleFor(auth, target, accountId));
       return { accountId, identityKey, bundles };
     },
-
-    async uploadKeyPackages(request, ctx) {
-      const auth = requireAuth(ctx);
-      const suite = checkSuite(request.cipherSuite);
-      if (request.keyPackages.length > limits.maxKeysPerUpload) {
-        throw invalidArgument(`key_packages: at most ${limits.maxKeysPerUpload} per upload`);
-      }
-      const expectedIdentity = `${auth.accountId}:${auth.deviceId}`;
-      const parse = (data: Uint8Array, field: string) => {
-        checkBytes(data, field, 1, KEY_PACKAGE_MAX_BYTES);
-        let info;
-        try {
-          info = inspectKeyPackage(data);
-        } catch (error) {
-          throw invalidArgument(`${field} is not an MLS KeyPackage: ${(error as Error).message}`);
-        }
-        const packageSuite = ciphersuites[info.cipherSuite as CiphersuiteName];
-        if (packageSuite !== suite) {
-          throw invalidArgument(`${field} uses cipher suite ${info.cipherSuite}, not ${suite}`);
-        }
-        if (info.identity !== expectedIdentity) {
-          throw invalidArgument(`${field}: credential identity must be "${expectedIdentity}"`);
-        }
-        return { ref: toHex(sha256(data)), data };
-      };
-      const packages = request.keyPackages.map((data, i) => parse(data, `key_packages[${i}]`));
-      if (new Set(packages.map((p) => p.ref)).size !== packages.length) {
-        throw invalidArgument("key_packages must be distinct");
-      }
-      const hasLastResort = request.lastResortKeyPackage.byteLength > 0;
-      if (packages.length === 0 && !hasLastResort && !request.replaceExisting) {
-        throw invalidArgument("nothing to upload");
-      }
-      const lastResort = hasLastResort
-        ? parse(request.lastResortKeyPackage, "last_resort_key_package")
-        : undefined;
-      let storedCount = (await stores.keyPackages.count(device(auth), suite)).count;
-      if (packages.length > 0 || request.replaceExisting) {
-        storedCount = await stores.keyPackages.add(
-          device(auth),
-          suite,
-          packages,
-          limits.maxKeyPackagesPerDevice,
-          request.replaceExisting,
-        ).catch(keyLimit);
-      }
-      if (lastResort) await stores.keyPackages.setLastResort(device(auth), suite, lastResort);
-      return { storedCount };
-    },
-
-    async claimKeyPackages(request, ctx) {
-      const auth = requireAuth(ctx);
-      const suite = checkSuite(request.cipherSuite);
-      if (request.accountIds.length > CLAIM_ACCOUNTS_MAX) {
-        throw invalidArgument(`account_ids: at most ${CLAIM_ACCOUNTS_MAX}`);
-      }
-      if (request.devices.length > CLAIM_DEVICES_MAX) {
-        throw invalidArgument(`devices: at most ${CLAIM_DEVICES_MAX}`);
-      }
-      if (request.accountIds.length + request.devices.length === 0) {
-        throw invalidArgument("name at least one account or device");
-      }
-      limiters.lookups.take(
-        `${auth.accountId}/${auth.deviceId}`,
-        "key package claims",
-        request.accountIds.length + request.devices.length,
-      );
-      const wanted = new Map<string, DeviceAddress>();
-      for (const accountId of request.accountIds) {
-        checkId(accountId, "account_ids[]");
-        for (const d of await addressable(accountId)) {
-          wanted.set(`${accountId}/${d.id}`, { accountId, deviceId: d.id });
-        }
-      }
-      for (const address of request.devices) {
-        checkId(address.accountId, "devices[].account_id");
-        checkId(address.deviceId, "devices[].device_id");
-        wanted.set(`${address.accountId}/${address.deviceId}`, address);
-      }
-      const keyPackages = [];
-      const unavailableDevices: DeviceAddress[] = [];
-      for (const address of wanted.values()) {
-        const claimed = await stores.keyPackages.claim(address, suite);
-        if (claimed) {
-          keyPackages.push({
-            device: address,
-            keyPackage: claimed.data,
-            lastResort: claimed.lastResort,
-          });
-        } else unavailableDevices.push(address);
-      }
-      return { keyPackages, unavailableDevices };
-    },
-
-    async getKeyPackageCount(request, ctx) {
-      const auth = requireAuth(ctx);
-      const suite = checkSuite(request.cipherSuite);
-      return await stores.keyPackages.count(device(auth), suite);
-    },
+    ...keyPackageHandlers(deps),
   };
 }

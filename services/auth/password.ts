@@ -21,18 +21,6 @@ export interface Argon2Cost {
 /** OWASP Password Storage Cheat Sheet, Argon2id option 1 equivalent. */
 export const OWASP_ARGON2ID: Argon2Cost = { memoryKiB: 19 * 1024, iterations: 2, parallelism: 1 };
 
-export const PASSWORD_MIN_LENGTH = 8;
-/** Bounded so a huge password cannot cost hashing time. */
-export const PASSWORD_MAX_LENGTH = 256;
-
-export function passwordProblem(password: string): string | undefined {
-  const length = [...password].length;
-  if (length < PASSWORD_MIN_LENGTH || length > PASSWORD_MAX_LENGTH) {
-    return `password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`;
-  }
-  return undefined;
-}
-
 export function hashPassword(password: string, cost: Argon2Cost = OWASP_ARGON2ID): Promise<string> {
   return hash(password.normalize("NFKC"), {
     algorithm: ARGON2ID,

@@ -1,12 +1,6 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import {
-  dummyHash,
-  hashPassword,
-  OWASP_ARGON2ID,
-  passwordProblem,
-  verifyPassword,
-} from "./password.ts";
-import { canonicalUsername } from "./username.ts";
+import { canonicalUsername, passwordProblem } from "./account_rules.ts";
+import { dummyHash, hashPassword, OWASP_ARGON2ID, verifyPassword } from "./password.ts";
 
 Deno.test("password: Argon2id PHC hash at the OWASP cost verifies only the right password", async () => {
   const hash = await hashPassword("correct horse battery");

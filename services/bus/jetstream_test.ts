@@ -4,13 +4,12 @@
  * Every scope uses its own stream and subject prefix, deleted at the end.
  */
 
+import { sleep, waitUntil } from "../../tests/support/wait.ts";
 import {
   busConformanceSuite,
   type BusScopeFactory,
   mailboxWritten,
-  sleep,
   uniqueId,
-  waitFor,
 } from "./conformance/bus_suite.ts";
 import {
   deleteStreams,
@@ -202,10 +201,10 @@ Deno.test("jetstream bus: a consumer deleted on the server is re-created and res
       return Promise.resolve();
     });
     await bus.publish(mailboxWritten(account, 1));
-    await waitFor(() => got.has(1), "first event");
+    await waitUntil(() => got.has(1), "first event");
     await inspect((jsm) => jsm.consumers.delete(ns.stream!, "phoenix"));
     await bus.publish(mailboxWritten(account, 2));
-    await waitFor(() => got.has(2), "event after the consumer was re-created", 15_000);
+    await waitUntil(() => got.has(2), "event after the consumer was re-created", 15_000);
   }, ns);
 });
 
@@ -229,7 +228,7 @@ Deno.test("jetstream bus: consumption resumes after the server is killed and res
       return Promise.resolve();
     });
     for (let n = 1; n <= 5; n++) await bus.publish(mailboxWritten(account, n));
-    await waitFor(() => live.size === 5, "events before the crash");
+    await waitUntil(() => live.size === 5, "events before the crash");
     await sleep(200); // let the server write its store before it is killed
 
     await server.kill();
@@ -240,7 +239,7 @@ Deno.test("jetstream bus: consumption resumes after the server is killed and res
 
     await server.restart();
     for (let n = 6; n <= 10; n++) await publishWithRetry(bus, mailboxWritten(account, n));
-    await waitFor(
+    await waitUntil(
       () => live.size === 10,
       "events after the restart on the same subscription",
       20_000,
@@ -252,7 +251,7 @@ Deno.test("jetstream bus: consumption resumes after the server is killed and res
       if (d.event.kind === "mailbox.written") all.add(d.event.count);
       return Promise.resolve();
     });
-    await waitFor(() => all.size >= 10, "the whole stream");
+    await waitUntil(() => all.size >= 10, "the whole stream");
     for (let n = 1; n <= 10; n++) assert(all.has(n), `event ${n} lost`);
     assert(log.lines.some((line) => line.msg === "NATS reconnected"));
   } finally {

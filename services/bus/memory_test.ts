@@ -1,4 +1,5 @@
-import { busConformanceSuite, mailboxWritten, sleep, waitFor } from "./conformance/bus_suite.ts";
+import { sleep, waitUntil } from "../../tests/support/wait.ts";
+import { busConformanceSuite, mailboxWritten } from "./conformance/bus_suite.ts";
 import { createMemoryBus } from "./memory.ts";
 import { EventLog } from "./memory_log.ts";
 import { assert, assertEquals } from "../../tests/assert.ts";
@@ -59,7 +60,7 @@ Deno.test("memory bus: a consumer behind the retention limit skips lost events a
     if (d.event.kind === "mailbox.written") got.push(d.event.count);
     return Promise.resolve();
   });
-  await waitFor(() => got.length === 3, "retained events");
+  await waitUntil(() => got.length === 3, "retained events");
   assertEquals(got, [3, 4, 5]);
   const skipped = log.lines.find((l) => String(l.msg).startsWith("bus consumer skipped"));
   assertEquals(skipped?.skipped, 2);
@@ -78,7 +79,7 @@ Deno.test("memory bus: unacknowledged events beyond maxAckPending wait", async (
   await sleep(50);
   assertEquals(started, 2);
   release.resolve();
-  await waitFor(() => started === 5, "the rest after acks");
+  await waitUntil(() => started === 5, "the rest after acks");
   await bus.close();
 });
 
@@ -91,7 +92,7 @@ Deno.test("memory bus: a wake-up handler that throws does not stop the others", 
   });
   await bus.onWake("a", "d", () => reached++);
   await bus.wake("a", "d");
-  await waitFor(() => reached === 1, "second handler");
+  await waitUntil(() => reached === 1, "second handler");
   assert(log.lines.some((l) => l.msg === "wake-up handler failed"));
   await bus.close();
 });

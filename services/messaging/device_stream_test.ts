@@ -25,6 +25,7 @@ import {
   toEnvelope,
 } from "./device_stream.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
+import { waitUntil } from "../../tests/support/wait.ts";
 
 /** Just enough of a grpc-js duplex call: records writes, lets the test push requests. */
 class FakeCall extends EventEmitter {
@@ -106,11 +107,6 @@ interface Opened {
   done: Promise<void>;
 }
 
-async function until(condition: () => boolean, what: string) {
-  for (let i = 0; i < 300 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert(condition(), `timed out waiting for ${what}`);
-}
-
 function deliver(store: Store, n: number) {
   const now = Date.now();
   return store.mailbox.deliver({
@@ -136,7 +132,7 @@ Deno.test("device stream: a revocation closes streams opened before it, not afte
       deps.bus.signal(owner.accountId, owner.deviceId, { kind: "device.revoked", atMs });
     // The reinstalled device's new stream opened after the revocation: it stays.
     const fresh = open({ openedAtMs: 3_000 });
-    await until(() => fresh.call.drained(), "fresh stream drained");
+    await waitUntil(() => fresh.call.drained(), "fresh stream drained");
     await revoke(2_000);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert(!fresh.stream.closed, "a stream opened after the revocation stays open");
@@ -144,7 +140,7 @@ Deno.test("device stream: a revocation closes streams opened before it, not afte
     await fresh.done;
     // The old install's stream opened before it: it ends.
     const old = open({ openedAtMs: 1_000 });
-    await until(() => old.call.drained(), "old stream drained");
+    await waitUntil(() => old.call.drained(), "old stream drained");
     await revoke(2_000);
     await old.done;
     assertEquals(old.call.closed(), ClosedReason.CLOSED_REASON_DEVICE_REVOKED);
@@ -158,11 +154,11 @@ Deno.test("device stream: of two streams on different instances, the later one w
   await withStream(async ({ open }) => {
     // Each announces itself on the bus; only the earlier one hears a later one and closes.
     const first = open({ openedAtMs: 1_000, streamId: "s-1" });
-    await until(() => first.call.drained(), "first drained");
+    await waitUntil(() => first.call.drained(), "first drained");
     const second = open({ openedAtMs: 2_000, streamId: "s-2" });
     await first.done;
     assertEquals(first.call.closed(), ClosedReason.CLOSED_REASON_REPLACED);
-    await until(() => second.call.drained(), "second drained");
+    await waitUntil(() => second.call.drained(), "second drained");
     assert(!second.stream.closed);
   });
 });
@@ -170,7 +166,7 @@ Deno.test("device stream: of two streams on different instances, the later one w
 Deno.test("device stream: fresh envelopes are handed over only in seq order", async () => {
   await withStream(async ({ store, open }) => {
     const { call, stream } = open();
-    await until(() => call.drained(), "drained");
+    await waitUntil(() => call.drained(), "drained");
     const [one, two, three] = [
       await deliver(store, 1),
       await deliver(store, 2),
@@ -182,7 +178,7 @@ Deno.test("device stream: fresh envelopes are handed over only in seq order", as
     assert(stream.offer(two!));
     assert(!stream.offer(two!), "already sent");
     stream.wake(); // the mailbox read brings the third
-    await until(() => call.envelopes().length === 3, "three envelopes");
+    await waitUntil(() => call.envelopes().length === 3, "three envelopes");
     assertEquals(call.envelopes().map((e) => e.seq), [one!.seq, two!.seq, three!.seq]);
   });
 });
@@ -190,7 +186,7 @@ Deno.test("device stream: fresh envelopes are handed over only in seq order", as
 Deno.test("device stream: pings beyond the burst end the stream with RATE_LIMITED", async () => {
   await withStream(async ({ open }) => {
     const { call, done } = open();
-    await until(() => call.drained(), "drained");
+    await waitUntil(() => call.drained(), "drained");
     for (let i = 0; i < 12; i++) call.request({ kind: { $case: "ping", value: { nonce: i } } });
     const error = await captureRejection(done);
     assert(error instanceof GuardynError, String(error));
@@ -203,10 +199,10 @@ Deno.test("device stream: a pong waits for the acks sent before its ping", async
   await withStream(async ({ store, open }) => {
     await deliver(store, 1);
     const { call } = open();
-    await until(() => call.envelopes().length === 1, "the envelope");
+    await waitUntil(() => call.envelopes().length === 1, "the envelope");
     call.request({ kind: { $case: "ack", value: { envelopeIds: [call.envelopes()[0]!.id] } } });
     call.request({ kind: { $case: "ping", value: { nonce: 7 } } });
-    await until(() => call.written.some((m) => m.event?.$case === "pong"), "pong");
+    await waitUntil(() => call.written.some((m) => m.event?.$case === "pong"), "pong");
     assertEquals(await store.mailbox.count(owner, Date.now()), 0, "the ack was applied first");
   });
 });

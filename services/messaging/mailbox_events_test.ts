@@ -5,14 +5,10 @@ import type { Bus } from "../bus/port.ts";
 import type { BusEvent } from "../bus/subjects.ts";
 import { memoryLogger } from "../platform/log.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
+import { waitUntil } from "../../tests/support/wait.ts";
 
 const phone = { accountId: "alice", deviceId: "phone" };
 const laptop = { accountId: "alice", deviceId: "laptop" };
-
-async function until(condition: () => boolean, what: string) {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert(condition(), `timed out waiting for ${what}`);
-}
 
 /** A bus that records published events and can be switched off. */
 async function recordingBus(): Promise<{ bus: Bus; events: BusEvent[]; down: { value: boolean } }> {
@@ -38,7 +34,7 @@ Deno.test("mailbox events: counts per device and kind are coalesced into one eve
   publisher.written(laptop, 1);
   publisher.acked(phone, 3);
   publisher.written(phone, 0); // nothing happened: no event
-  await until(() => events.length === 3, "three events");
+  await waitUntil(() => events.length === 3, "three events");
   const byKey = new Map(events.map((e) => [`${e.kind}/${"deviceId" in e ? e.deviceId : ""}`, e]));
   assertEquals((byKey.get("mailbox.written/phone") as { count: number }).count, 3);
   assertEquals((byKey.get("mailbox.written/laptop") as { count: number }).count, 1);
@@ -53,14 +49,14 @@ Deno.test("mailbox events: kept and retried while the bus is down, then publishe
   const publisher = new MailboxEvents(bus, log, { flushDelayMs: 5, retryMinMs: 10 });
   down.value = true;
   publisher.written(phone, 1);
-  await until(
+  await waitUntil(
     () => log.lines.some((l) => l.msg === "mailbox events not published; retrying"),
     "retry",
   );
   publisher.written(phone, 1);
   assertEquals(events.length, 0);
   down.value = false;
-  await until(() => events.length === 1, "published after recovery");
+  await waitUntil(() => events.length === 1, "published after recovery");
   assertEquals((events[0] as { count: number }).count, 2);
   await publisher.stop();
 });

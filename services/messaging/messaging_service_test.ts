@@ -27,8 +27,8 @@ import {
   type TestAccount,
   textOf,
 } from "./messaging_test_kit.ts";
+import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
 
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const ENVELOPE_MAX = 4096;
 const DIRECTORY_CACHE_MS = 300;
 
@@ -79,7 +79,7 @@ export function messagingSuite(backend: Backend) {
   const test = (name: string, fn: (s: Setup) => Promise<void>) =>
     Deno.test({
       name: `messaging (${backend}): ${name}`,
-      ...noSanitize,
+      ...NO_SANITIZERS,
       fn: async () => fn(await setup()),
     });
 
@@ -618,7 +618,7 @@ export function messagingSuite(backend: Backend) {
 
   Deno.test({
     name: `messaging (${backend}): stop`,
-    ...noSanitize,
+    ...NO_SANITIZERS,
     fn: async () => {
       if (!running) return;
       const s = await running;
@@ -654,14 +654,6 @@ async function detailOf(call: Promise<unknown>): Promise<MismatchedDevices> {
     return MismatchedDevices.decode(raw);
   }
   throw new Error("expected the call to fail");
-}
-
-async function waitUntil(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 messagingSuite("embedded");

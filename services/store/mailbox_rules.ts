@@ -187,13 +187,6 @@ export function deliveryDigest(delivery: MailboxDelivery): Uint8Array {
   return new Uint8Array(createHash("sha256").update(buffer).digest());
 }
 
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  let diff = 0;
-  for (let i = 0; i < a.byteLength; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
 /** Whole seconds of row TTL for a delivery (CQL TTLs are in seconds; round up, never 0). */
 export function ttlSeconds(delivery: { serverTimestampMs: number; expiresAtMs: number }): number {
   return Math.max(1, Math.ceil((delivery.expiresAtMs - delivery.serverTimestampMs) / 1000));

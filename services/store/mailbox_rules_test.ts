@@ -4,12 +4,12 @@ import {
   deliveryDigest,
   envelopeIdSeq,
   newEnvelopeId,
-  sameBytes,
   ttlSeconds,
   validateAck,
   validateDelivery,
 } from "./mailbox_rules.ts";
 import { MAILBOX_DELIVERY_MAX_BYTES, type MailboxDelivery } from "./ports.ts";
+import { constantTimeEqual } from "../../crypto/primitives.ts";
 
 const base: MailboxDelivery = {
   sender: { accountId: "alice", deviceId: "phone" },
@@ -37,7 +37,9 @@ Deno.test("envelope ids carry their seq and 128 random bits", () => {
 
 Deno.test("the digest covers recipients, types and contents but not timestamps", () => {
   const digest = deliveryDigest(base);
-  assert(sameBytes(digest, deliveryDigest({ ...base, serverTimestampMs: 5, expiresAtMs: 9 })));
+  assert(
+    constantTimeEqual(digest, deliveryDigest({ ...base, serverTimestampMs: 5, expiresAtMs: 9 })),
+  );
   const variants: MailboxDelivery[] = [
     { ...base, items: [{ ...base.items[0]!, type: 3 }] },
     { ...base, items: [{ ...base.items[0]!, content: new Uint8Array([2]) }] },
@@ -45,7 +47,7 @@ Deno.test("the digest covers recipients, types and contents but not timestamps",
     // Length prefixes keep ("ab","c") and ("a","bc") apart.
     { ...base, items: [{ ...base.items[0]!, recipient: { accountId: "bo", deviceId: "bd1" } }] },
   ];
-  for (const variant of variants) assert(!sameBytes(digest, deliveryDigest(variant)));
+  for (const variant of variants) assert(!constantTimeEqual(digest, deliveryDigest(variant)));
 });
 
 Deno.test("delivery limits: total bytes and a valid delivery", () => {

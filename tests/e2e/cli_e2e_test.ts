@@ -12,11 +12,9 @@ import {
   TEST_KDF,
   TEST_KEYS,
   uniqueName,
-  waitUntil,
   type World,
 } from "./e2e_test_kit.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
 
 /** Scripted input (answers to prompts) and recorded output. */
 class ScriptIo implements ChatIo {
@@ -66,7 +64,7 @@ async function user(world: World, profile: string, ended?: () => void) {
 
 Deno.test({
   name: "cli: register, chat, safety numbers, link and revoke through the command layer",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const world = await startWorld("embedded");
     const sessions: ChatSession[] = [];

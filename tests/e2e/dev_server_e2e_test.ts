@@ -8,20 +8,12 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { GuardynClient } from "../../client/mod.ts";
 import { DevServer } from "./dev_server.ts";
-import {
-  PASSPHRASE,
-  PASSWORD,
-  TEST_KDF,
-  TEST_KEYS,
-  uniqueName,
-  waitUntil,
-} from "./e2e_test_kit.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+import { PASSPHRASE, PASSWORD, TEST_KDF, TEST_KEYS, uniqueName } from "./e2e_test_kit.ts";
+import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
 
 Deno.test({
   name: "dev server: deno task demo runs end to end and finds only ciphertext on the server",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const server = await DevServer.start();
     try {
@@ -46,7 +38,7 @@ Deno.test({
 
 Deno.test({
   name: "dev server: a client reconnects after a crash and a send retries until the server is back",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const server = await DevServer.start({ MESSAGING_STREAM_OPENS_PER_MINUTE: "1000" });
     const dir = await Deno.makeTempDir({ prefix: "guardyn-reconnect-" });

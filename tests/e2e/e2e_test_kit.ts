@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { deleteStreams, NATS_URL } from "../../services/bus/conformance/nats_server.ts";
 import { type Backend, startPlatform, type TestPlatform } from "../support/platform.ts";
 import { type ClientEvent, GuardynClient, type GuardynClientOptions } from "../../client/mod.ts";
+import { waitUntil } from "../support/wait.ts";
 
 export const PASSWORD = "correct horse battery staple";
 export const PASSPHRASE = "local profile passphrase";
@@ -120,21 +121,6 @@ export async function startWorld(
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
-}
-
-/** Polls until `condition` holds. */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Registers `name` (unique username derived from it) on a fresh client and connects it. */

@@ -21,12 +21,10 @@ import {
   startWorld,
   type TestClient,
   uniqueName,
-  waitUntil,
   type World,
 } from "./e2e_test_kit.ts";
 import { type Needle, scanCql, scanSqlite } from "./server_tables.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
 
 function e2eSuite(backend: Backend) {
   let running: Promise<World> | undefined;
@@ -34,7 +32,7 @@ function e2eSuite(backend: Backend) {
   const test = (name: string, fn: (w: World) => Promise<void>) =>
     Deno.test({
       name: `e2e (${backend}): ${name}`,
-      ...noSanitize,
+      ...NO_SANITIZERS,
       fn: async () => fn(await world()),
     });
   const idOf = (handle: TestClient) => handle.client.account!.accountId;
@@ -374,7 +372,7 @@ function e2eSuite(backend: Backend) {
 
   Deno.test({
     name: `e2e (${backend}): stop`,
-    ...noSanitize,
+    ...NO_SANITIZERS,
     fn: async () => {
       if (running) await (await running).stop();
     },

@@ -7,9 +7,8 @@
 import { assert, assertEquals } from "../assert.ts";
 import { ProfileFile } from "../../client/profile_file.ts";
 import { ProfileState } from "../../client/profile_state.ts";
-import { bodies, PASSPHRASE, registered, startWorld, waitUntil } from "./e2e_test_kit.ts";
-
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
+import { bodies, PASSPHRASE, registered, startWorld } from "./e2e_test_kit.ts";
+import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
 
 async function storedRefreshToken(path: string): Promise<string> {
   const file = await ProfileFile.open(path, PASSPHRASE);
@@ -23,7 +22,7 @@ async function storedRefreshToken(path: string): Promise<string> {
 Deno.test({
   name:
     "tokens: calls refresh a token about to expire; the rotated pair is saved and keeps working",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const world = await startWorld("embedded", { ACCESS_TOKEN_TTL_SECONDS: "30" });
     try {

@@ -15,10 +15,9 @@ import {
 import type { TestDevice } from "../support/accounts_test_kit.ts";
 import type { SendMessageRequest } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { freePort } from "../support/net.ts";
+import { sleep } from "../support/wait.ts";
 
 const MESSAGING_MAIN = new URL("../../services/messaging/main.ts", import.meta.url).pathname;
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `deno run -A services/messaging/main.ts` on a fixed port, restartable after a kill. */
 export class MessagingProcess {

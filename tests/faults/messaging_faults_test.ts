@@ -20,9 +20,9 @@ import {
   type TestAccount,
   textOf,
 } from "../../services/messaging/messaging_test_kit.ts";
-import { MessagingProcess, ResilientReceiver, sendWithRetry, sleep } from "./faults_test_kit.ts";
+import { MessagingProcess, ResilientReceiver, sendWithRetry } from "./faults_test_kit.ts";
+import { NO_SANITIZERS, sleep, waitUntil } from "../support/wait.ts";
 
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const FAST = {
   MESSAGING_POLL_INTERVAL_MS: "500",
   MESSAGING_SEND_BURST: "10000",
@@ -50,7 +50,7 @@ function assertExactlyOnce(receiver: ResilientReceiver, sent: string[]) {
 
 Deno.test({
   name: "faults: kill -9 of the instance a device streams from loses nothing",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
     const namespace = {
@@ -82,7 +82,7 @@ Deno.test({
         sent.push(request.clientMessageId);
         if (i === 60) {
           // Mid-stream: the device has received some, more are on the way.
-          await waitFor(() => inbox!.unique.size >= 30, "some deliveries before the kill");
+          await waitUntil(() => inbox!.unique.size >= 30, "some deliveries before the kill");
           await receiver.kill();
           killedAt = i;
         }
@@ -90,7 +90,7 @@ Deno.test({
         await sleep(10);
       }
       assert(killedAt > 0);
-      await waitFor(() => inbox!.unique.size >= total, `all ${total} messages`, 30_000);
+      await waitUntil(() => inbox!.unique.size >= total, `all ${total} messages`, 30_000);
       await sleep(300); // anything extra would show up now
       assertExactlyOnce(inbox, sent);
       assert(inbox.streamsOpened >= 2, "the device reconnected after the kill");
@@ -111,7 +111,7 @@ Deno.test({
 
 Deno.test({
   name: "faults: a nats-server restart under traffic delays delivery but loses nothing",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const nats = await NatsServerProcess.start();
     const env = { ...FAST, NATS_URL: nats.url };
@@ -124,7 +124,7 @@ Deno.test({
       const from = alice.devices[0]!;
       inbox = new ResilientReceiver(bob.devices[0]!, () => b.address);
       inbox.start();
-      await waitFor(() => inbox!.streamsOpened > 0, "the stream");
+      await waitUntil(() => inbox!.streamsOpened > 0, "the stream");
       const sentAt = new Map<string, number>();
       const total = 150;
       let outage: { from: number; to: number } | undefined;
@@ -143,7 +143,7 @@ Deno.test({
         }
         await sleep(10);
       }
-      await waitFor(() => inbox!.unique.size >= total, `all ${total} messages`, 30_000);
+      await waitUntil(() => inbox!.unique.size >= total, `all ${total} messages`, 30_000);
       await sleep(300);
       assertExactlyOnce(inbox, [...sentAt.keys()]);
       // The delay of messages sent while NATS was down is bounded by the poll interval.
@@ -166,13 +166,3 @@ Deno.test({
     }
   },
 });
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await sleep(10);
-  }
-}

@@ -42,6 +42,7 @@ import {
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
+import { sleep, waitUntil } from "../support/wait.ts";
 
 const args = Object.fromEntries(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => {
@@ -80,7 +81,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const started = performance.now();
 /** Progress on stderr; the results go to stdout as JSON at the end. */
 const progress = (what: string) =>
@@ -913,22 +913,6 @@ async function heapAfterGc(port: number): Promise<number> {
     return usage.usedSize;
   } finally {
     session.close();
-  }
-}
-
-async function waitUntil(
-  condition: () => boolean,
-  what: string | (() => string),
-  timeoutMs: number,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms: ${typeof what === "string" ? what : what()}`,
-      );
-    }
-    await sleep(5);
   }
 }
 

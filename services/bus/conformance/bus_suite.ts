@@ -20,6 +20,7 @@ import {
 } from "../subjects.ts";
 import type { DeliveryPolicy } from "../delivery.ts";
 import { type LogFields, type Logger, memoryLogger } from "../../platform/log.ts";
+import { sleep, waitUntil } from "../../../tests/support/wait.ts";
 
 export interface BusScope {
   /** Another bus instance over the same backend and namespace (another process, in production). */
@@ -78,7 +79,11 @@ export function busConformanceSuite(
     await b.onWake(account, "phone", () => hits.a3++);
     await a.onWake(account, "laptop", () => hits.other++);
     await b.wake(account, "phone");
-    await waitFor(() => hits.a1 === 1 && hits.a2 === 1 && hits.a3 === 1, "wake-ups delivered");
+    await waitUntil(
+      () => hits.a1 === 1 && hits.a2 === 1 && hits.a3 === 1,
+      "wake-ups delivered",
+      WAIT_MS,
+    );
     await sleep(QUIET_MS);
     assertEquals(hits, { a1: 1, a2: 1, a3: 1, other: 0 });
   });
@@ -89,7 +94,7 @@ export function busConformanceSuite(
     let hits = 0;
     const sub = await bus.onWake(account, "d1", () => hits++);
     await bus.wake(account, "d1");
-    await waitFor(() => hits === 1, "first wake-up");
+    await waitUntil(() => hits === 1, "first wake-up", WAIT_MS);
     await sub.unsubscribe();
     await bus.wake(account, "d1");
     await sleep(QUIET_MS);
@@ -116,7 +121,7 @@ export function busConformanceSuite(
       { kind: "payload", data: payload },
     ];
     for (const signal of sent) await b.signal(account, "phone", signal);
-    await waitFor(() => got.a.length === 3 && got.b.length === 3, "signals delivered");
+    await waitUntil(() => got.a.length === 3 && got.b.length === 3, "signals delivered", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(got.a, sent);
     assertEquals(got.b, sent);
@@ -130,7 +135,7 @@ export function busConformanceSuite(
     let hits = 0;
     const sub = await bus.onSignal(account, "d1", () => hits++);
     await bus.signal(account, "d1", { kind: "device.revoked", atMs: 1 });
-    await waitFor(() => hits === 1, "first signal");
+    await waitUntil(() => hits === 1, "first signal", WAIT_MS);
     await sub.unsubscribe();
     await bus.signal(account, "d1", { kind: "device.revoked", atMs: 2 });
     await sleep(QUIET_MS);
@@ -182,7 +187,7 @@ export function busConformanceSuite(
     });
     for (const event of written) await bus.publish(event);
     await bus.publish({ kind: "identity.changed", accountId: account, atMs: 1 });
-    await waitFor(() => got.length === 3, "three events");
+    await waitUntil(() => got.length === 3, "three events", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(got.length, 3);
     assertEquals(sortByCount(got.map((d) => d.event)), written);
@@ -201,7 +206,7 @@ export function busConformanceSuite(
     await bus.publish({ kind: "device.revoked", accountId: account, deviceId: "d1", atMs: 1 });
     await bus.publish(mailboxWritten(account, 9));
     await bus.publish({ kind: "account.deleted", accountId: account, atMs: 2 });
-    await waitFor(() => got.length === 2, "two lifecycle events");
+    await waitUntil(() => got.length === 2, "two lifecycle events", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(got.map((e) => e.kind).sort(), ["account.deleted", "device.revoked"]);
   });
@@ -220,7 +225,7 @@ export function busConformanceSuite(
     await b.consume("shared", ["mailbox.written"], handler);
     const total = 30;
     for (let n = 1; n <= total; n++) await (n % 2 ? a : b).publish(mailboxWritten(account, n));
-    await waitFor(() => handled.size === total, "every event handled");
+    await waitUntil(() => handled.size === total, "every event handled", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(handled.size, total);
     assert([...handled.values()].every((times) => times === 1), "an event was handled twice");
@@ -237,7 +242,11 @@ export function busConformanceSuite(
       });
     }
     for (let n = 1; n <= 10; n++) await a.publish(mailboxWritten(account, n));
-    await waitFor(() => seen.push.length === 10 && seen.audit.length === 10, "both consumers");
+    await waitUntil(
+      () => seen.push.length === 10 && seen.audit.length === 10,
+      "both consumers",
+      WAIT_MS,
+    );
     await sleep(QUIET_MS);
     const all = Array.from({ length: 10 }, (_, i) => i + 1);
     assertEquals(seen.push.sort(numeric), all);
@@ -253,7 +262,7 @@ export function busConformanceSuite(
       return d.deliveryCount === 1 ? Promise.reject(new Error("transient")) : Promise.resolve();
     });
     await bus.publish(event);
-    await waitFor(() => deliveries.length === 2, "redelivery");
+    await waitUntil(() => deliveries.length === 2, "redelivery", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(deliveries.map((d) => d.deliveryCount), [1, 2]);
     assertEquals(deliveries[1]!.event, event);
@@ -269,7 +278,7 @@ export function busConformanceSuite(
     });
     await bus.publish(mailboxWritten(account, 1));
     const dropped = () => log.lines.find((l) => l.msg === "bus event dropped after max deliveries");
-    await waitFor(() => dropped() !== undefined, "drop logged");
+    await waitUntil(() => dropped() !== undefined, "drop logged", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(counts, [1, 2, 3]);
     assertEquals(dropped()?.consumer, "doomed");
@@ -286,7 +295,7 @@ export function busConformanceSuite(
       return d.deliveryCount === 1 ? release.promise : Promise.resolve();
     });
     await bus.publish(mailboxWritten(uniqueId("acct"), 1));
-    await waitFor(() => counts.length === 2, "redelivery after ack wait");
+    await waitUntil(() => counts.length === 2, "redelivery after ack wait", WAIT_MS);
     release.resolve();
     assertEquals(counts, [1, 2]);
   });
@@ -301,14 +310,14 @@ export function busConformanceSuite(
     };
     const sub = await bus.consume("pausable", ["mailbox.written"], handler(first));
     await bus.publish(mailboxWritten(account, 1));
-    await waitFor(() => first.length === 1, "first event");
+    await waitUntil(() => first.length === 1, "first event", WAIT_MS);
     await sub.unsubscribe();
     await bus.publish(mailboxWritten(account, 2));
     await sleep(QUIET_MS);
     assertEquals(first, [1]);
     const second: number[] = [];
     await bus.consume("pausable", ["mailbox.written"], handler(second));
-    await waitFor(() => second.length === 1, "event kept for the durable consumer");
+    await waitUntil(() => second.length === 1, "event kept for the durable consumer", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(second, [2]);
   });
@@ -323,7 +332,7 @@ export function busConformanceSuite(
       got.push(d.event);
       return Promise.resolve();
     });
-    await waitFor(() => got.length === 3, "earlier events");
+    await waitUntil(() => got.length === 3, "earlier events", WAIT_MS);
     assertEquals(sortByCount(got), events);
   });
 
@@ -338,7 +347,7 @@ export function busConformanceSuite(
       if (d.event.kind === "mailbox.written") got.push(d.event.count);
       return Promise.resolve();
     });
-    await waitFor(() => got.length === 2, "two distinct events");
+    await waitUntil(() => got.length === 2, "two distinct events", WAIT_MS);
     await sleep(QUIET_MS);
     assertEquals(got.sort(numeric), [7, 8]);
   });
@@ -438,19 +447,4 @@ function sortByCount(events: BusEvent[]): BusEvent[] {
 
 function numeric(x: number, y: number): number {
   return x - y;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `condition` until true; fails naming `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await sleep(10);
-  }
 }

@@ -15,6 +15,7 @@ import {
   UsernameTakenError,
 } from "../auth_ports.ts";
 import type { DeviceRef } from "../ports.ts";
+import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
 
 export interface AuthSuiteTarget {
   stores: AuthStores;
@@ -62,8 +63,7 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
   const test = (name: string, fn: (stores: AuthStores) => Promise<void>) =>
     Deno.test({
       name: `auth store (${adapter}): ${name}`,
-      sanitizeOps: false,
-      sanitizeResources: false,
+      ...NO_SANITIZERS,
       fn: async () => {
         const target = await open();
         try {

@@ -20,12 +20,12 @@ import {
   validateSearch,
 } from "../auth_rules.ts";
 import { StoreInputError } from "../errors.ts";
-import { sameBytes } from "../mailbox_rules.ts";
 import type { CqlKeyShelf } from "./cql_auth_keys.ts";
 import type { CqlDevices } from "./cql_auth_devices.ts";
 import { decideOne, forEachLimited, toBuffer, toBytes } from "./cql_auth_support.ts";
 import type { CqlRefreshTokens } from "./cql_auth_tokens.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
+import { constantTimeEqual } from "../../../crypto/primitives.ts";
 
 /**
  * A reservation whose account row never appeared (the registering instance died between the
@@ -166,7 +166,7 @@ export class CqlAccounts implements AccountStore {
     if (!account) throw new StoreInputError(`account ${accountId} does not exist`);
     const same = (key: unknown) => {
       const bytes = toBytes(key);
-      return bytes !== undefined && sameBytes(bytes, identityKey);
+      return bytes !== undefined && constantTimeEqual(bytes, identityKey);
     };
     if (same(account.identityKey)) return "unchanged";
     const params = [toBuffer(identityKey), BigInt(atMs), accountId];

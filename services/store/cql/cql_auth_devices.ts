@@ -17,7 +17,8 @@ import {
 } from "../auth_rules.ts";
 import { StoreInputError, StoreUnavailableError } from "../errors.ts";
 import type { CqlKeyShelf } from "./cql_auth_keys.ts";
-import { decideBatch, forEachLimited, readAll, sleep } from "./cql_auth_support.ts";
+import { sleep } from "../../platform/time.ts";
+import { decideBatch, forEachLimited, readAll } from "./cql_auth_support.ts";
 import type { CqlRefreshTokens } from "./cql_auth_tokens.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
 

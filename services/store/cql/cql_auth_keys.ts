@@ -42,12 +42,12 @@ import {
 } from "../auth_rules.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import type { DeviceRef } from "../ports.ts";
+import { sleep } from "../../platform/time.ts";
 import {
   decideOne,
   forEachLimited,
   newToken,
   readAll,
-  sleep,
   toBuffer,
   toBytes,
   writeTimestamp,

@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import cassandra from "cassandra-driver";
+import { sleep } from "../../platform/time.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import type { CqlResult, CqlRow, CqlSession, CqlStatement } from "./cql_session.ts";
 
@@ -14,8 +15,6 @@ export const toBuffer = (bytes: Uint8Array) =>
 export function toBytes(value: unknown): Uint8Array | undefined {
   return value === null || value === undefined ? undefined : new Uint8Array(value as Uint8Array);
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A fresh token that marks a conditional write as ours. */
 export const newToken = () => crypto.randomUUID();

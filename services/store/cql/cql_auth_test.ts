@@ -13,6 +13,7 @@ import { cqlAuthStores } from "./cql_auth.ts";
 import type { Replication } from "./cql_options.ts";
 import { connectCql, type CqlConfig, type CqlSession, driverSession } from "./cql_session.ts";
 import { type CqlStore, openCqlStore } from "./cql_store.ts";
+import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
 
 const contactPoints = (Deno.env.get("CQL_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",");
 const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -24,7 +25,6 @@ const config: CqlConfig = {
   connectTimeoutMs: 10_000,
 };
 const replication: Replication = { strategy: "SimpleStrategy", replicationFactor: 1 };
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 
 let shared: Promise<CqlStore> | undefined;
 
@@ -88,7 +88,7 @@ const uniqueName = () => `n_${crypto.randomUUID().replaceAll("-", "").slice(0, 1
 
 Deno.test({
   name: "cql auth: two instances claiming one stock hand out each key once",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const one = (await sharedStore()).auth;
     await withSession(async (session) => {
@@ -112,7 +112,7 @@ Deno.test({
 
 Deno.test({
   name: "cql auth: a lost answer to a won transaction is recovered, not taken as a loss",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     await withSession(async (session) => {
       // The username claim is applied, but its answer is lost: the retry must see our own
@@ -142,7 +142,7 @@ Deno.test({
 
 Deno.test({
   name: "cql auth: an abandoned username reservation is taken over, a fresh one is not",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const { auth } = await sharedStore();
     await withSession(async (session) => {
@@ -170,7 +170,7 @@ Deno.test({
 
 Deno.test({
   name: "cql auth: a one-character prefix search walks the groups in order",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const { auth } = await sharedStore();
     // "~" sorts after every other first character; the keyspace is fresh for this run.
@@ -191,7 +191,7 @@ Deno.test({
 
 Deno.test({
   name: "cql auth: drop the test keyspace",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const store = await sharedStore();
     await store.close();

@@ -17,7 +17,6 @@ import {
   envelopeIdSeq,
   envelopesOfDelivery,
   newEnvelopeId,
-  sameBytes,
   ttlSeconds,
   validateAck,
   validateCount,
@@ -35,6 +34,8 @@ import {
 } from "../ports.ts";
 import { forEachLimited } from "./cql_auth_support.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
+import { sleep } from "../../platform/time.ts";
+import { constantTimeEqual } from "../../../crypto/primitives.ts";
 
 export interface CqlMailboxOptions {
   /** How long a duplicate waits for the first request to finish writing (default 3 s). */
@@ -61,7 +62,6 @@ const toBuffer = (bytes: Uint8Array) =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 /** A copy, so a row never pins the driver's whole response frame in memory. */
 const toBytes = (value: unknown) => new Uint8Array(value as Uint8Array);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function statements(ks: string) {
   const device = "account_id = ? AND device_id = ?";
@@ -147,7 +147,7 @@ export class CqlMailbox implements MailboxStore {
     let record = found;
     for (let pause = 10;; pause = Math.min(pause * 2, 200)) {
       if (!record) break;
-      if (!sameBytes(digest, toBytes(record.digest))) {
+      if (!constantTimeEqual(digest, toBytes(record.digest))) {
         throw new IdempotencyConflictError(
           `clientMessageId '${delivery.clientMessageId}' of this sender device was already ` +
             "used for different envelopes",

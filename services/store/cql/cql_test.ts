@@ -14,6 +14,7 @@ import { loadCqlMigrations, migrateCql } from "./cql_migrate.ts";
 import type { Replication } from "./cql_options.ts";
 import { connectCql, type CqlConfig, type CqlSession, driverSession } from "./cql_session.ts";
 import { type CqlStore, openCqlStore } from "./cql_store.ts";
+import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
 
 const contactPoints = (Deno.env.get("CQL_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",");
 const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -26,7 +27,6 @@ const config: CqlConfig = {
 };
 const replication: Replication = { strategy: "SimpleStrategy", replicationFactor: 1 };
 const LATEST = (await loadCqlMigrations()).at(-1)!.version;
-const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 
 let shared: Promise<CqlStore> | undefined;
 
@@ -65,7 +65,7 @@ Deno.test("cql open: an unreachable cluster fails fast with contact points and t
 
 Deno.test({
   name: "cql open: logs the real backend and never the credentials",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     await sharedStore();
     const log = memoryLogger();
@@ -88,7 +88,7 @@ Deno.test({
 
 Deno.test({
   name: "cql open: a missing or unmigrated keyspace is refused, pointing to migrate",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     await sharedStore();
     const missing = await captureRejection(
@@ -120,7 +120,7 @@ Deno.test({
 
 Deno.test({
   name: "cql open: a newer schema is refused with both versions named",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     await sharedStore();
     const client = await connectCql(config, {}, config.keyspace);
@@ -146,7 +146,7 @@ Deno.test({
 
 Deno.test({
   name: "cql migrate: rerunning is a no-op, and a new keyspace needs a replication setting",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     await sharedStore();
     const lines: string[] = [];
@@ -189,7 +189,7 @@ function threeDeviceDelivery(): MailboxDelivery {
 
 Deno.test({
   name: "cql deliver: a retry of an abandoned delivery waits, then completes the missing devices",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const store = await sharedStore();
     const client = await connectCql(config);
@@ -231,7 +231,7 @@ Deno.test({
 
 Deno.test({
   name: "cql: drop the test keyspace",
-  ...noSanitize,
+  ...NO_SANITIZERS,
   fn: async () => {
     const store = await sharedStore();
     await store.close();

@@ -27,9 +27,9 @@ import {
   validateSearch,
 } from "../auth_rules.ts";
 import { StoreInputError } from "../errors.ts";
-import { sameBytes } from "../mailbox_rules.ts";
 import type { SqliteAuthCascade } from "./sqlite_auth_cascade.ts";
 import { blob, immediate, type Row } from "./sqlite_tx.ts";
+import { constantTimeEqual } from "../../../crypto/primitives.ts";
 
 const ACCOUNT_COLUMNS =
   "id, username, password_hash, identity_key, identity_key_changed_at, created_at";
@@ -117,7 +117,7 @@ export class SqliteAccounts implements AccountStore {
         const row = this.#byId.get(accountId) as Row | undefined;
         if (!row) throw new StoreInputError(`account ${accountId} does not exist`);
         const current = blob(row.identity_key);
-        if (current && sameBytes(current, identityKey)) return "unchanged" as const;
+        if (current && constantTimeEqual(current, identityKey)) return "unchanged" as const;
         if (current && !replace) return "conflict" as const;
         this.#setIdentity.run(identityKey, atMs, accountId);
         return "set" as const;

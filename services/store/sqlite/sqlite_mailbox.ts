@@ -13,7 +13,6 @@ import {
   envelopeIdSeq,
   envelopesOfDelivery,
   newEnvelopeId,
-  sameBytes,
   validateAck,
   validateCount,
   validateDelivery,
@@ -30,6 +29,7 @@ import {
 } from "../ports.ts";
 import type { Row } from "./sqlite_tx.ts";
 import { WriteBatcher } from "./write_batch.ts";
+import { constantTimeEqual } from "../../../crypto/primitives.ts";
 
 /** What the idempotency record keeps per envelope; content is checked via the digest. */
 interface StoredItem {
@@ -239,7 +239,7 @@ function duplicateResult(
   digest: Uint8Array,
   existing: Row,
 ): MailboxDeliveryResult | IdempotencyConflictError {
-  if (!sameBytes(digest, existing.digest as Uint8Array)) {
+  if (!constantTimeEqual(digest, existing.digest as Uint8Array)) {
     return new IdempotencyConflictError(
       `clientMessageId '${delivery.clientMessageId}' of this sender device was already used ` +
         "for different envelopes",
