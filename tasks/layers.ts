@@ -7,7 +7,7 @@
 import { checkLayers, importsOf, type SourceFile } from "./layer_rules.ts";
 import { repoRootFromHere } from "./kube_catalog.ts";
 
-const ROOTS = ["crypto", "client", "services", "tasks", "tests"];
+const ROOTS = ["crypto", "client", "services", "tasks", "tests", "docs/examples"];
 
 export async function readSources(root: string): Promise<SourceFile[]> {
   const files: SourceFile[] = [];

@@ -1,0 +1,115 @@
+/**
+ * The example service runs on the real runtime beside the auth service: a registered device
+ * asks, and the answer comes from the store; undeclared events and gRPC services are refused.
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { join } from "node:path";
+import { memoryLogger } from "../../../services/platform/log.ts";
+import { servicesNamed } from "../../../services/runtime/catalog.ts";
+import { runServices } from "../../../services/runtime/runtime.ts";
+import { assert, assertEquals } from "../../../tests/assert.ts";
+import { clients, register } from "../../../tests/support/accounts_test_kit.ts";
+import { bearer } from "../../../tests/support/grpc.ts";
+import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
+import { deviceCountModule, DeviceCountServiceDefinition } from "./module.ts";
+
+async function started(env: Record<string, string> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
+  const platform = await runServices([...servicesNamed(["auth"]), deviceCountModule], {
+    env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0", ...env },
+    log: memoryLogger("warn"),
+  });
+  return {
+    address: `127.0.0.1:${platform.grpcPort}`,
+    stop: async () => {
+      await platform.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test({
+  name: "example device count: served by the runtime, answered from the store",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const server = await started({ MAX_DEVICES_PER_ACCOUNT: "4" });
+    const accounts = clients(server.address);
+    const Client = grpc.makeGenericClientConstructor(DeviceCountServiceDefinition, "DeviceCount");
+    const client = new Client(server.address, grpc.credentials.createInsecure()) as unknown as
+      & grpc.Client
+      & {
+        count(
+          r: unknown,
+          m: grpc.Metadata,
+          cb: (e: grpc.ServiceError | null, v: { devices: number; remaining: number }) => void,
+        ): void;
+      };
+    const count = (token?: string) =>
+      new Promise<{ devices: number; remaining: number }>((resolve, reject) =>
+        client.count({}, bearer(token), (error, value) => error ? reject(error) : resolve(value))
+      );
+    try {
+      const device = await register(accounts);
+      assertEquals(await count(device.accessToken), { devices: 1, remaining: 3 });
+      const anonymous = await count().then(() => undefined, (error) => error);
+      assertEquals((anonymous as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+      accounts.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "example device count: settings problems are reported with everyone else's",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const error = await started({ DEVICE_COUNT_PER_MINUTE: "0", GRPC_PORT: "x" }).then(
+      () => undefined,
+      (error) => error as Error,
+    );
+    assert(error?.message.includes("DEVICE_COUNT_PER_MINUTE"), String(error));
+    assert(error?.message.includes("GRPC_PORT"), String(error));
+  },
+});
+
+Deno.test({
+  name: "example device count: an undeclared gRPC service or bus event stops startup",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const undeclared = {
+      ...deviceCountModule,
+      grpcServices: ["guardyn.example.v1.Other"],
+    };
+    const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
+    try {
+      const error = await runServices([undeclared], {
+        env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0" },
+        log: memoryLogger("warn"),
+      }).then(() => undefined, (error) => error as Error);
+      assertEquals(
+        error?.message,
+        'service "device-count" registered [guardyn.example.v1.DeviceCountService] but declares [guardyn.example.v1.Other]',
+      );
+      const publisher = {
+        ...deviceCountModule,
+        start: async (deps: Parameters<typeof deviceCountModule.start>[0]) => {
+          await deps.bus.publish({ kind: "account.deleted", accountId: "a", atMs: 1 });
+          return deviceCountModule.start(deps);
+        },
+      };
+      const refused = await runServices([publisher], {
+        env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0" },
+        log: memoryLogger("warn"),
+      }).then(() => undefined, (error) => error as Error);
+      assertEquals(
+        refused?.message,
+        'service "device-count" publishes bus event "account.deleted" without declaring it in its module',
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
