@@ -5,6 +5,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
+import type { AnyServiceModule } from "../../../services/kit/service_module.ts";
 import { memoryLogger } from "../../../services/platform/log.ts";
 import { servicesNamed } from "../../../services/runtime/catalog.ts";
 import { runServices } from "../../../services/runtime/runtime.ts";
@@ -14,12 +15,21 @@ import { bearer } from "../../../tests/support/grpc.ts";
 import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
 import { deviceCountModule, DeviceCountServiceDefinition } from "./module.ts";
 
-async function started(env: Record<string, string> = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
-  const platform = await runServices([...servicesNamed(["auth"]), deviceCountModule], {
+/** Runs `modules` on an embedded store in `dir`, listening on free ports. */
+function run(modules: AnyServiceModule[], dir: string, env: Record<string, string> = {}) {
+  return runServices(modules, {
     env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0", ...env },
     log: memoryLogger("warn"),
   });
+}
+
+/** What a failed start threw. */
+const startError = (starting: Promise<unknown>) =>
+  starting.then(() => undefined, (error) => error as Error);
+
+async function started(env: Record<string, string> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
+  const platform = await run([...servicesNamed(["auth"]), deviceCountModule], dir, env);
   return {
     address: `127.0.0.1:${platform.grpcPort}`,
     stop: async () => {
@@ -66,10 +76,7 @@ Deno.test({
   name: "example device count: settings problems are reported with everyone else's",
   ...NO_SANITIZERS,
   fn: async () => {
-    const error = await started({ DEVICE_COUNT_PER_MINUTE: "0", GRPC_PORT: "x" }).then(
-      () => undefined,
-      (error) => error as Error,
-    );
+    const error = await startError(started({ DEVICE_COUNT_PER_MINUTE: "0", GRPC_PORT: "x" }));
     assert(error?.message.includes("DEVICE_COUNT_PER_MINUTE"), String(error));
     assert(error?.message.includes("GRPC_PORT"), String(error));
   },
@@ -85,10 +92,7 @@ Deno.test({
     };
     const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
     try {
-      const error = await runServices([undeclared], {
-        env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0" },
-        log: memoryLogger("warn"),
-      }).then(() => undefined, (error) => error as Error);
+      const error = await startError(run([undeclared], dir));
       assertEquals(
         error?.message,
         'service "device-count" registered [guardyn.example.v1.DeviceCountService] but declares [guardyn.example.v1.Other]',
@@ -100,10 +104,7 @@ Deno.test({
           return deviceCountModule.start(deps);
         },
       };
-      const refused = await runServices([publisher], {
-        env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0" },
-        log: memoryLogger("warn"),
-      }).then(() => undefined, (error) => error as Error);
+      const refused = await startError(run([publisher], dir));
       assertEquals(
         refused?.message,
         'service "device-count" publishes bus event "account.deleted" without declaring it in its module',
