@@ -6,6 +6,7 @@
 
 import { dirname, join } from "node:path";
 import type { Logger } from "./log.ts";
+import { ensurePrivateDirectory } from "./private_files.ts";
 import {
   generateTokenKeyFile,
   importTokenKeys,
@@ -34,7 +35,7 @@ export async function loadTokenKeys(
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  await Deno.mkdir(dirname(path), { recursive: true });
+  await ensurePrivateDirectory(dirname(path), { tightened: [] });
   const file = await generateTokenKeyFile();
   await Deno.writeTextFile(path, JSON.stringify(file, null, 2) + "\n", {
     mode: 0o600,

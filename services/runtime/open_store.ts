@@ -26,7 +26,18 @@ export async function openStore(
   let store: Store & { applied: number[] };
   if (config.backend === "sqlite") {
     const { openSqliteStore } = await import("../store/sqlite/sqlite_store.ts");
-    store = await openSqliteStore(config.path, { migrate: opts.migrate ?? true });
+    const sqlite = await openSqliteStore(config.path, { migrate: opts.migrate ?? true });
+    if (sqlite.privacy.tightened.length > 0) {
+      log.warn("store files were readable by others: set to 0600", {
+        files: sqlite.privacy.tightened,
+      });
+    }
+    if (sqlite.privacy.looseDirectory !== undefined) {
+      log.warn("the data directory is accessible to other users; make it 0700", {
+        directory: sqlite.privacy.looseDirectory,
+      });
+    }
+    store = sqlite;
   } else {
     // Loaded on demand so the embedded mode never loads the Cassandra driver.
     const { openCqlStore } = await import("../store/cql/cql_store.ts");

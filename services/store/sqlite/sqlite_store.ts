@@ -7,6 +7,11 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
+import {
+  ensurePrivateDirectory,
+  ensurePrivateFile,
+  type PrivacyReport,
+} from "../../platform/private_files.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import type { Store } from "../ports.ts";
 import { behindError, latestVersion, planSchema } from "../schema.ts";
@@ -26,6 +31,8 @@ export interface SqliteOpenOptions {
 export interface SqliteStore extends Store {
   /** Migrations applied by this open, oldest first. */
   readonly applied: number[];
+  /** Files this open set to 0600, and a data directory others can access, if any. */
+  readonly privacy: PrivacyReport;
   /** The connection settings that matter for durability and concurrency, for diagnostics. */
   pragmas(): Record<string, unknown>;
 }
@@ -36,7 +43,8 @@ export async function openSqliteStore(
   path: string,
   options: SqliteOpenOptions = {},
 ): Promise<SqliteStore> {
-  const db = await openDatabase(path);
+  const privacy: PrivacyReport = { tightened: [] };
+  const db = await openDatabase(path, privacy);
   try {
     const where = `SQLite file ${path}`;
     const known = SQLITE_MIGRATIONS.map(({ version, name }) => ({ version, name }));
@@ -46,16 +54,25 @@ export async function openSqliteStore(
       if (options.migrate === false) throw behindError(where, plan.version, latestVersion(known));
       applied = applySqliteMigrations(db, plan.pending);
     }
-    return sqliteStore(db, path, latestVersion(known), applied);
+    return sqliteStore(db, path, latestVersion(known), applied, privacy);
   } catch (error) {
     db.close();
     throw error;
   }
 }
 
-async function openDatabase(path: string): Promise<DatabaseSync> {
+/** The database and the WAL and shared-memory files SQLite keeps beside it. */
+const databaseFiles = (path: string) => [path, `${path}-wal`, `${path}-shm`];
+
+async function openDatabase(path: string, privacy: PrivacyReport): Promise<DatabaseSync> {
   try {
-    if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true });
+    if (path !== ":memory:") {
+      // SQLite gives its WAL and shm files the database file's mode: create that one 0600.
+      await ensurePrivateDirectory(dirname(path), privacy);
+      for (const [i, file] of databaseFiles(path).entries()) {
+        await ensurePrivateFile(file, privacy, { create: i === 0 });
+      }
+    }
     const db = new DatabaseSync(path);
     // WAL: readers never block the writer; NORMAL sync is durable across process crashes and
     // loses at most the last commits on power loss, the usual trade-off for WAL. 16 MiB of
@@ -81,6 +98,7 @@ function sqliteStore(
   path: string,
   schemaVersion: number,
   applied: number[],
+  privacy: PrivacyReport,
 ): SqliteStore {
   const mailbox = new SqliteMailbox(db);
   let open = true;
@@ -89,6 +107,7 @@ function sqliteStore(
     mailbox,
     auth: sqliteAuthStores(db),
     applied,
+    privacy,
     pragmas() {
       const entries = REPORTED_PRAGMAS.map((name) => {
         const row = db.prepare(`PRAGMA ${name}`).get() ?? {};
