@@ -2,10 +2,12 @@
  * Long-term and prekey material: identity key pairs, signed prekeys, one-time EC prekeys and
  * ML-KEM-1024 prekeys, their public encodings and their private serialization.
  *
- * Encodings follow libsignal:
- * - an X25519 public key is 33 bytes: 0x05 || u (little-endian u-coordinate);
- * - an ML-KEM-1024 public key is 1569 bytes: 0x0A || encapsulation key. libsignal's KeyType byte
- *   for ML-KEM-1024 is 0x0A; 0x08 is its pre-standard Kyber1024, a different algorithm.
+ * Encodings:
+ * - an X25519 public key is 33 bytes: 0x05 || u (little-endian u-coordinate), as libsignal's;
+ * - an ML-KEM-1024 public key is 1569 bytes: 0x0A || encapsulation key. 0x0A is Guardyn's own
+ *   type byte: libsignal (0.103) accepts only its Kyber-1024 type 0x08, a pre-standard algorithm,
+ *   so these keys, like the session protocol (Guardyn's labels, ML-KEM, ChaCha20-Poly1305, no
+ *   SPQR), are not libsignal-interoperable; see docs/THREAT_MODEL.md.
  * Every prekey, EC or KEM, carries an XEdDSA signature by the identity key over its encoded public
  * key, so the server cannot substitute keys of its own.
  */

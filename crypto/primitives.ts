@@ -76,9 +76,15 @@ export function isAllZero(bytes: Uint8Array): boolean {
   return acc === 0;
 }
 
-/** Overwrites secrets that are no longer needed (best effort: JS may keep copies). */
+/**
+ * Overwrites secrets that are no longer needed (best effort: JS may keep copies) and drops the
+ * WebCrypto key imported from each, so a wiped ratchet key is unusable through the cache too.
+ */
 export function wipe(...arrays: readonly Uint8Array[]): void {
-  for (const array of arrays) array.fill(0);
+  for (const array of arrays) {
+    array.fill(0);
+    importedPrivateKeys.delete(array);
+  }
 }
 
 /** UTF-8 encoding of a string. */
@@ -323,7 +329,7 @@ let basePointKey: Promise<CryptoKey> | undefined;
 // Imported WebCrypto keys, cached per key array: a ratchet key pair takes part in two DH
 // computations and a peer's ratchet key in two more, and an import costs about as much as a
 // third of a DH. Keyed by array identity, so callers must not modify a key array in place
-// (this library only wipes arrays after their last use).
+// (this library only wipes arrays after their last use, and wipe() drops the cached key).
 const importedPrivateKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
 const importedPublicKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
 

@@ -19,6 +19,7 @@ import {
   randomBytes,
   toHex,
   webCryptoMlKem1024,
+  wipe,
   x25519,
   x25519GenerateKeyPair,
   x25519PublicKey,
@@ -233,4 +234,15 @@ Deno.test("ML-KEM-1024: the two backends interoperate; the platform one is selec
   }
   // Deno has ML-KEM in WebCrypto.
   assertEquals((await mlKem1024()).name, webCryptoMlKem1024.name);
+});
+
+// Audit finding 10: before wipe() dropped the cached import, a wiped private key array still
+// derived the old shared secret through the WebCrypto key cached for it.
+Deno.test("X25519: a wiped private key is no longer usable through the import cache", async () => {
+  const mine = await x25519GenerateKeyPair();
+  const peer = await x25519GenerateKeyPair();
+  const before = await x25519(mine.privateKey, peer.publicKey);
+  wipe(mine.privateKey);
+  const after = await x25519(mine.privateKey, peer.publicKey).catch(() => undefined);
+  assert(after === undefined || !constantTimeEqual(after, before), "the wiped key still worked");
 });
