@@ -60,6 +60,14 @@ export class Contacts {
     return contact;
   }
 
+  /** What `identityKey` would mean for this contact, without recording anything. */
+  compareIdentity(accountId: string, identityKey: Uint8Array): IdentityVerdict {
+    const contact = this.#contacts.get(accountId);
+    if (!contact?.identityKey) return { kind: "new" };
+    if (constantTimeEqual(contact.identityKey, identityKey)) return { kind: "same" };
+    return { kind: "changed", wasVerified: contact.verified };
+  }
+
   /** Records an identity key seen from the server or in a handshake, and says what it means. */
   observeIdentity(accountId: string, identityKey: Uint8Array, now: number): IdentityVerdict {
     const contact = this.upsert(accountId);

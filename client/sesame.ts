@@ -180,22 +180,16 @@ export class Sesame {
     } catch (error) {
       throw cryptoFailure("malformed prekey message", error);
     }
+    // Only an authenticated handshake may change what we trust: the identity key in a prekey
+    // message is the sender's claim until acceptSession has opened its first message.
     let identityChanged = false;
     if (sender.accountId === me.accountId) {
       if (!constantTimeEqual(handshake.identityKey, me.identityKey)) {
         throw cryptoFailure("a device of our account used another identity key");
       }
     } else {
-      const verdict = state.contacts.observeIdentity(
-        sender.accountId,
-        handshake.identityKey,
-        now(),
-      );
-      if (verdict.kind === "changed") {
-        identityChanged = true;
-        state.sessions.dropAccount(sender.accountId);
-        this.deps.onIdentityChanged(sender.accountId, verdict.wasVerified);
-      }
+      identityChanged =
+        state.contacts.compareIdentity(sender.accountId, handshake.identityKey).kind === "changed";
     }
     // The initiator repeats its handshake until we answer: same base key, same session.
     const existing = identityChanged
@@ -217,6 +211,17 @@ export class Sesame {
       accepted = await acceptSession(me.identity, envelope.content, state.prekeys, now());
     } catch (error) {
       throw cryptoFailure("the session handshake does not open", error);
+    }
+    if (sender.accountId !== me.accountId) {
+      const verdict = state.contacts.observeIdentity(
+        sender.accountId,
+        handshake.identityKey,
+        now(),
+      );
+      if (verdict.kind === "changed") {
+        state.sessions.dropAccount(sender.accountId);
+        this.deps.onIdentityChanged(sender.accountId, verdict.wasVerified);
+      }
     }
     // Without any one-time key the handshake could be replayed; remember it to refuse that.
     if (
