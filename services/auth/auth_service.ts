@@ -14,7 +14,7 @@ import {
   lastSeenDay,
   USERNAME_RULE,
 } from "./account_rules.ts";
-import { type AuthContextDeps, clientAddress, invalidCredentials } from "./context.ts";
+import { type AuthContextDeps, invalidCredentials } from "./context.ts";
 import { createDeviceRecord, removeDeviceRecords } from "./device_records.ts";
 import { linkingHandlers } from "./linking_handlers.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
@@ -53,7 +53,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
 
   return {
     async register(request, ctx) {
-      limiters.registrationsByAddress.take(clientAddress(ctx.peer), "registrations");
+      limiters.registrationsByAddress.take(ctx.clientAddress, "registrations");
       const username = canonicalUsername(request.username);
       if (!username) throw invalidArgument(USERNAME_RULE);
       checkPasswordStrength(request.password);
@@ -79,7 +79,7 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
     },
 
     async login(request, ctx) {
-      limiters.loginAttemptsByAddress.take(clientAddress(ctx.peer), "login attempts");
+      limiters.loginAttemptsByAddress.take(ctx.clientAddress, "login attempts");
       const registration = checkDeviceRegistration(request.device);
       const username = canonicalUsername(request.username);
       const account = username ? await stores.accounts.byUsername(username) : undefined;

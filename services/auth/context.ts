@@ -48,15 +48,6 @@ export function createLimiters(auth: AuthSettings): AuthLimiters {
   };
 }
 
-/** The address part of a gRPC peer ("ipv4:1.2.3.4:5678" → "1.2.3.4"). */
-export function clientAddress(peer: string): string {
-  const withoutScheme = peer.replace(/^ipv[46]:/, "");
-  const bracketed = /^\[([^\]]+)\]/.exec(withoutScheme);
-  if (bracketed?.[1]) return bracketed[1];
-  const lastColon = withoutScheme.lastIndexOf(":");
-  return lastColon > 0 ? withoutScheme.slice(0, lastColon) : withoutScheme;
-}
-
 /** The calling device as a store reference. */
 export const deviceOf = (auth: { accountId: string; deviceId: string }) => ({
   accountId: auth.accountId,

@@ -17,7 +17,7 @@ import {
 import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
 import { sleep } from "../platform/time.ts";
 import { parseProvisioningToken, provisioningToken } from "./account_rules.ts";
-import { type AuthContextDeps, clientAddress } from "./context.ts";
+import type { AuthContextDeps } from "./context.ts";
 import { createDeviceRecord } from "./device_records.ts";
 import { checkBytes, checkDeviceRegistration, checkId } from "./validation.ts";
 
@@ -37,7 +37,7 @@ export function linkingHandlers(
   const { stores, settings, tokens, limiters, log, now } = deps;
   return {
     async createProvisioningSession(_request, ctx) {
-      limiters.registrationsByAddress.take(clientAddress(ctx.peer), "provisioning sessions");
+      limiters.registrationsByAddress.take(ctx.clientAddress, "provisioning sessions");
       const waitSecret = crypto.getRandomValues(new Uint8Array(32));
       const session = {
         id: crypto.randomUUID(),

@@ -20,6 +20,7 @@ const ctx = (deviceId = "a1") =>
     metadata: new grpc.Metadata(),
     signal: new AbortController().signal,
     peer: "ipv4:127.0.0.1:1",
+    clientAddress: "127.0.0.1",
   }) satisfies CallContext;
 
 const request = (devices: string[], clientMessageId = crypto.randomUUID()): SendMessageRequest => ({

@@ -46,6 +46,7 @@ function context(): CallContext & { log: ReturnType<typeof memoryLogger> } {
     metadata: {} as grpc.Metadata,
     signal: new AbortController().signal,
     peer: "test",
+    clientAddress: "test",
   };
 }
 

@@ -8,6 +8,7 @@
 
 import { type EnvReader } from "./env.ts";
 import type { LogLevel } from "./log.ts";
+import { type Cidr, parseCidrs } from "./client_address.ts";
 
 export interface GrpcLimits {
   /** Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED. */
@@ -27,6 +28,8 @@ export interface PlatformConfig {
   hosts: PublicHosts;
   logLevel: LogLevel;
   grpc: { host: string; port: number; limits: GrpcLimits };
+  /** Proxies (the ingress) whose x-forwarded-for names the client: TRUSTED_PROXY_CIDRS. */
+  trustedProxies: Cidr[];
   metrics: { host: string; port: number };
   /** How long a graceful shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
@@ -75,6 +78,8 @@ export function readDomain(read: EnvReader): string {
 
 export function parsePlatformConfig(read: EnvReader): PlatformConfig {
   const domain = readDomain(read);
+  const proxies = parseCidrs(read.list("TRUSTED_PROXY_CIDRS", []));
+  read.problems.push(...proxies.problems);
   return {
     domain,
     hosts: publicHosts(domain),
@@ -99,6 +104,7 @@ export function parsePlatformConfig(read: EnvReader): PlatformConfig {
         maxConcurrentStreams: read.int("GRPC_MAX_CONCURRENT_STREAMS", 1000, 1, 100_000),
       },
     },
+    trustedProxies: proxies.cidrs,
     metrics: {
       host: read.string("METRICS_HOST", "127.0.0.1"),
       port: read.int("METRICS_PORT", 9464, 0, 65535),

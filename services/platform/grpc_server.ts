@@ -13,6 +13,7 @@ import type { GrpcLimits } from "./config.ts";
 import { GuardynError, toStatus } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { type Cidr, clientAddressOf } from "./client_address.ts";
 
 export interface CallContext {
   /** Present on every non-public method: the kit rejects the call before the handler otherwise. */
@@ -22,8 +23,10 @@ export interface CallContext {
   metadata: grpc.Metadata;
   /** Aborted when the client cancels, the deadline passes or the server shuts down. */
   signal: AbortSignal;
-  /** The caller's address (for rate limits per client address). */
+  /** The TCP peer ("ipv4:1.2.3.4:5678"): the ingress, behind a proxy. */
   peer: string;
+  /** The client's address for per-address limits (client_address.ts: trusted proxies). */
+  readonly clientAddress: string;
 }
 
 /** An authenticated context; handlers of non-public methods call `requireAuth(ctx)`. */
@@ -64,6 +67,8 @@ export interface GrpcServerOptions {
   log: Logger;
   metrics: Metrics;
   authenticator: Authenticator;
+  /** Proxies whose x-forwarded-for is believed (TRUSTED_PROXY_CIDRS); none by default. */
+  trustedProxies?: readonly Cidr[];
 }
 
 /** Abort reason when the client cancels: not a server failure. */
@@ -193,6 +198,7 @@ export class GrpcServer {
     isPublic: boolean,
   ) {
     const { log, metrics, authenticator, limits } = this.options;
+    const trustedProxies = this.options.trustedProxies ?? [];
     const labels = { service: serviceName, method: methodName };
     const isStream = method.requestStream || method.responseStream;
 
@@ -222,6 +228,11 @@ export class GrpcServer {
         metadata: call.metadata,
         signal: controller.signal,
         peer: call.getPeer(),
+        // Computed when a handler asks: most calls never need it.
+        get clientAddress() {
+          const forwarded = call.metadata.get("x-forwarded-for").join(",");
+          return clientAddressOf(this.peer, forwarded || undefined, trustedProxies);
+        },
       };
       if (this.#draining) {
         throw new GuardynError(grpc.status.UNAVAILABLE, "SHUTTING_DOWN", "server is shutting down");

@@ -85,6 +85,7 @@ export async function runServices(
     host: config.grpc.host,
     port: config.grpc.port,
     limits: config.grpc.limits,
+    trustedProxies: config.trustedProxies,
     log,
     metrics,
     authenticator: options.authenticator ? await options.authenticator(deps) : jwtAuthenticator({
