@@ -55,8 +55,21 @@ import { ASSOCIATED_DATA_BYTES, SHARED_SECRET_BYTES } from "./x3dh.ts";
 
 export const RATCHET_MESSAGE_TYPE = 0x01;
 export const RATCHET_HEADER_BYTES = 1 + ENCODED_PUBLIC_KEY_BYTES + 4 + 4;
-/** Most message keys skipped in one chain by one incoming message. */
+/**
+ * Most message keys one incoming message may make us derive, across the old and the new chain
+ * together: a forged message costs at most this many HMAC pairs before its AEAD fails. 1,000
+ * covers any real gap (a device offline for a long conversation) and costs ~1 ms.
+ */
 export const MAX_SKIP = 1000;
+/**
+ * Skipped keys a session may derive per minute for messages that then fail to authenticate.
+ * Keys derived for a message that opens are given back, so honest out-of-order traffic never
+ * runs out; a flood of forged messages is stopped after two messages' worth of work a minute
+ * (2,000 HMAC pairs, ~2 ms of CPU per session per minute) instead of 2 × MAX_SKIP each.
+ * The budget lives in memory only: a restart refills it.
+ */
+export const SKIP_BUDGET_PER_MINUTE = 2 * MAX_SKIP;
+const SKIP_BUDGET_WINDOW_MS = 60_000;
 /** Largest plaintext of one message. */
 export const MAX_PLAINTEXT_BYTES = 256 * 1024;
 export const MAX_RATCHET_MESSAGE_BYTES = RATCHET_HEADER_BYTES + MAX_PLAINTEXT_BYTES +
@@ -86,6 +99,29 @@ export interface RatchetState {
   /** DH ratchet steps taken on receive: the clock of skipped-key expiry. */
   receivingSteps: number;
   readonly skipped: SkippedKeyStore;
+  /** Skipped keys derived for unauthenticated messages in the current minute (not persisted). */
+  skipWork?: { windowStart: number; spent: number };
+}
+
+/** Charges `keys` derivations to the session's minute budget, or refuses before any work. */
+function chargeSkipWork(state: RatchetState, keys: number, now: number): void {
+  if (keys === 0) return;
+  let work = state.skipWork;
+  if (!work || now - work.windowStart >= SKIP_BUDGET_WINDOW_MS || now < work.windowStart) {
+    work = state.skipWork = { windowStart: now, spent: 0 };
+  }
+  if (work.spent + keys > SKIP_BUDGET_PER_MINUTE) {
+    throw new CryptoError(
+      "too-many-skipped-messages",
+      `skipped-key budget of ${SKIP_BUDGET_PER_MINUTE} per minute is spent by messages that ` +
+        "failed to authenticate",
+    );
+  }
+  work.spent += keys;
+}
+
+function refundSkipWork(state: RatchetState, keys: number): void {
+  if (state.skipWork) state.skipWork.spent = Math.max(0, state.skipWork.spent - keys);
 }
 
 function kdfRk(rootKey: Uint8Array, dhOutput: Uint8Array): [Bytes, Bytes] {
@@ -254,6 +290,18 @@ export async function ratchetDecrypt(
   const isNewChain = state.receivingRatchetKey === null ||
     !constantTimeEqual(ratchetKey, state.receivingRatchetKey);
 
+  // Bound the work before doing any: the keys this message would make us derive, both chains.
+  const oldChainSkips =
+    isNewChain && receivingChainKey !== null && state.receivingRatchetKey !== null
+      ? Math.max(0, previousCount - receiveCount)
+      : 0;
+  const newChainSkips = isNewChain ? count : Math.max(0, count - receiveCount);
+  const skipsNeeded = oldChainSkips + newChainSkips;
+  if (skipsNeeded > MAX_SKIP) {
+    throw new CryptoError("too-many-skipped-messages", `more than ${MAX_SKIP} messages skipped`);
+  }
+  chargeSkipWork(state, skipsNeeded, now);
+
   if (isNewChain) {
     if (receivingChainKey !== null && state.receivingRatchetKey !== null) {
       receivingChainKey = skipMessageKeys(
@@ -297,6 +345,7 @@ export async function ratchetDecrypt(
   const [messageKey, nextChainKey] = kdfCk(receivingChainKey);
   const plaintext = await openMessage(messageKey, ciphertext, associatedData);
   wipe(messageKey);
+  refundSkipWork(state, skipsNeeded);
 
   // Commit, wiping what the step replaced (best effort in JS, as the spec asks).
   if (ratchetStep !== undefined) {

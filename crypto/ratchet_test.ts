@@ -7,6 +7,7 @@ import {
   ratchetDecrypt,
   ratchetEncrypt,
   serializeRatchetState,
+  SKIP_BUDGET_PER_MINUTE,
 } from "./ratchet.ts";
 import {
   MAX_SKIPPED_KEYS,
@@ -112,6 +113,9 @@ Deno.test("ratchet: MAX_SKIP bounds one jump; the skipped-key store is capped", 
   );
   assertEquals(decode(await ratchetDecrypt(bob, messages[MAX_SKIP]!, NOW)), `${MAX_SKIP}`);
   assertEquals(bob.skipped.size, MAX_SKIP);
+  // Delivered now, so the next jumps skip nothing on this chain (one message derives at most
+  // MAX_SKIP keys across both chains).
+  await ratchetDecrypt(bob, messages[MAX_SKIP + 1]!, NOW);
   // Two more full jumps on new chains overflow the cap: the oldest keys go first.
   for (let round = 0; round < 2; round++) {
     await ratchetDecrypt(alice, await ratchetEncrypt(bob, text("reply")), NOW);
@@ -193,4 +197,42 @@ Deno.test("ratchet: an encrypt during a decrypt's DH step is kept (PN counts it)
   const after = await ratchetEncrypt(alice, text("after")); // new chain, PN = 2
   assertEquals(decode(await ratchetDecrypt(bob, after, NOW)), "after");
   assertEquals(decode(await ratchetDecrypt(bob, during, NOW)), "during");
+});
+
+// Audit finding 11: before, one forged message with a new ratchet key could cost up to
+// 2 × MAX_SKIP HMACs, and a flood of them that much each, without limit.
+Deno.test("ratchet: one message derives at most MAX_SKIP keys across the old and the new chain", async () => {
+  const { alice, bob } = await ratchetPair();
+  await ratchetDecrypt(bob, await ratchetEncrypt(alice, text("first")), NOW);
+  for (let i = 0; i < 600; i++) await ratchetEncrypt(alice, text("never delivered"));
+  await ratchetDecrypt(alice, await ratchetEncrypt(bob, text("reply")), NOW);
+  for (let i = 0; i < 600; i++) await ratchetEncrypt(alice, text("never delivered either"));
+  const late = await ratchetEncrypt(alice, text("late")); // 600 old-chain + 600 new-chain skips
+  const before = serializeRatchetState(bob);
+  await expectRejectionCode(ratchetDecrypt(bob, late, NOW), "too-many-skipped-messages");
+  assertEquals(serializeRatchetState(bob), before);
+});
+
+Deno.test("ratchet: forged messages spend a per-minute budget; honest skips are given back", async () => {
+  const { alice, bob } = await ratchetPair();
+  const messages: Uint8Array[] = [];
+  for (let i = 0; i < MAX_SKIP; i++) messages.push(await ratchetEncrypt(alice, text(`${i}`)));
+  const forged = messages[MAX_SKIP - 1]!.slice();
+  forged[forged.length - 1]! ^= 1; // the header is genuine, the ciphertext is not
+  for (let spent = 0; spent + MAX_SKIP - 1 <= SKIP_BUDGET_PER_MINUTE; spent += MAX_SKIP - 1) {
+    await expectRejectionCode(ratchetDecrypt(bob, forged, NOW), "decryption-failed");
+  }
+  const before = serializeRatchetState(bob);
+  await expectRejectionCode(ratchetDecrypt(bob, forged, NOW + 1_000), "too-many-skipped-messages");
+  assertEquals(serializeRatchetState(bob), before);
+  // Messages that need no skipping still open; a minute later the budget is back.
+  assertEquals(decode(await ratchetDecrypt(bob, messages[0]!, NOW + 2_000)), "0");
+  await expectRejectionCode(ratchetDecrypt(bob, forged, NOW + 61_000), "decryption-failed");
+  // Honest out-of-order delivery is never charged: far more than the budget in one minute.
+  const pair = await ratchetPair();
+  for (let round = 0; round < 5; round++) {
+    const batch: Uint8Array[] = [];
+    for (let i = 0; i < 900; i++) batch.push(await ratchetEncrypt(pair.alice, text(`${i}`)));
+    assertEquals(decode(await ratchetDecrypt(pair.bob, batch[899]!, NOW)), "899");
+  }
 });
