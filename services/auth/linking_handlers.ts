@@ -19,10 +19,12 @@ import { sleep } from "../platform/time.ts";
 import { parseProvisioningToken, provisioningToken } from "./account_rules.ts";
 import type { AuthContextDeps } from "./context.ts";
 import { createDeviceRecord } from "./device_records.ts";
+import { PROVISIONING_WAKE_ACCOUNT, ProvisioningWaiters } from "./provisioning_waiters.ts";
 import { checkBytes, checkDeviceRegistration, checkId } from "./validation.ts";
 
 export const PROVISIONING_TTL_MS = 10 * 60_000;
-const PROVISIONING_POLL_MS = 250;
+/** Re-read of a waited-on session when no wake-up came (the bus is a hint). */
+const PROVISIONING_REREAD_MS = 5_000;
 const SEALED_BLOB_MAX = 65_536;
 
 type LinkingMethods =
@@ -35,6 +37,7 @@ export function linkingHandlers(
   deps: AuthContextDeps,
 ): Pick<Handlers<typeof AuthServiceService>, LinkingMethods> {
   const { stores, settings, tokens, limiters, log, now } = deps;
+  const waiters = new ProvisioningWaiters(settings.maxProvisioningWaitsPerAddress);
   return {
     async createProvisioningSession(_request, ctx) {
       limiters.registrationsByAddress.take(ctx.clientAddress, "provisioning sessions");
@@ -73,6 +76,11 @@ export function linkingHandlers(
           "this provisioning session already received its data",
         );
       }
+      // Wakes the new device's wait on whichever instance holds it; a lost wake-up only delays
+      // it until the next re-read.
+      await deps.bus.wake(PROVISIONING_WAKE_ACCOUNT, sessionId).catch((error) =>
+        log.warn("provisioning wake-up not published", { error })
+      );
       return { expiresAtMs: session.expiresAtMs };
     },
 
@@ -80,23 +88,42 @@ export function linkingHandlers(
       const sessionId = checkId(request.sessionId, "session_id");
       const secret = checkBytes(request.waitSecret, "wait_secret", 32, 32);
       const secretHash = sha256(secret);
-      for (let first = true;; first = false) {
-        const session = await stores.provisioning.get(sessionId, now());
-        if (!session && !first) {
-          throw failedPrecondition("provisioning session expired", "EXPIRED");
-        }
-        if (!session || !constantTimeEqual(session.waitSecretHash, secretHash)) {
-          throw notFound("provisioning session not found or expired");
-        }
-        if (session.sealedBlob) {
-          call.write({
-            sealedBlob: session.sealedBlob,
-            provisioningToken: provisioningToken(session.id, secret),
-            provisioningTokenExpiresAtMs: session.expiresAtMs,
+      const found = await stores.provisioning.get(sessionId, now());
+      if (!found || !constantTimeEqual(found.waitSecretHash, secretHash)) {
+        throw notFound("provisioning session not found or expired");
+      }
+      const { replaced, release } = waiters.enter(sessionId, ctx.clientAddress);
+      let wake: (() => void) | undefined;
+      const wakeUps = await deps.bus.onWake(PROVISIONING_WAKE_ACCOUNT, sessionId, () => wake?.());
+      const ended = AbortSignal.any([ctx.signal, replaced]);
+      try {
+        for (;;) {
+          const session = await stores.provisioning.get(sessionId, now());
+          if (!session) throw failedPrecondition("provisioning session expired", "EXPIRED");
+          if (session.sealedBlob) {
+            call.write({
+              sealedBlob: session.sealedBlob,
+              provisioningToken: provisioningToken(session.id, secret),
+              provisioningTokenExpiresAtMs: session.expiresAtMs,
+            });
+            return;
+          }
+          // The server's deadline is the session's expiry; a wake-up or the slow re-read
+          // (a lost wake-up) ends each wait.
+          const untilExpiry = session.expiresAtMs - now();
+          if (untilExpiry <= 0) throw failedPrecondition("provisioning session expired", "EXPIRED");
+          const woken = new AbortController();
+          wake = () => woken.abort();
+          await sleep(
+            Math.min(PROVISIONING_REREAD_MS, untilExpiry),
+            AbortSignal.any([ended, woken.signal]),
+          ).catch((error) => {
+            if (!woken.signal.aborted || ended.aborted) throw ended.reason ?? error;
           });
-          return;
         }
-        await sleep(PROVISIONING_POLL_MS, ctx.signal);
+      } finally {
+        release();
+        await wakeUps.unsubscribe();
       }
     },
 

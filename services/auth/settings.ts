@@ -20,6 +20,8 @@ export interface AuthSettings {
   maxKeyPackagesPerDevice: number;
   /** Keys or key packages per upload call. */
   maxKeysPerUpload: number;
+  /** Open WaitProvisioning calls per client address, per instance. */
+  maxProvisioningWaitsPerAddress: number;
   /** The account-wide device limit (MAX_DEVICES_PER_ACCOUNT, shared with messaging). */
   maxDevicesPerAccount: number;
 }
@@ -37,6 +39,7 @@ export function readAuthSettings(read: EnvReader, platform: PlatformConfig): Aut
     maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
     maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
     maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
+    maxProvisioningWaitsPerAddress: read.int("PROVISIONING_WAITS_PER_ADDRESS", 16, 1, 10_000),
     maxDevicesPerAccount: platform.accounts.maxDevicesPerAccount,
   };
 }
