@@ -187,7 +187,17 @@ export function encryptAttachment(
   };
 }
 
-/** Decrypts and authenticates an attachment stream; errors with AttachmentError on tampering. */
+/**
+ * Decrypts and authenticates an attachment stream; errors with AttachmentError on tampering.
+ *
+ * UNVERIFIED UNTIL THE STREAM ENDS: each chunk is authenticated on its own, but the whole-file
+ * digest from the message (which binds these bytes to what the sender sent) is checked only at
+ * the end, before the last chunk is released. Earlier chunks reach the consumer before that
+ * check. A consumer must not show, open, parse or forward any plaintext before the stream has
+ * closed without error; to write a file, use the SDK's `saveAttachment` (client/attachments.ts),
+ * which writes to a private temporary file and renames it into place only after the digest
+ * matched.
+ */
 export function decryptAttachment(
   ciphertext: ReadableStream<Uint8Array>,
   options: DecryptOptions,
