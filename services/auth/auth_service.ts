@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { AuthServiceService } from "../../proto/gen/guardyn/v1/auth.ts";
 import { GuardynError, invalidArgument, notFound } from "../platform/errors.ts";
 import { type Handlers, requireAuth } from "../platform/grpc_server.ts";
+import type { RateLimiter } from "../platform/rate_limit.ts";
 import { UsernameTakenError } from "../store/auth_ports.ts";
 import {
   canonicalUsername,
@@ -35,7 +36,7 @@ export const AUTH_PUBLIC_METHODS = [
 ] as const;
 
 export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof AuthServiceService> {
-  const { stores, tokens, limiters, log, now } = deps;
+  const { stores, settings, tokens, limiters, log, now } = deps;
 
   const createDevice = (accountId: string, registration: DeviceRegistrationInput) =>
     createDeviceRecord(deps, accountId, registration);
@@ -83,11 +84,24 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
       const registration = checkDeviceRegistration(request.device);
       const username = canonicalUsername(request.username);
       const account = username ? await stores.accounts.byUsername(username) : undefined;
-      // Failures are counted per username, existing or not, so the limit itself does not
-      // reveal which usernames exist.
-      const failureKey = `user:${username ?? request.username.slice(0, 64).toLowerCase()}`;
-      if (!limiters.loginFailuresByAccount.allows(failureKey)) {
-        limiters.loginFailuresByAccount.take(failureKey, "failed logins for this username");
+      // Failures are counted by the name as typed (canonical when valid), existing or not, so
+      // no limit reveals which usernames exist.
+      const name = username ?? request.username.slice(0, 64).toLowerCase();
+      const address = ctx.clientAddress;
+      const pair = `${name}|${address}`;
+      const refuse = (limiter: RateLimiter, key: string, what: string) => {
+        if (!limiter.allows(key)) limiter.take(key, what);
+      };
+      refuse(limiters.loginFailuresByUserAtAddress, pair, "failed logins for this username");
+      refuse(limiters.loginFailuresByAddress, address, "failed logins from this address");
+      // A username under attack slows down addresses that have failed before; one that has
+      // not (its owner, most likely) may still try its password.
+      const addressClean = limiters.loginFailuresByAddress.allows(
+        address,
+        settings.loginAddressFailuresBurst,
+      );
+      if (!addressClean) {
+        refuse(limiters.loginFailuresByUsername, name, "failed logins for this username");
       }
       // Unknown user: the same Argon2id work and the same error as a wrong password.
       const ok = await verifyPassword(
@@ -95,10 +109,12 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
         account?.passwordHash ?? deps.dummyPasswordHash,
       );
       if (!account || !ok) {
-        limiters.loginFailuresByAccount.tryTake(failureKey);
+        limiters.loginFailuresByUserAtAddress.tryTake(pair);
+        limiters.loginFailuresByAddress.tryTake(address);
+        limiters.loginFailuresByUsername.tryTake(name);
         throw invalidCredentials();
       }
-      limiters.loginFailuresByAccount.reset(failureKey);
+      limiters.loginFailuresByUserAtAddress.reset(pair);
 
       let deviceId: string;
       if (request.deviceId) {

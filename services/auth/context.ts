@@ -10,8 +10,14 @@ import type { AuthSettings } from "./settings.ts";
 import * as grpc from "@grpc/grpc-js";
 
 export interface AuthLimiters {
-  /** Failed logins per account. */
+  /** Failed password checks per account (signed-in operations that need the password). */
   loginFailuresByAccount: RateLimiter;
+  /** Failed logins per (username, client address). */
+  loginFailuresByUserAtAddress: RateLimiter;
+  /** Failed logins per client address. */
+  loginFailuresByAddress: RateLimiter;
+  /** Failed logins per username, from every address. */
+  loginFailuresByUsername: RateLimiter;
   /** Login attempts per client address. */
   loginAttemptsByAddress: RateLimiter;
   /** Registrations per client address. */
@@ -41,6 +47,15 @@ export function createLimiters(auth: AuthSettings): AuthLimiters {
     new RateLimiter({ burst, perSecond: perMinute / 60 });
   return {
     loginFailuresByAccount: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
+    loginFailuresByUserAtAddress: perMinute(auth.loginFailuresBurst, auth.loginFailuresPerMinute),
+    loginFailuresByAddress: perMinute(
+      auth.loginAddressFailuresBurst,
+      auth.loginAddressFailuresPerMinute,
+    ),
+    loginFailuresByUsername: perMinute(
+      auth.loginUsernameFailuresBurst,
+      auth.loginUsernameFailuresPerMinute,
+    ),
     loginAttemptsByAddress: perMinute(auth.loginAttemptsBurst, auth.loginAttemptsPerMinute),
     registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),

@@ -4,9 +4,18 @@ import type { PlatformConfig } from "../platform/config.ts";
 import type { EnvReader } from "../platform/env.ts";
 
 export interface AuthSettings {
-  /** Failed logins allowed per account and per client address before rate limiting. */
+  /** Failed logins per (username, client address), and per account for password checks. */
   loginFailuresBurst: number;
   loginFailuresPerMinute: number;
+  /** Failed logins per client address, whatever the username. */
+  loginAddressFailuresBurst: number;
+  loginAddressFailuresPerMinute: number;
+  /**
+   * Failed logins per username from all addresses. When spent, addresses that have failed
+   * are refused with a retry hint; an address that has not failed may still try its password.
+   */
+  loginUsernameFailuresBurst: number;
+  loginUsernameFailuresPerMinute: number;
   /** Login attempts (failed or not) per client address. */
   loginAttemptsBurst: number;
   loginAttemptsPerMinute: number;
@@ -30,6 +39,10 @@ export function readAuthSettings(read: EnvReader, platform: PlatformConfig): Aut
   return {
     loginFailuresBurst: read.int("LOGIN_FAILURES_BURST", 5, 1, 1_000),
     loginFailuresPerMinute: read.int("LOGIN_FAILURES_PER_MINUTE", 5, 1, 10_000),
+    loginAddressFailuresBurst: read.int("LOGIN_ADDRESS_FAILURES_BURST", 20, 1, 100_000),
+    loginAddressFailuresPerMinute: read.int("LOGIN_ADDRESS_FAILURES_PER_MINUTE", 20, 1, 100_000),
+    loginUsernameFailuresBurst: read.int("LOGIN_USERNAME_FAILURES_BURST", 20, 1, 100_000),
+    loginUsernameFailuresPerMinute: read.int("LOGIN_USERNAME_FAILURES_PER_MINUTE", 20, 1, 100_000),
     loginAttemptsBurst: read.int("LOGIN_ATTEMPTS_BURST", 30, 1, 100_000),
     loginAttemptsPerMinute: read.int("LOGIN_ATTEMPTS_PER_MINUTE", 30, 1, 100_000),
     registrationBurst: read.int("REGISTRATION_BURST", 10, 1, 100_000),
