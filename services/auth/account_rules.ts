@@ -38,6 +38,9 @@ export function checkPasswordStrength(password: string): void {
 }
 
 export const SEARCH_PAGE_MAX = 50;
+/** A search prefix this long narrows the directory enough that it cannot be listed by it. */
+export const SEARCH_PREFIX_MIN = 5;
+const SEARCH_PREFIX = new RegExp(`^[a-z0-9_]{${SEARCH_PREFIX_MIN},32}$`);
 export const SEARCH_PAGE_DEFAULT = 20;
 
 /** A username search: prefix, page size and the page token (the last username shown). */
@@ -46,8 +49,8 @@ export function checkUserSearch(
   page: { pageSize: number; pageToken: string } | undefined,
 ): { prefix: string; pageSize: number; after: string } {
   const prefix = rawPrefix.trim().toLowerCase();
-  if (!USERNAME_PATTERN.test(prefix)) {
-    throw invalidArgument("prefix must be 3..32 characters of [a-z0-9_]");
+  if (!SEARCH_PREFIX.test(prefix)) {
+    throw invalidArgument(`prefix must be ${SEARCH_PREFIX_MIN}..32 characters of [a-z0-9_]`);
   }
   const pageSize = page?.pageSize || SEARCH_PAGE_DEFAULT;
   if (pageSize < 1 || pageSize > SEARCH_PAGE_MAX) {

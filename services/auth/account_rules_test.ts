@@ -25,22 +25,22 @@ Deno.test("account rules: a weak password is WEAK_PASSWORD with the limits", () 
 });
 
 Deno.test("account rules: searches are bounded by prefix, page size and their own page token", () => {
-  assertEquals(checkUserSearch(" Ali ", undefined), { prefix: "ali", pageSize: 20, after: "" });
-  assertEquals(checkUserSearch("ali", { pageSize: 5, pageToken: "alice" }), {
-    prefix: "ali",
+  assertEquals(checkUserSearch(" Alice ", undefined), { prefix: "alice", pageSize: 20, after: "" });
+  assertEquals(checkUserSearch("alice", { pageSize: 5, pageToken: "alice_b" }), {
+    prefix: "alice",
     pageSize: 5,
-    after: "alice",
+    after: "alice_b",
   });
   assertEquals(
-    reason(() => checkUserSearch("al", undefined))[1],
-    "prefix must be 3..32 characters of [a-z0-9_]",
+    reason(() => checkUserSearch("ali", undefined))[1],
+    "prefix must be 5..32 characters of [a-z0-9_]",
   );
   assertEquals(
-    reason(() => checkUserSearch("ali", { pageSize: SEARCH_PAGE_MAX + 1, pageToken: "" }))[1],
+    reason(() => checkUserSearch("alice", { pageSize: SEARCH_PAGE_MAX + 1, pageToken: "" }))[1],
     `page.page_size must be 1..${SEARCH_PAGE_MAX}`,
   );
   assertEquals(
-    reason(() => checkUserSearch("ali", { pageSize: 5, pageToken: "bob" }))[1],
+    reason(() => checkUserSearch("alice", { pageSize: 5, pageToken: "bob" }))[1],
     "page.page_token does not belong to this search",
   );
 });

@@ -463,8 +463,17 @@ export function authServiceSuite(backend: Backend) {
       { lookup: { $case: "username", value: users[0]!.username.toUpperCase() } },
       me,
     );
-    assertEquals(profile.deviceIds, [users[0]!.deviceId]);
+    // Audit finding 5: another account's devices and key history are not in its profile.
+    assertEquals(profile.deviceIds, []);
+    assertEquals(profile.identityKeyChangedAtMs, 0);
     assertEquals(profile.identityKey.length, 33);
+    assertEquals(page1.users.map((u) => u.accountId), ["", "", ""]);
+    const own = await unary(
+      c.directory.getProfile.bind(c.directory),
+      { lookup: { $case: "accountId", value: users[0]!.accountId } },
+      users[0]!.accessToken,
+    );
+    assertEquals(own.deviceIds, [users[0]!.deviceId]);
     const tooBig = await failure(
       unary(c.directory.searchUsers.bind(c.directory), {
         prefix,

@@ -26,6 +26,8 @@ export interface AuthLimiters {
   prekeyFetches: RateLimiter;
   /** Directory lookups and key package claims per requester device. */
   lookups: RateLimiter;
+  /** Prefix searches per account and day. */
+  searchesByAccount: RateLimiter;
 }
 
 export interface AuthContextDeps {
@@ -60,6 +62,10 @@ export function createLimiters(auth: AuthSettings): AuthLimiters {
     registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
     lookups: perMinute(60, 120),
+    searchesByAccount: new RateLimiter({
+      burst: auth.directorySearchesPerDay,
+      perSecond: auth.directorySearchesPerDay / 86_400,
+    }),
   };
 }
 

@@ -17,10 +17,12 @@ export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof Direct
       const auth = requireAuth(ctx);
       limiters.lookups.take(`${auth.accountId}/${auth.deviceId}`, "directory lookups");
       const { prefix, pageSize, after } = checkUserSearch(request.prefix, request.page);
+      limiters.searchesByAccount.take(auth.accountId, "directory searches per day");
       const found = await stores.accounts.searchByPrefix(prefix, after, pageSize + 1);
       const page = found.slice(0, pageSize);
       return {
-        users: page.map((account) => ({ accountId: account.id, username: account.username })),
+        // The handle only: starting a conversation goes through an exact GetProfile.
+        users: page.map((account) => ({ accountId: "", username: account.username })),
         nextPageToken: found.length > pageSize ? page.at(-1)!.username : "",
       };
     },
@@ -39,17 +41,18 @@ export function directoryHandlers(deps: AuthContextDeps): Handlers<typeof Direct
         throw invalidArgument("give account_id or username");
       }
       if (!account) throw notFound("no such user");
+      // Others' devices come with their prekey bundles; only our own account lists them here.
       // The account is already read: without an identity key nothing is addressable.
-      const devices = account.identityKey
+      const own = account.id === auth.accountId;
+      const devices = own && account.identityKey
         ? await addressableDevices(stores, account.id, { identityKeyKnown: true })
         : [];
-      const deviceIds = devices.map((device) => device.id);
       return {
         accountId: account.id,
         username: account.username,
-        deviceIds,
+        deviceIds: devices.map((device) => device.id),
         identityKey: account.identityKey ?? new Uint8Array(),
-        identityKeyChangedAtMs: account.identityKeyChangedAtMs ?? 0,
+        identityKeyChangedAtMs: own ? account.identityKeyChangedAtMs ?? 0 : 0,
       };
     },
   };

@@ -29,6 +29,8 @@ export interface AuthSettings {
   maxKeyPackagesPerDevice: number;
   /** Keys or key packages per upload call. */
   maxKeysPerUpload: number;
+  /** Username prefix searches per account and day. */
+  directorySearchesPerDay: number;
   /** Open WaitProvisioning calls per client address, per instance. */
   maxProvisioningWaitsPerAddress: number;
   /** The account-wide device limit (MAX_DEVICES_PER_ACCOUNT, shared with messaging). */
@@ -52,6 +54,7 @@ export function readAuthSettings(read: EnvReader, platform: PlatformConfig): Aut
     maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
     maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
     maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
+    directorySearchesPerDay: read.int("DIRECTORY_SEARCHES_PER_DAY", 100, 1, 100_000),
     maxProvisioningWaitsPerAddress: read.int("PROVISIONING_WAITS_PER_ADDRESS", 16, 1, 10_000),
     maxDevicesPerAccount: platform.accounts.maxDevicesPerAccount,
   };

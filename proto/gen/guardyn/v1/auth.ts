@@ -552,9 +552,14 @@ export interface GetKeyPackageCountResponse {
   hasLastResort: boolean;
 }
 
-/** SearchUsers by username prefix. */
+/**
+ * SearchUsers by username prefix. Discovery is meant to be exact (GetProfile by username); the
+ * prefix search is bounded so that it cannot list the directory: a prefix of at least 5
+ * characters, a daily quota per account (DIRECTORY_SEARCHES_PER_DAY, RESOURCE_EXHAUSTED /
+ * RATE_LIMITED past it), and hits carry the username only.
+ */
 export interface SearchUsersRequest {
-  /** Username prefix (3..32 chars, compared case-insensitively). */
+  /** Username prefix (5..32 chars of [a-z0-9_], compared case-insensitively). */
   prefix: string;
   /** Page selection (page_size at most 50 here). */
   page?: PageRequest | undefined;
@@ -562,7 +567,7 @@ export interface SearchUsersRequest {
 
 /** One search hit. */
 export interface UserSummary {
-  /** The account. */
+  /** Always empty in search hits: look the username up with GetProfile to start a conversation. */
   accountId: string;
   /** Its username (lowercase). */
   username: string;
@@ -589,17 +594,23 @@ export interface GetProfileRequest {
     | undefined;
 }
 
-/** A user's public profile. */
+/** A user's public profile: what starting a conversation needs, nothing more. */
 export interface GetProfileResponse {
   /** The account. */
   accountId: string;
   /** Its username (lowercase). */
   username: string;
-  /** Ids of its addressable devices (at most 10). */
+  /**
+   * Ids of its addressable devices (at most 10): only for the caller's own account (others'
+   * devices come with their prekey bundles); empty otherwise.
+   */
   deviceIds: string[];
   /** The account identity key (33 bytes); empty when not set yet. */
   identityKey: Uint8Array;
-  /** When the identity key was last set or changed; 0 when not set. */
+  /**
+   * When the identity key was last set or changed: only for the caller's own account; 0
+   * otherwise.
+   */
   identityKeyChangedAtMs: number;
 }
 
