@@ -28,6 +28,8 @@ export interface AuthLimiters {
   lookups: RateLimiter;
   /** Prefix searches per account and day. */
   searchesByAccount: RateLimiter;
+  /** One-time key budgets (prekeys and key packages apart): per target device, per requester. */
+  oneTimeBudgets: { prekeys: OneTimeBudget; keyPackages: OneTimeBudget };
 }
 
 export interface AuthContextDeps {
@@ -62,11 +64,36 @@ export function createLimiters(auth: AuthSettings): AuthLimiters {
     registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
     lookups: perMinute(60, 120),
+    oneTimeBudgets: { prekeys: oneTimeBudget(auth), keyPackages: oneTimeBudget(auth) },
     searchesByAccount: new RateLimiter({
       burst: auth.directorySearchesPerDay,
       perSecond: auth.directorySearchesPerDay / 86_400,
     }),
   };
+}
+
+/**
+ * Whether a requester may have one more of a target device's one-time keys: both the target's
+ * budget (across all requesters) and the requesting account's (across all targets) must allow
+ * it, and both are charged together. A spent budget means a bundle without one-time keys.
+ */
+export class OneTimeBudget {
+  constructor(readonly perTarget: RateLimiter, readonly perRequester: RateLimiter) {}
+
+  tryTake(target: string, requesterAccount: string): boolean {
+    if (!this.perTarget.allows(target) || !this.perRequester.allows(requesterAccount)) {
+      return false;
+    }
+    return this.perTarget.tryTake(target) && this.perRequester.tryTake(requesterAccount);
+  }
+}
+
+function oneTimeBudget(auth: AuthSettings): OneTimeBudget {
+  const perHour = (n: number) => new RateLimiter({ burst: n, perSecond: n / 3_600 });
+  return new OneTimeBudget(
+    perHour(auth.oneTimeClaimsPerTargetPerHour),
+    perHour(auth.oneTimeClaimsPerAccountPerHour),
+  );
 }
 
 /** The calling device as a store reference. */

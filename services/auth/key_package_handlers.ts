@@ -79,7 +79,11 @@ export function keyPackageHandlers(
       const keyPackages = [];
       const unavailableDevices: DeviceAddress[] = [];
       for (const address of wanted.values()) {
-        const claimed = await stores.keyPackages.claim(address, suite);
+        const oneTime = limiters.oneTimeBudgets.keyPackages.tryTake(
+          `${address.accountId}/${address.deviceId}`,
+          auth.accountId,
+        );
+        const claimed = await stores.keyPackages.claim(address, suite, { oneTime });
         if (claimed) {
           keyPackages.push({
             device: address,

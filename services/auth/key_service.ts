@@ -51,7 +51,13 @@ export function keyDirectoryHandlers(
       `${requester.accountId}/${requester.deviceId}>${accountId}/${device.id}`,
       "prekey bundle fetches for this device",
     );
-    const claimed = await stores.prekeys.claimBundle({ accountId, deviceId: device.id });
+    const oneTime = limiters.oneTimeBudgets.prekeys.tryTake(
+      `${accountId}/${device.id}`,
+      requester.accountId,
+    );
+    const claimed = await stores.prekeys.claimBundle({ accountId, deviceId: device.id }, {
+      oneTime,
+    });
     return bundleOf(device, claimed);
   };
 

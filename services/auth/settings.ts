@@ -29,6 +29,13 @@ export interface AuthSettings {
   maxKeyPackagesPerDevice: number;
   /** Keys or key packages per upload call. */
   maxKeysPerUpload: number;
+  /**
+   * One-time keys (prekeys and MLS key packages, counted apart) handed out per hour: per
+   * target device across all requesters, and per requesting account across all targets. Past
+   * either budget a requester still gets a working bundle, without one-time keys.
+   */
+  oneTimeClaimsPerTargetPerHour: number;
+  oneTimeClaimsPerAccountPerHour: number;
   /** Username prefix searches per account and day. */
   directorySearchesPerDay: number;
   /** Open WaitProvisioning calls per client address, per instance. */
@@ -54,6 +61,13 @@ export function readAuthSettings(read: EnvReader, platform: PlatformConfig): Aut
     maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
     maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
     maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),
+    oneTimeClaimsPerTargetPerHour: read.int("ONE_TIME_CLAIMS_PER_TARGET_PER_HOUR", 20, 1, 100_000),
+    oneTimeClaimsPerAccountPerHour: read.int(
+      "ONE_TIME_CLAIMS_PER_ACCOUNT_PER_HOUR",
+      60,
+      1,
+      100_000,
+    ),
     directorySearchesPerDay: read.int("DIRECTORY_SEARCHES_PER_DAY", 100, 1, 100_000),
     maxProvisioningWaitsPerAddress: read.int("PROVISIONING_WAITS_PER_ADDRESS", 16, 1, 10_000),
     maxDevicesPerAccount: platform.accounts.maxDevicesPerAccount,

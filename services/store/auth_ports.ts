@@ -147,6 +147,11 @@ export interface OneTimePrekey {
   signature?: Uint8Array;
 }
 
+export interface ClaimOptions {
+  /** Hand out one-time keys (default true). */
+  oneTime?: boolean;
+}
+
 export interface ClaimedBundle {
   signedPrekey?: SignedPrekey;
   /** A one-time EC prekey, removed from the store by this claim; absent when none is left. */
@@ -182,8 +187,12 @@ export interface PrekeyStore {
     replaceExisting?: boolean,
   ): Promise<number>;
   setLastResortKem(device: DeviceRef, prekey: OneTimePrekey): Promise<void>;
-  /** Claims a bundle: each one-time key is handed out at most once, even across instances. */
-  claimBundle(device: DeviceRef): Promise<ClaimedBundle>;
+  /**
+   * Claims a bundle: each one-time key is handed out at most once, even across instances.
+   * `oneTime: false` hands out no one-time key (the signed prekey and the last-resort KEM
+   * prekey only): a requester past its claim budget still gets a working bundle.
+   */
+  claimBundle(device: DeviceRef, options?: ClaimOptions): Promise<ClaimedBundle>;
   counts(device: DeviceRef): Promise<PrekeyCounts>;
 }
 
@@ -208,10 +217,14 @@ export interface KeyPackageStore {
     replaceExisting?: boolean,
   ): Promise<number>;
   setLastResort(device: DeviceRef, cipherSuite: number, keyPackage: KeyPackage): Promise<void>;
-  /** Claims one: a regular package at most once, or the last-resort one when none is left. */
+  /**
+   * Claims one: a regular package at most once, or the last-resort one when none is left (or
+   * when `oneTime: false`).
+   */
   claim(
     device: DeviceRef,
     cipherSuite: number,
+    options?: ClaimOptions,
   ): Promise<(KeyPackage & { lastResort: boolean }) | undefined>;
   count(device: DeviceRef, cipherSuite: number): Promise<{ count: number; hasLastResort: boolean }>;
 }

@@ -259,6 +259,13 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       signedPrekeyUploadedAtMs: 2000,
       hasLastResortKemPrekey: true,
     });
+    // Without one-time keys: a working bundle (signed + last resort) that consumes nothing.
+    const spare = await s.prekeys.claimBundle(dev, { oneTime: false });
+    assertEquals(spare.signedPrekey, signed);
+    assertEquals([spare.oneTimePrekey, spare.kemPrekey?.keyId], [undefined, 99]);
+    assertEquals(spare.kemPrekey?.lastResort, true);
+    assertEquals((await s.prekeys.counts(dev)).oneTimePrekeys, 2);
+    assertEquals((await s.prekeys.counts(dev)).kemPrekeys, 1);
     const b1 = await s.prekeys.claimBundle(dev);
     assertEquals(b1.signedPrekey, signed);
     assert(b1.oneTimePrekey && [1, 2].includes(b1.oneTimePrekey.keyId));
@@ -334,6 +341,9 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
       { ref: "kp2", data: randomBytes(300) },
     ], 10);
     await s.keyPackages.setLastResort(dev, 1, { ref: "last", data: randomBytes(300) });
+    assertEquals(await s.keyPackages.count(dev, 1), { count: 2, hasLastResort: true });
+    // Without one-time packages: the last-resort one, and nothing consumed.
+    assertEquals((await s.keyPackages.claim(dev, 1, { oneTime: false }))?.ref, "last");
     assertEquals(await s.keyPackages.count(dev, 1), { count: 2, hasLastResort: true });
     const claims = await Promise.all(Array.from({ length: 6 }, () => s.keyPackages.claim(dev, 1)));
     const regular = claims.filter((c) => c && !c.lastResort).map((c) => c!.ref).sort();

@@ -10,6 +10,7 @@
  */
 import {
   type ClaimedBundle,
+  type ClaimOptions,
   KeyLimitError,
   type KeyPackage,
   type KeyPackageStore,
@@ -288,13 +289,14 @@ export class CqlPrekeys implements PrekeyStore {
     await this.#shelf.setSlot(device, SLOT_LAST_RESORT_KEM, prekeyItem(prekey, "lastResortKem"));
   }
 
-  async claimBundle(device: DeviceRef): Promise<ClaimedBundle> {
+  async claimBundle(device: DeviceRef, options: ClaimOptions = {}): Promise<ClaimedBundle> {
     checkDeviceRef(device);
+    const oneTime = options.oneTime !== false;
     // Independent reads and claims run together: a bundle costs the slowest of them.
     const [signed, ec, kem, lastResort] = await Promise.all([
       this.#shelf.slot(device, SLOT_SIGNED_PREKEY),
-      this.#shelf.claim(device, prekeyStock("ec")),
-      this.#shelf.claim(device, prekeyStock("kem")),
+      oneTime ? this.#shelf.claim(device, prekeyStock("ec")) : undefined,
+      oneTime ? this.#shelf.claim(device, prekeyStock("kem")) : undefined,
       this.#shelf.slot(device, SLOT_LAST_RESORT_KEM),
     ]);
     const bundle: ClaimedBundle = {};
@@ -348,9 +350,11 @@ export class CqlKeyPackages implements KeyPackageStore {
     await this.#shelf.setSlot(device, keyPackageSlot(cipherSuite), keyPackageItem(keyPackage));
   }
 
-  async claim(device: DeviceRef, cipherSuite: number) {
+  async claim(device: DeviceRef, cipherSuite: number, options: ClaimOptions = {}) {
     checkDeviceRef(device);
-    const item = await this.#shelf.claim(device, keyPackageStock(cipherSuite));
+    const item = options.oneTime === false
+      ? undefined
+      : await this.#shelf.claim(device, keyPackageStock(cipherSuite));
     if (item) return { ...keyPackageFromItem(item), lastResort: false };
     const lastResort = await this.#shelf.slot(device, keyPackageSlot(cipherSuite));
     return lastResort ? { ...keyPackageFromItem(lastResort), lastResort: true } : undefined;

@@ -6,6 +6,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   type ClaimedBundle,
+  type ClaimOptions,
   KeyLimitError,
   type KeyPackage,
   type KeyPackageStore,
@@ -201,13 +202,15 @@ export class SqlitePrekeys implements PrekeyStore {
     });
   }
 
-  claimBundle(device: DeviceRef): Promise<ClaimedBundle> {
+  claimBundle(device: DeviceRef, options: ClaimOptions = {}): Promise<ClaimedBundle> {
     return Promise.try(() => {
       checkDeviceRef(device);
       const bundle: ClaimedBundle = {};
       const signed = this.#shelf.slot(device, SLOT_SIGNED_PREKEY);
       if (signed) bundle.signedPrekey = signedPrekeyFromItem(signed);
-      const [ec, kem] = this.#shelf.claim(device, [prekeyStock("ec"), prekeyStock("kem")]);
+      const [ec, kem] = options.oneTime === false
+        ? [undefined, undefined]
+        : this.#shelf.claim(device, [prekeyStock("ec"), prekeyStock("kem")]);
       if (ec) bundle.oneTimePrekey = prekeyFromItem(ec);
       const lastResort = kem ? undefined : this.#shelf.slot(device, SLOT_LAST_RESORT_KEM);
       if (kem) bundle.kemPrekey = { ...prekeyFromItem(kem), lastResort: false };
@@ -260,10 +263,12 @@ export class SqliteKeyPackages implements KeyPackageStore {
     });
   }
 
-  claim(device: DeviceRef, cipherSuite: number) {
+  claim(device: DeviceRef, cipherSuite: number, options: ClaimOptions = {}) {
     return Promise.try(() => {
       checkDeviceRef(device);
-      const [item] = this.#shelf.claim(device, [keyPackageStock(cipherSuite)]);
+      const [item] = options.oneTime === false
+        ? [undefined]
+        : this.#shelf.claim(device, [keyPackageStock(cipherSuite)]);
       if (item) return { ...keyPackageFromItem(item), lastResort: false };
       const lastResort = this.#shelf.slot(device, keyPackageSlot(cipherSuite));
       return lastResort ? { ...keyPackageFromItem(lastResort), lastResort: true } : undefined;
