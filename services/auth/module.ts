@@ -44,11 +44,13 @@ export const authModule = defineService({
       bus: deps.bus,
       log: deps.log,
       settings,
-      tokens: new SessionTokens(
-        issuer,
-        store.auth.refreshTokens,
-        platform.tokens.refreshTtlSeconds,
-      ),
+      tokens: new SessionTokens(issuer, store.auth.refreshTokens, {
+        refreshTtlSeconds: platform.tokens.refreshTtlSeconds,
+        sessionMaxAgeSeconds: platform.tokens.sessionMaxAgeSeconds,
+        // This instance refuses the family's access tokens at once; others within the
+        // device-status cache's few seconds.
+        onFamilyRevoked: (record) => deps.deviceStatus.forget(record.accountId, record.deviceId),
+      }),
       limiters: createLimiters(settings),
       dummyPasswordHash: await dummyHash(),
       forgetDevice: deps.deviceStatus.forget,

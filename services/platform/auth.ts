@@ -10,6 +10,8 @@ import { unauthenticated } from "./errors.ts";
 export interface AuthContext {
   accountId: string;
   deviceId: string;
+  /** The login (refresh-token family) the access token belongs to, when it names one. */
+  familyId?: string;
 }
 
 export interface Authenticator {

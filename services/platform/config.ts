@@ -51,6 +51,8 @@ export interface TokenConfig {
   keysFile: string | undefined;
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  /** A login's absolute lifetime across refreshes: then the password is needed again. */
+  sessionMaxAgeSeconds: number;
 }
 
 export interface PublicHosts {
@@ -114,6 +116,8 @@ export function parsePlatformConfig(read: EnvReader): PlatformConfig {
       keysFile: read.optional("TOKEN_KEYS_FILE"),
       accessTtlSeconds: read.int("ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
       refreshTtlSeconds: read.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 3_600, 365 * 86_400),
+      // The lower bound is low so tests can reach it; deployments keep days.
+      sessionMaxAgeSeconds: read.int("SESSION_MAX_AGE_SECONDS", 90 * 86_400, 1, 3_650 * 86_400),
     },
     accounts: {
       maxDevicesPerAccount: read.int("MAX_DEVICES_PER_ACCOUNT", 10, 1, 100),

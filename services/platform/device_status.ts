@@ -13,29 +13,31 @@ export interface CachedDeviceStatus {
 }
 
 export function cachedDeviceStatus(
-  load: (accountId: string, deviceId: string) => Promise<boolean>,
+  load: (
+    accountId: string,
+    deviceId: string,
+    familyId?: string,
+  ) => Promise<Awaited<ReturnType<DeviceStatus>>>,
   options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
 ): CachedDeviceStatus {
   const ttlMs = options.ttlMs ?? 5_000;
   const maxEntries = options.maxEntries ?? 100_000;
   const now = options.now ?? (() => Date.now());
-  const cache = new Map<string, { active: boolean; atMs: number }>();
+  type Status = Awaited<ReturnType<DeviceStatus>>;
+  const cache = new Map<string, { status: Status; atMs: number }>();
   return {
-    async status(accountId, deviceId) {
-      const key = `${accountId}/${deviceId}`;
+    async status(accountId, deviceId, familyId) {
+      const key = `${accountId}/${deviceId}/${familyId ?? ""}`;
       const hit = cache.get(key);
-      if (hit && now() - hit.atMs < ttlMs) return hit.active ? "active" : "revoked";
-      const active = await load(accountId, deviceId);
+      if (hit && now() - hit.atMs < ttlMs) return hit.status;
+      const status = await load(accountId, deviceId, familyId);
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
-      cache.set(key, { active, atMs: now() });
-      return active ? "active" : "revoked";
+      cache.set(key, { status, atMs: now() });
+      return status;
     },
     forget(accountId, deviceId) {
-      if (deviceId !== undefined) {
-        cache.delete(`${accountId}/${deviceId}`);
-        return;
-      }
-      for (const key of cache.keys()) if (key.startsWith(`${accountId}/`)) cache.delete(key);
+      const prefix = deviceId === undefined ? `${accountId}/` : `${accountId}/${deviceId}/`;
+      for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
     },
   };
 }

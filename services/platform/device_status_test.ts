@@ -7,7 +7,7 @@ Deno.test("device status: cached for the TTL, forgotten on local revocation", as
   const revoked = new Set<string>();
   const cache = cachedDeviceStatus((a, d) => {
     loads++;
-    return Promise.resolve(!revoked.has(`${a}/${d}`));
+    return Promise.resolve(revoked.has(`${a}/${d}`) ? "revoked" : "active");
   }, { ttlMs: 1000, now: () => now });
   assertEquals(await cache.status("a", "d1"), "active");
   assertEquals(await cache.status("a", "d1"), "active");
@@ -21,4 +21,18 @@ Deno.test("device status: cached for the TTL, forgotten on local revocation", as
   revoked.delete("a/d2");
   cache.forget("a");
   assertEquals(await cache.status("a", "d2"), "active");
+});
+
+Deno.test("device status: a login (token family) is cached apart and forgotten with its device", async () => {
+  const sessions = new Set<string>(["f1"]);
+  const cache = cachedDeviceStatus(
+    (_a, _d, f) => Promise.resolve(f && !sessions.has(f) ? "session-revoked" : "active"),
+    { ttlMs: 60_000, now: () => 0 },
+  );
+  assertEquals(await cache.status("a", "d1", "f1"), "active");
+  sessions.delete("f1");
+  assertEquals(await cache.status("a", "d1", "f1"), "active", "still cached");
+  cache.forget("a", "d1");
+  assertEquals(await cache.status("a", "d1", "f1"), "session-revoked");
+  assertEquals(await cache.status("a", "d1"), "active");
 });

@@ -79,7 +79,10 @@ export class TokenIssuer {
   async issue(auth: AuthContext): Promise<IssuedToken> {
     const nowSeconds = Math.floor(this.now() / 1000);
     const expiresAt = nowSeconds + this.ttlSeconds;
-    const token = await new jose.SignJWT({ did: auth.deviceId })
+    const claims = auth.familyId === undefined
+      ? { did: auth.deviceId }
+      : { did: auth.deviceId, fam: auth.familyId };
+    const token = await new jose.SignJWT(claims)
       .setProtectedHeader({ alg: ALGORITHM, kid: this.keys.activeKid, typ: "at+jwt" })
       .setIssuer(this.issuer)
       .setAudience(TOKEN_AUDIENCE)
@@ -93,10 +96,17 @@ export class TokenIssuer {
 }
 
 /**
- * Tells whether a device may still act; the auth store answers it. Checked after the signature
- * so a revoked device is refused at once, not only when its token expires.
+ * Tells whether a device, and the login its token belongs to, may still act; the auth store
+ * answers it. Checked after the signature so a revoked device or a login revoked after a stolen
+ * refresh token was detected is refused at once, not only when its access token expires.
  */
-export type DeviceStatus = (accountId: string, deviceId: string) => Promise<"active" | "revoked">;
+export type DeviceStatus = (
+  accountId: string,
+  deviceId: string,
+  familyId?: string,
+) => Promise<"active" | "revoked" | "session-revoked">;
+
+const FAMILY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface JwtAuthenticatorOptions {
   keys: TokenKeys;
@@ -115,7 +125,11 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): Authenticato
   // (same signature) hits; expiry is still checked on every call, and so is the device status.
   const verified = new Map<string, { auth: AuthContext; expiresAtMs: number }>();
   const checkDevice = async (auth: AuthContext) => {
-    if (await deviceStatus(auth.accountId, auth.deviceId) !== "active") {
+    const status = await deviceStatus(auth.accountId, auth.deviceId, auth.familyId);
+    if (status === "session-revoked") {
+      throw unauthenticated("TOKEN_INVALID", "this login was revoked: sign in with the password");
+    }
+    if (status !== "active") {
       throw unauthenticated("DEVICE_REVOKED", "this device was revoked or its account deleted");
     }
     return auth;
@@ -155,11 +169,16 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): Authenticato
         throw unauthenticated("TOKEN_INVALID", "access token is not valid");
       }
       const accountId = payload.sub;
-      const deviceId = (payload as { did?: unknown }).did;
-      if (typeof accountId !== "string" || typeof deviceId !== "string") {
+      const { did: deviceId, fam: familyId } = payload as { did?: unknown; fam?: unknown };
+      if (
+        typeof accountId !== "string" || typeof deviceId !== "string" ||
+        (familyId !== undefined && (typeof familyId !== "string" || !FAMILY_ID.test(familyId)))
+      ) {
         throw unauthenticated("TOKEN_INVALID", "access token is not valid");
       }
-      const auth = { accountId, deviceId };
+      const auth: AuthContext = familyId === undefined
+        ? { accountId, deviceId }
+        : { accountId, deviceId, familyId };
       if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
       verified.set(token, { auth, expiresAtMs: (payload.exp ?? 0) * 1000 });
       return await checkDevice(auth);

@@ -76,9 +76,12 @@ export async function runServices(
     await Promise.allSettled([bus.close(), store.close()]);
     throw error;
   }
-  const deviceStatus = cachedDeviceStatus(async (accountId, deviceId) =>
-    (await store.auth.devices.get(accountId, deviceId)) !== undefined
-  );
+  const deviceStatus = cachedDeviceStatus(async (accountId, deviceId, familyId) => {
+    if ((await store.auth.devices.get(accountId, deviceId)) === undefined) return "revoked";
+    const revoked = familyId !== undefined &&
+      await store.auth.refreshTokens.familyRevoked(familyId);
+    return revoked ? "session-revoked" : "active";
+  });
   const deps: RuntimeDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
 
   const server = new GrpcServer({

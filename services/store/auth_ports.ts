@@ -129,6 +129,8 @@ export interface RefreshTokenStore {
     nowMs: number,
   ): Promise<RotateOutcome>;
   revokeFamily(familyId: string): Promise<void>;
+  /** True once the family was revoked (a rotated token was reused, or it was revoked). */
+  familyRevoked(familyId: string): Promise<boolean>;
   revokeDevice(accountId: string, deviceId: string): Promise<void>;
 }
 

@@ -185,8 +185,10 @@ export function authStoreSuite(adapter: string, open: () => Promise<AuthSuiteTar
     assertEquals(rotated.record.familyId, familyId);
     assertEquals(rotated.record.tokenHash, t2);
     assertEquals([rotated.record.accountId, rotated.record.deviceId], ["acct", "dev"]);
+    assertEquals(await s.refreshTokens.familyRevoked(familyId), false);
     // t1 used again: theft suspected, the family (including t2) is revoked.
     assertEquals((await s.refreshTokens.rotate(t1, record(t3), Date.now())).kind, "reused");
+    assertEquals(await s.refreshTokens.familyRevoked(familyId), true);
     assertEquals((await s.refreshTokens.rotate(t2, record(t3), Date.now())).kind, "reused");
     assertEquals(
       (await s.refreshTokens.rotate(randomBytes(32), record(t3), Date.now())).kind,

@@ -118,6 +118,11 @@ export class CqlRefreshTokens implements RefreshTokenStore {
     return { kind: "reused", record };
   }
 
+  familyRevoked(familyId: string): Promise<boolean> {
+    checkId(familyId, "familyId");
+    return this.#revoked(familyId);
+  }
+
   async revokeFamily(familyId: string): Promise<void> {
     checkId(familyId, "familyId");
     await this.#s.execute(this.#q.revoke, [REVOCATION_TTL_S, familyId]);

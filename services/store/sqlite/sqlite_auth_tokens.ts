@@ -38,6 +38,7 @@ export class SqliteRefreshTokens implements RefreshTokenStore {
   readonly #get: StatementSync;
   readonly #markUsed: StatementSync;
   readonly #revokeFamily: StatementSync;
+  readonly #familyRevoked: StatementSync;
   readonly #revokeDevice: StatementSync;
   readonly #sweep: StatementSync;
 
@@ -54,6 +55,9 @@ export class SqliteRefreshTokens implements RefreshTokenStore {
     );
     this.#markUsed = db.prepare("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?");
     this.#revokeFamily = db.prepare("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?");
+    this.#familyRevoked = db.prepare(
+      "SELECT 1 AS revoked FROM refresh_tokens WHERE family_id = ? AND revoked = 1 LIMIT 1",
+    );
     this.#revokeDevice = db.prepare(
       "UPDATE refresh_tokens SET revoked = 1 WHERE account_id = ? AND device_id = ?",
     );
@@ -99,6 +103,13 @@ export class SqliteRefreshTokens implements RefreshTokenStore {
         this.#insertRecord(rotated);
         return { kind: "rotated", record: rotated };
       });
+    });
+  }
+
+  familyRevoked(familyId: string): Promise<boolean> {
+    return Promise.try(() => {
+      checkId(familyId, "familyId");
+      return this.#familyRevoked.get(familyId) !== undefined;
     });
   }
 
