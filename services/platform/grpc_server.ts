@@ -10,7 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { type AuthContext, type Authenticator, bearerToken } from "./auth.ts";
 import type { GrpcLimits } from "./config.ts";
-import { GuardynError, toStatus } from "./errors.ts";
+import { GuardynError, invalidArgument, toStatus } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Cidr, clientAddressOf } from "./client_address.ts";
@@ -129,7 +129,9 @@ export class GrpcServer {
   ): void {
     const publicMethods = new Set(options.publicMethods ?? []);
     const implementation: grpc.UntypedServiceImplementation = {};
+    const served: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(definition)) {
+      served[name] = method.requestStream ? method : tolerantDeserializer(method);
       const handler = (handlers as Record<string, unknown>)[name];
       if (typeof handler !== "function") throw new Error(`${serviceName}.${name} has no handler`);
       implementation[name] = this.#wrap(
@@ -140,7 +142,7 @@ export class GrpcServer {
         publicMethods.has(name),
       );
     }
-    this.#server.addService(definition, implementation);
+    this.#server.addService(served, implementation);
     this.#services.push(serviceName);
     this.#health.setStatus(serviceName, "NOT_SERVING");
   }
@@ -305,7 +307,7 @@ export class GrpcServer {
       ) => {
         const outcome = await run(call, (ctx, controller) => {
           const deadlineMs = Math.min(remainingMs(call.getDeadline()), limits.maxUnaryDeadlineMs);
-          return withDeadline(handler(call.request, ctx), deadlineMs, controller);
+          return withDeadline(handler(wellFormed(call.request), ctx), deadlineMs, controller);
         });
         if (outcome.ok) callback(null, outcome.value);
         else callback(outcome.status);
@@ -328,13 +330,45 @@ export class GrpcServer {
 
     return async (call: grpc.ServerWritableStream<unknown, unknown>) => {
       const outcome = await run(call, (ctx, controller) => {
-        const work = method.requestStream ? handler(call, ctx) : handler(call.request, call, ctx);
+        const work = method.requestStream
+          ? handler(call, ctx)
+          : handler(wellFormed(call.request), call, ctx);
         return raceAbort(work, controller.signal);
       });
       if (outcome.ok) call.end();
       else call.emit("error", outcome.status);
     };
   }
+}
+
+/** A request body that is not the method's protobuf message. */
+class MalformedRequest {
+  constructor(readonly path: string, readonly cause: unknown) {}
+}
+
+/**
+ * grpc-js answers a body its deserializer rejects with INTERNAL; Guardyn answers bad input with
+ * INVALID_ARGUMENT. For single-message requests the deserializer returns a MalformedRequest
+ * instead of throwing, and `wellFormed` turns it into that refusal inside the call.
+ */
+function tolerantDeserializer(method: grpc.MethodDefinition<unknown, unknown>) {
+  return {
+    ...method,
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return method.requestDeserialize(bytes);
+      } catch (error) {
+        return new MalformedRequest(method.path, error);
+      }
+    },
+  };
+}
+
+function wellFormed(request: unknown): unknown {
+  if (request instanceof MalformedRequest) {
+    throw invalidArgument(`the request body is not a valid protobuf message for ${request.path}`);
+  }
+  return request;
 }
 
 function remainingMs(deadline: grpc.Deadline): number {
