@@ -41,6 +41,10 @@ async function withAuth(env: Record<string, string>, fn: (c: Clients) => Promise
       TRUSTED_PROXY_CIDRS: "127.0.0.0/8",
       REGISTRATION_BURST: "1000",
       LOGIN_FAILURES_BURST: "5",
+      // One token a minute: nothing refills while a test runs, however slow the machine.
+      LOGIN_FAILURES_PER_MINUTE: "1",
+      LOGIN_ADDRESS_FAILURES_PER_MINUTE: "1",
+      LOGIN_USERNAME_FAILURES_PER_MINUTE: "1",
       ...env,
     },
   });
