@@ -6,8 +6,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assertEquals } from "../../tests/assert.ts";
-import { clients } from "../../tests/support/accounts_test_kit.ts";
-import { startPlatform } from "../../tests/support/platform.ts";
+import { clients, withAuthService } from "../../tests/support/accounts_test_kit.ts";
 import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
 /** Opens a linking session as `forwardedFor`; the gRPC status code (0 when it was accepted). */
@@ -19,24 +18,12 @@ function openSession(c: ReturnType<typeof clients>, forwardedFor: string): Promi
   );
 }
 
-async function withServer(
-  trustedProxies: string,
-  fn: (c: ReturnType<typeof clients>) => Promise<void>,
-) {
-  const platform = await startPlatform(["auth"], {
-    env: {
-      REGISTRATION_BURST: "1",
-      REGISTRATIONS_PER_MINUTE: "1",
-      ...(trustedProxies ? { TRUSTED_PROXY_CIDRS: trustedProxies } : {}),
-    },
-  });
-  const c = clients(platform.address);
-  try {
-    await fn(c);
-  } finally {
-    c.close();
-    await platform.stop();
-  }
+function withServer(trustedProxies: string, fn: (c: ReturnType<typeof clients>) => Promise<void>) {
+  return withAuthService({
+    REGISTRATION_BURST: "1",
+    REGISTRATIONS_PER_MINUTE: "1",
+    ...(trustedProxies ? { TRUSTED_PROXY_CIDRS: trustedProxies } : {}),
+  }, fn);
 }
 
 Deno.test({

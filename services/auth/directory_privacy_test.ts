@@ -7,20 +7,15 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assertEquals } from "../../tests/assert.ts";
-import { clients, register } from "../../tests/support/accounts_test_kit.ts";
+import { register, withAuthService } from "../../tests/support/accounts_test_kit.ts";
 import { failure, unary } from "../../tests/support/grpc.ts";
-import { startPlatform } from "../../tests/support/platform.ts";
 import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
 Deno.test({
   name: "directory: short prefixes are refused and searches have a daily quota per account",
   ...NO_SANITIZERS,
-  fn: async () => {
-    const platform = await startPlatform(["auth"], {
-      env: { REGISTRATION_BURST: "1000", DIRECTORY_SEARCHES_PER_DAY: "2" },
-    });
-    const c = clients(platform.address);
-    try {
+  fn: () =>
+    withAuthService({ DIRECTORY_SEARCHES_PER_DAY: "2" }, async (c) => {
       const me = await register(c);
       const search = (prefix: string) =>
         unary(
@@ -38,9 +33,5 @@ Deno.test({
       await search(me.username.slice(0, 7));
       const quota = await failure(search(me.username.slice(0, 8)));
       assertEquals([quota.code, quota.reason], [grpc.status.RESOURCE_EXHAUSTED, "RATE_LIMITED"]);
-    } finally {
-      c.close();
-      await platform.stop();
-    }
-  },
+    }),
 });

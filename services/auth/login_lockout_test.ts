@@ -13,8 +13,8 @@ import {
   register,
   registration,
   uniqueUsername,
+  withAuthService,
 } from "../../tests/support/accounts_test_kit.ts";
-import { startPlatform } from "../../tests/support/platform.ts";
 import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
 type Clients = ReturnType<typeof clients>;
@@ -35,26 +35,16 @@ function loginFrom(c: Clients, address: string, username: string, password: stri
   );
 }
 
-async function withAuth(env: Record<string, string>, fn: (c: Clients) => Promise<void>) {
-  const platform = await startPlatform(["auth"], {
-    env: {
-      TRUSTED_PROXY_CIDRS: "127.0.0.0/8",
-      REGISTRATION_BURST: "1000",
-      LOGIN_FAILURES_BURST: "5",
-      // One token a minute: nothing refills while a test runs, however slow the machine.
-      LOGIN_FAILURES_PER_MINUTE: "1",
-      LOGIN_ADDRESS_FAILURES_PER_MINUTE: "1",
-      LOGIN_USERNAME_FAILURES_PER_MINUTE: "1",
-      ...env,
-    },
-  });
-  const c = clients(platform.address);
-  try {
-    await fn(c);
-  } finally {
-    c.close();
-    await platform.stop();
-  }
+function withAuth(env: Record<string, string>, fn: (c: Clients) => Promise<void>) {
+  return withAuthService({
+    TRUSTED_PROXY_CIDRS: "127.0.0.0/8",
+    LOGIN_FAILURES_BURST: "5",
+    // One token a minute: nothing refills while a test runs, however slow the machine.
+    LOGIN_FAILURES_PER_MINUTE: "1",
+    LOGIN_ADDRESS_FAILURES_PER_MINUTE: "1",
+    LOGIN_USERNAME_FAILURES_PER_MINUTE: "1",
+    ...env,
+  }, fn);
 }
 
 const WRONG = "not the password!";

@@ -8,30 +8,21 @@
 import { assertEquals } from "../../tests/assert.ts";
 import {
   type Clients,
-  clients,
   keyPackagesFor,
   publishKeys,
   register,
   type TestDevice,
+  withAuthService,
 } from "../../tests/support/accounts_test_kit.ts";
 import { unary } from "../../tests/support/grpc.ts";
-import { startPlatform, type TestPlatform } from "../../tests/support/platform.ts";
+import type { TestPlatform } from "../../tests/support/platform.ts";
 import { NO_SANITIZERS } from "../../tests/support/wait.ts";
 
-async function withAuth(
+function withAuth(
   env: Record<string, string>,
   fn: (c: Clients, platform: TestPlatform) => Promise<void>,
 ) {
-  const platform = await startPlatform(["auth"], {
-    env: { REGISTRATION_BURST: "1000", PREKEY_FETCH_BURST: "1000", ...env },
-  });
-  const c = clients(platform.address);
-  try {
-    await fn(c, platform);
-  } finally {
-    c.close();
-    await platform.stop();
-  }
+  return withAuthService({ PREKEY_FETCH_BURST: "1000", ...env }, fn);
 }
 
 const fetchBundle = async (c: Clients, requester: TestDevice, target: TestDevice) => {

@@ -6,24 +6,15 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { clients, register } from "../../tests/support/accounts_test_kit.ts";
+import { clients, register, withAuthService } from "../../tests/support/accounts_test_kit.ts";
 import { collect, failure, unary } from "../../tests/support/grpc.ts";
-import { startPlatform, type TestPlatform } from "../../tests/support/platform.ts";
+import type { TestPlatform } from "../../tests/support/platform.ts";
 import { NO_SANITIZERS, sleep } from "../../tests/support/wait.ts";
 
 type Clients = ReturnType<typeof clients>;
 
-async function withAuth(fn: (c: Clients, platform: TestPlatform) => Promise<void>) {
-  const platform = await startPlatform(["auth"], {
-    env: { REGISTRATION_BURST: "1000", PROVISIONING_WAITS_PER_ADDRESS: "2" },
-  });
-  const c = clients(platform.address);
-  try {
-    await fn(c, platform);
-  } finally {
-    c.close();
-    await platform.stop();
-  }
+function withAuth(fn: (c: Clients, platform: TestPlatform) => Promise<void>) {
+  return withAuthService({ PROVISIONING_WAITS_PER_ADDRESS: "2" }, fn);
 }
 
 const openSession = (c: Clients) => unary(c.auth.createProvisioningSession.bind(c.auth), {});

@@ -7,25 +7,12 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assertEquals } from "../../tests/assert.ts";
-import { clients, login, register } from "../../tests/support/accounts_test_kit.ts";
+import { login, register, withAuthService } from "../../tests/support/accounts_test_kit.ts";
 import { failure, unary } from "../../tests/support/grpc.ts";
-import { startPlatform } from "../../tests/support/platform.ts";
 import { NO_SANITIZERS, sleep } from "../../tests/support/wait.ts";
 import { familyStartedAtMs, newFamilyId } from "./session_tokens.ts";
 
-async function withAuth(
-  env: Record<string, string>,
-  fn: (c: ReturnType<typeof clients>) => Promise<void>,
-) {
-  const platform = await startPlatform(["auth"], { env: { REGISTRATION_BURST: "1000", ...env } });
-  const c = clients(platform.address);
-  try {
-    await fn(c);
-  } finally {
-    c.close();
-    await platform.stop();
-  }
-}
+const withAuth = withAuthService;
 
 Deno.test("token family: ids carry their start; older ids have none", () => {
   assertEquals(familyStartedAtMs(newFamilyId(1_700_000_000_123)), 1_700_000_000_123);

@@ -22,6 +22,7 @@ import {
 } from "../../proto/gen/guardyn/v1/auth.ts";
 import { Platform } from "../../proto/gen/guardyn/v1/common.ts";
 import { unary } from "./grpc.ts";
+import { startPlatform, type TestPlatform } from "./platform.ts";
 
 export interface Clients {
   auth: InstanceType<typeof AuthServiceClient>;
@@ -151,4 +152,22 @@ export async function keyPackagesFor(device: TestDevice, count: number): Promise
     packages.push((await generateKeyPackage(`${device.accountId}:${device.deviceId}`)).keyPackage);
   }
   return packages;
+}
+
+/**
+ * Runs `fn` against an auth service of its own on the embedded store (registrations unlimited
+ * unless `env` says otherwise), with clients; stops both afterwards.
+ */
+export async function withAuthService(
+  env: Record<string, string>,
+  fn: (c: Clients, platform: TestPlatform) => Promise<void>,
+): Promise<void> {
+  const platform = await startPlatform(["auth"], { env: { REGISTRATION_BURST: "1000", ...env } });
+  const c = clients(platform.address);
+  try {
+    await fn(c, platform);
+  } finally {
+    c.close();
+    await platform.stop();
+  }
 }
