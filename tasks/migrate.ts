@@ -6,6 +6,7 @@
  */
 import type { StoreConfig } from "../services/store/config.ts";
 import { parseReplication, type Replication } from "../services/store/cql/cql_options.ts";
+import { SQLITE_PORTS } from "../services/runtime/store_ports.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -57,7 +58,7 @@ export async function migrate(settings: MigrateSettings, print: (line: string) =
   const { store } = settings;
   if (store.backend === "sqlite") {
     const { openSqliteStore } = await import("../services/store/sqlite/sqlite_store.ts");
-    const opened = await openSqliteStore(store.path, { migrate: true });
+    const opened = await openSqliteStore(store.path, { migrate: true, ports: SQLITE_PORTS });
     for (const version of opened.applied) print(`applied SQLite migration ${version}`);
     print(`SQLite file ${store.path} at schema version ${opened.info.schemaVersion}`);
     await opened.close();

@@ -10,6 +10,7 @@ import type { Logger } from "../platform/log.ts";
 import type { StoreConfig } from "../store/config.ts";
 import type { Store } from "../store/ports.ts";
 import type { CqlTuning } from "../store/cql/cql_options.ts";
+import { CQL_PORTS, SQLITE_PORTS } from "./store_ports.ts";
 
 export interface OpenStoreOptions {
   /** Apply pending migrations. Default: true for SQLite, false for CQL (ops runs migrate). */
@@ -26,7 +27,10 @@ export async function openStore(
   let store: Store & { applied: number[] };
   if (config.backend === "sqlite") {
     const { openSqliteStore } = await import("../store/sqlite/sqlite_store.ts");
-    const sqlite = await openSqliteStore(config.path, { migrate: opts.migrate ?? true });
+    const sqlite = await openSqliteStore(config.path, {
+      migrate: opts.migrate ?? true,
+      ports: SQLITE_PORTS,
+    });
     if (sqlite.privacy.tightened.length > 0) {
       log.warn("store files were readable by others: set to 0600", {
         files: sqlite.privacy.tightened,
@@ -41,7 +45,11 @@ export async function openStore(
   } else {
     // Loaded on demand so the embedded mode never loads the Cassandra driver.
     const { openCqlStore } = await import("../store/cql/cql_store.ts");
-    store = await openCqlStore(config, { ...opts.cql, migrate: opts.migrate ?? false });
+    store = await openCqlStore(config, {
+      ...opts.cql,
+      migrate: opts.migrate ?? false,
+      ports: CQL_PORTS,
+    });
   }
   log.info("store opened", {
     backend: store.info.backend,

@@ -80,15 +80,35 @@ export interface StoreInfo {
   schemaVersion: number;
 }
 
-/** An opened store: the domain ports plus lifecycle. */
-export interface Store {
-  readonly info: StoreInfo;
-  readonly mailbox: MailboxStore;
+/**
+ * The domain ports of a store. A new port adds itself from its own file by declaration
+ * merging (`declare module "./ports.ts" { interface StorePorts { groups: GroupStore } }`) and
+ * says how each backend builds it in services/runtime/store_ports.ts.
+ */
+export interface StorePorts {
+  mailbox: MailboxStore;
   /** Accounts, devices, refresh tokens, prekeys, key packages, provisioning (auth_ports.ts). */
-  readonly auth: AuthStores;
+  auth: AuthStores;
+}
+
+/** An opened store: the domain ports plus lifecycle. */
+export interface Store extends Readonly<StorePorts> {
+  readonly info: StoreInfo;
   /** Cheap round trip to the backend, for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How one backend builds every port from its connection (`C`). */
+export type PortBuilders<C> = {
+  [K in keyof StorePorts]: (connection: C) => Promise<StorePorts[K]>;
+};
+
+/** Builds every port, in parallel. */
+export async function buildPorts<C>(builders: PortBuilders<C>, connection: C): Promise<StorePorts> {
+  const names = Object.keys(builders) as (keyof StorePorts)[];
+  const built = await Promise.all(names.map((name) => builders[name](connection)));
+  return Object.fromEntries(names.map((name, i) => [name, built[i]])) as unknown as StorePorts;
 }
 
 // Limits every adapter enforces (added with the adapters; the values above are unchanged).

@@ -3,16 +3,30 @@
  * anything but the known version is refused (run `deno task migrate`). `migrate: true` is for
  * the migrate task's callers and test helpers, which start from a fresh keyspace.
  */
-import type { Store } from "../ports.ts";
+import { buildPorts, type PortBuilders, type Store } from "../ports.ts";
 import { checkKeyspace, type CqlTuning } from "./cql_options.ts";
 import { checkCqlSchema, loadCqlMigrations, migrateCql } from "./cql_migrate.ts";
-import { CqlMailbox, type CqlMailboxOptions } from "./cql_mailbox.ts";
-import { cqlAuthStores } from "./cql_auth.ts";
-import { connectCql, type CqlConfig, cqlLocation, driverSession } from "./cql_session.ts";
+import type { CqlMailboxOptions } from "./cql_mailbox.ts";
+import {
+  connectCql,
+  type CqlConfig,
+  cqlLocation,
+  type CqlSession,
+  driverSession,
+} from "./cql_session.ts";
 
 export interface CqlOpenOptions extends CqlTuning, CqlMailboxOptions {
   /** Create the keyspace (needs `replication`) and apply pending migrations first. */
   migrate?: boolean;
+  /** How each port is built on the session (services/runtime/store_ports.ts). */
+  ports: PortBuilders<CqlConnection>;
+}
+
+/** What a CQL port is built on. */
+export interface CqlConnection {
+  session: CqlSession;
+  keyspace: string;
+  options: CqlMailboxOptions;
 }
 
 export interface CqlStore extends Store {
@@ -22,7 +36,7 @@ export interface CqlStore extends Store {
 
 export async function openCqlStore(
   config: CqlConfig,
-  options: CqlOpenOptions = {},
+  options: CqlOpenOptions,
 ): Promise<CqlStore> {
   checkKeyspace(config.keyspace);
   const applied = options.migrate ? (await migrateCql(config, options)).applied : [];
@@ -30,11 +44,15 @@ export async function openCqlStore(
   try {
     const session = driverSession(client);
     const schemaVersion = await checkCqlSchema(session, config, await loadCqlMigrations());
+    const ports = await buildPorts(options.ports, {
+      session,
+      keyspace: config.keyspace,
+      options,
+    });
     let open = true;
     return {
+      ...ports,
       info: { backend: "cql", location: cqlLocation(config), schemaVersion },
-      mailbox: new CqlMailbox(session, config.keyspace, options),
-      auth: cqlAuthStores(session, config.keyspace),
       applied,
       async ping() {
         await session.execute("SELECT release_version FROM system.local", []);

@@ -15,6 +15,7 @@ import type { Replication } from "./cql_options.ts";
 import { connectCql, type CqlConfig, type CqlSession, driverSession } from "./cql_session.ts";
 import { type CqlStore, openCqlStore } from "./cql_store.ts";
 import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
+import { CQL_PORTS } from "../../runtime/store_ports.ts";
 
 const contactPoints = (Deno.env.get("CQL_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",");
 const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -32,13 +33,15 @@ let shared: Promise<CqlStore> | undefined;
 
 /** The migrated test keyspace, opened once per file. */
 function sharedStore(): Promise<CqlStore> {
-  shared ??= openCqlStore(config, { migrate: true, replication }).catch((error) => {
-    throw new Error(
-      `these tests need Cassandra or ScyllaDB at ${contactPoints.join(",")} ` +
-        `(set CQL_CONTACT_POINTS, or run .ci/cassandra.sh start): ${error.message}`,
-      { cause: error },
-    );
-  });
+  shared ??= openCqlStore(config, { migrate: true, replication, ports: CQL_PORTS }).catch(
+    (error) => {
+      throw new Error(
+        `these tests need Cassandra or ScyllaDB at ${contactPoints.join(",")} ` +
+          `(set CQL_CONTACT_POINTS, or run .ci/cassandra.sh start): ${error.message}`,
+        { cause: error },
+      );
+    },
+  );
   return shared;
 }
 

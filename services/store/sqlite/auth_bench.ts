@@ -6,9 +6,10 @@ import { join } from "node:path";
 import type { OneTimePrekey } from "../auth_ports.ts";
 import type { DeviceRef } from "../ports.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
+import { SQLITE_PORTS } from "../../runtime/store_ports.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "guardyn-auth-bench-" });
-const store = await openSqliteStore(join(dir, "bench.db"));
+const store = await openSqliteStore(join(dir, "bench.db"), { ports: SQLITE_PORTS });
 globalThis.addEventListener("unload", () => {
   store.close();
   Deno.removeSync(dir, { recursive: true });

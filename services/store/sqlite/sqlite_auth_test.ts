@@ -7,6 +7,7 @@ import { assert, assertEquals } from "../../../tests/assert.ts";
 import { UsernameTakenError } from "../auth_ports.ts";
 import { authStoreSuite } from "../conformance/auth_suite.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
+import { SQLITE_PORTS } from "../../runtime/store_ports.ts";
 
 // One temporary folder per test file; each test gets its own database file in it.
 const dir = await Deno.makeTempDir({ prefix: "guardyn-sqlite-auth-" });
@@ -14,13 +15,16 @@ let files = 0;
 const freshPath = () => join(dir, `auth-${++files}.db`);
 
 authStoreSuite("sqlite", async () => {
-  const store = await openSqliteStore(freshPath());
+  const store = await openSqliteStore(freshPath(), { ports: SQLITE_PORTS });
   return { stores: store.auth, close: () => store.close() };
 });
 
 Deno.test("sqlite auth: two connections on one file share usernames and one-time keys", async () => {
   const path = freshPath();
-  const [a, b] = [await openSqliteStore(path), await openSqliteStore(path)];
+  const [a, b] = [
+    await openSqliteStore(path, { ports: SQLITE_PORTS }),
+    await openSqliteStore(path, { ports: SQLITE_PORTS }),
+  ];
   try {
     const account = (id: string) => ({
       id,

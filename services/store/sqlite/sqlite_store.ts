@@ -13,12 +13,10 @@ import {
   type PrivacyReport,
 } from "../../platform/private_files.ts";
 import { StoreUnavailableError } from "../errors.ts";
-import type { Store } from "../ports.ts";
+import { buildPorts, type PortBuilders, type Store, type StorePorts } from "../ports.ts";
 import { behindError, latestVersion, planSchema } from "../schema.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 import { applySqliteMigrations, readAppliedMigrations } from "./sqlite_migrate.ts";
-import { SqliteMailbox } from "./sqlite_mailbox.ts";
-import { sqliteAuthStores } from "./sqlite_auth.ts";
 
 /** How long a writer waits for another process's write lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -26,6 +24,8 @@ const BUSY_TIMEOUT_MS = 5_000;
 export interface SqliteOpenOptions {
   /** Apply pending migrations (default true for the embedded store). */
   migrate?: boolean;
+  /** How each port is built on the database (services/runtime/store_ports.ts). */
+  ports: PortBuilders<DatabaseSync>;
 }
 
 export interface SqliteStore extends Store {
@@ -41,7 +41,7 @@ const REPORTED_PRAGMAS = ["journal_mode", "synchronous", "busy_timeout", "foreig
 
 export async function openSqliteStore(
   path: string,
-  options: SqliteOpenOptions = {},
+  options: SqliteOpenOptions,
 ): Promise<SqliteStore> {
   const privacy: PrivacyReport = { tightened: [] };
   const db = await openDatabase(path, privacy);
@@ -54,7 +54,8 @@ export async function openSqliteStore(
       if (options.migrate === false) throw behindError(where, plan.version, latestVersion(known));
       applied = applySqliteMigrations(db, plan.pending);
     }
-    return sqliteStore(db, path, latestVersion(known), applied, privacy);
+    const ports = await buildPorts(options.ports, db);
+    return sqliteStore(db, ports, path, latestVersion(known), applied, privacy);
   } catch (error) {
     db.close();
     throw error;
@@ -95,17 +96,16 @@ async function openDatabase(path: string, privacy: PrivacyReport): Promise<Datab
 
 function sqliteStore(
   db: DatabaseSync,
+  ports: StorePorts,
   path: string,
   schemaVersion: number,
   applied: number[],
   privacy: PrivacyReport,
 ): SqliteStore {
-  const mailbox = new SqliteMailbox(db);
   let open = true;
   return {
+    ...ports,
     info: { backend: "sqlite", location: path, schemaVersion },
-    mailbox,
-    auth: sqliteAuthStores(db),
     applied,
     privacy,
     pragmas() {
@@ -122,8 +122,10 @@ function sqliteStore(
     close() {
       if (open) {
         open = false;
-        // Writes already accepted commit before the file closes.
-        mailbox.flushPendingWrites();
+        // Writes already accepted (group commit) commit before the file closes.
+        for (const port of Object.values(ports)) {
+          (port as { flushPendingWrites?: () => void }).flushPendingWrites?.();
+        }
         db.close();
       }
       return Promise.resolve();

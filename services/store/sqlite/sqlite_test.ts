@@ -7,6 +7,7 @@ import { SchemaMismatchError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
+import { SQLITE_PORTS } from "../../runtime/store_ports.ts";
 
 const LATEST = SQLITE_MIGRATIONS.at(-1)!.version;
 
@@ -17,7 +18,7 @@ const freshPath = () => join(dir, `nested-${++files}`, "guardyn.db");
 
 registerMailboxSuite({
   name: "sqlite",
-  open: () => openSqliteStore(freshPath()),
+  open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
   expiresByTtl: false,
 });
 
@@ -36,13 +37,13 @@ Deno.test("sqlite open: creates the folder, migrates and logs the real backend",
     await store.close();
   }
   // Reopening finds the schema current and applies nothing.
-  const again = await openSqliteStore(path, { migrate: false });
+  const again = await openSqliteStore(path, { migrate: false, ports: SQLITE_PORTS });
   assertEquals(again.applied, []);
   await again.close();
 });
 
 Deno.test("sqlite open: uses WAL, NORMAL sync, a busy timeout and foreign keys", async () => {
-  const store = await openSqliteStore(freshPath());
+  const store = await openSqliteStore(freshPath(), { ports: SQLITE_PORTS });
   try {
     assertEquals(store.pragmas(), {
       journal_mode: "wal",
@@ -57,7 +58,7 @@ Deno.test("sqlite open: uses WAL, NORMAL sync, a busy timeout and foreign keys",
 
 Deno.test("sqlite open: a newer schema is refused with both versions named", async () => {
   const path = freshPath();
-  await (await openSqliteStore(path)).close();
+  await (await openSqliteStore(path, { ports: SQLITE_PORTS })).close();
   const db = new DatabaseSync(path);
   db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)")
     .run(LATEST + 1, "from-the-future", Date.now());
@@ -76,11 +77,13 @@ Deno.test("sqlite open: an older schema is refused when migrate is off", async (
     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at_ms INT)",
   );
   db.close();
-  const error = await captureRejection(openSqliteStore(path, { migrate: false }));
+  const error = await captureRejection(
+    openSqliteStore(path, { migrate: false, ports: SQLITE_PORTS }),
+  );
   assert(error instanceof SchemaMismatchError, String(error));
   assert(error.message.includes("run `deno task migrate`"), error.message);
   // With migrate on (the embedded default) the same file is brought up to date.
-  const store = await openSqliteStore(path);
+  const store = await openSqliteStore(path, { ports: SQLITE_PORTS });
   assertEquals(store.info.schemaVersion, LATEST);
   await store.close();
 });
@@ -91,25 +94,28 @@ Deno.test("sqlite open: a file that is not a Guardyn store is refused", async ()
   const db = new DatabaseSync(path);
   db.exec("CREATE TABLE something_else (x INTEGER)");
   db.close();
-  const error = await captureRejection(openSqliteStore(path));
+  const error = await captureRejection(openSqliteStore(path, { ports: SQLITE_PORTS }));
   assert(error instanceof SchemaMismatchError, String(error));
   assert(error.message.includes("not a Guardyn store"), error.message);
 });
 
 Deno.test("sqlite open: a foreign migration history is refused", async () => {
   const path = freshPath();
-  await (await openSqliteStore(path)).close();
+  await (await openSqliteStore(path, { ports: SQLITE_PORTS })).close();
   const db = new DatabaseSync(path);
   db.prepare("UPDATE schema_migrations SET name = ? WHERE version = 1").run("someone-else");
   db.close();
-  const error = await captureRejection(openSqliteStore(path));
+  const error = await captureRejection(openSqliteStore(path, { ports: SQLITE_PORTS }));
   assert(error instanceof SchemaMismatchError, String(error));
   assert(error.message.includes("unknown schema history"), error.message);
 });
 
 Deno.test("sqlite: two stores on one file share one mailbox and one seq counter", async () => {
   const path = freshPath();
-  const [a, b] = [await openSqliteStore(path), await openSqliteStore(path)];
+  const [a, b] = [
+    await openSqliteStore(path, { ports: SQLITE_PORTS }),
+    await openSqliteStore(path, { ports: SQLITE_PORTS }),
+  ];
   try {
     const owner = { accountId: "bob", deviceId: "d1" };
     const sender = { accountId: "alice", deviceId: "d1" };

@@ -1,0 +1,21 @@
+/**
+ * How each backend builds every store port: the one place a new port is registered (its type
+ * adds itself to `StorePorts` from its own file). Builders import their adapter on demand, so
+ * the embedded setup never loads the Cassandra driver.
+ */
+
+import type { DatabaseSync } from "node:sqlite";
+import type { PortBuilders } from "../store/ports.ts";
+import type { CqlConnection } from "../store/cql/cql_store.ts";
+
+export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
+  mailbox: async (db) => new (await import("../store/sqlite/sqlite_mailbox.ts")).SqliteMailbox(db),
+  auth: async (db) => (await import("../store/sqlite/sqlite_auth.ts")).sqliteAuthStores(db),
+};
+
+export const CQL_PORTS: PortBuilders<CqlConnection> = {
+  mailbox: async ({ session, keyspace, options }) =>
+    new (await import("../store/cql/cql_mailbox.ts")).CqlMailbox(session, keyspace, options),
+  auth: async ({ session, keyspace }) =>
+    (await import("../store/cql/cql_auth.ts")).cqlAuthStores(session, keyspace),
+};
