@@ -89,6 +89,7 @@ export const messagingModule = defineService({
         maxEnvelopes: settings.maxEnvelopesPerRequest,
       },
       mailboxTtlMs: settings.mailboxTtlSeconds * 1000,
+      idempotencyWindowMs: settings.idempotencyWindowSeconds * 1000,
       limiter: new RateLimiter({ burst: settings.sendBurst, perSecond: settings.sendPerSecond }),
       now,
       offerLocal: (recipient, envelope) => hub.get(recipient)?.offer(envelope) ?? false,

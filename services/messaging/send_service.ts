@@ -37,6 +37,8 @@ export interface SendDeps {
   log: Logger;
   limits: SendLimits;
   mailboxTtlMs: number;
+  /** How long the idempotency record of a send is kept (a retry after it is a new message). */
+  idempotencyWindowMs: number;
   /** Sends per sender device. */
   limiter: RateLimiter;
   now: () => number;
@@ -166,6 +168,7 @@ async function deliver(
     clientMessageId: send.clientMessageId,
     serverTimestampMs: now,
     expiresAtMs: now + deps.mailboxTtlMs,
+    recordUntilMs: now + deps.idempotencyWindowMs,
     items: targets.map(({ recipient, envelope }) => ({
       recipient,
       type: envelope.type,

@@ -79,6 +79,7 @@ async function setup(directory: DeviceDirectory, mailbox: MailboxStore, maxConcu
     log,
     limits: { envelopeMaxBytes: 1024, maxEnvelopes: 10 },
     mailboxTtlMs: 60_000,
+    idempotencyWindowMs: 86_400_000,
     limiter: new RateLimiter({ burst: 1000, perSecond: 1000 }),
     now: () => 1_000,
     maxConcurrentSends,

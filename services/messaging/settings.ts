@@ -10,6 +10,8 @@ export interface MessagingSettings {
   maxEnvelopesPerRequest: number;
   /** How long an unacknowledged envelope waits in a mailbox. */
   mailboxTtlSeconds: number;
+  /** How long a send's idempotency record (sender device, client message id) is kept. */
+  idempotencyWindowSeconds: number;
   /** SendMessage calls per sender device. */
   sendBurst: number;
   sendPerSecond: number;
@@ -39,6 +41,12 @@ export function readMessagingSettings(
     envelopeMaxBytes: read.int("MESSAGING_ENVELOPE_MAX_BYTES", 96 * 1024, 1024, 256 * 1024),
     maxEnvelopesPerRequest: read.int("MESSAGING_MAX_ENVELOPES_PER_REQUEST", 10, 1, 100),
     mailboxTtlSeconds: read.int("MESSAGING_MAILBOX_TTL_SECONDS", 30 * 86_400, 60, 90 * 86_400),
+    idempotencyWindowSeconds: read.int(
+      "MESSAGING_IDEMPOTENCY_WINDOW_SECONDS",
+      86_400,
+      60,
+      90 * 86_400,
+    ),
     sendBurst: read.int("MESSAGING_SEND_BURST", 50, 1, 1_000_000),
     sendPerSecond: read.int("MESSAGING_SEND_PER_SECOND", 20, 1, 1_000_000),
     pollIntervalMs: read.int("MESSAGING_POLL_INTERVAL_MS", 15_000, 100, 600_000),

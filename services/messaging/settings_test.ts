@@ -9,6 +9,7 @@ Deno.test("messaging settings: defaults", () => {
     envelopeMaxBytes: 96 * 1024,
     maxEnvelopesPerRequest: 10,
     mailboxTtlSeconds: 30 * 86_400,
+    idempotencyWindowSeconds: 86_400,
     sendBurst: 50,
     sendPerSecond: 20,
     pollIntervalMs: 15_000,

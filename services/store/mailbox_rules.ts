@@ -57,6 +57,12 @@ export function validateDelivery(delivery: MailboxDelivery): void {
   checkId(delivery.clientMessageId, "clientMessageId");
   checkMs(delivery.serverTimestampMs, "serverTimestampMs");
   checkMs(delivery.expiresAtMs, "expiresAtMs");
+  if (delivery.recordUntilMs !== undefined) {
+    checkMs(delivery.recordUntilMs, "recordUntilMs");
+    if (delivery.recordUntilMs <= delivery.serverTimestampMs) {
+      fail("recordUntilMs must be after serverTimestampMs");
+    }
+  }
   const lifetime = delivery.expiresAtMs - delivery.serverTimestampMs;
   if (lifetime <= 0) fail("expiresAtMs must be after serverTimestampMs");
   if (lifetime > MAILBOX_TTL_MAX_MS) {
@@ -190,6 +196,23 @@ export function deliveryDigest(delivery: MailboxDelivery): Uint8Array {
 /** Whole seconds of row TTL for a delivery (CQL TTLs are in seconds; round up, never 0). */
 export function ttlSeconds(delivery: { serverTimestampMs: number; expiresAtMs: number }): number {
   return Math.max(1, Math.ceil((delivery.expiresAtMs - delivery.serverTimestampMs) / 1000));
+}
+
+/** When a delivery's idempotency record ends: its window, never after its envelopes. */
+export function recordUntilMs(
+  delivery: { expiresAtMs: number; recordUntilMs?: number },
+): number {
+  return Math.min(delivery.recordUntilMs ?? delivery.expiresAtMs, delivery.expiresAtMs);
+}
+
+/** Whole seconds of TTL for a delivery's idempotency record (CQL), never 0. */
+export function recordTtlSeconds(
+  delivery: { serverTimestampMs: number; expiresAtMs: number; recordUntilMs?: number },
+): number {
+  return ttlSeconds({
+    serverTimestampMs: delivery.serverTimestampMs,
+    expiresAtMs: recordUntilMs(delivery),
+  });
 }
 
 /**

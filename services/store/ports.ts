@@ -35,6 +35,12 @@ export interface MailboxDelivery {
   clientMessageId: string;
   serverTimestampMs: number;
   expiresAtMs: number;
+  /**
+   * Until when the idempotency record (sender device, client message id, digest, envelope ids)
+   * is kept: a retry after it is a new message. Default and latest: `expiresAtMs`. Metadata is
+   * kept as briefly as retries need it, not as long as the envelopes may wait.
+   */
+  recordUntilMs?: number;
   items: { recipient: DeviceRef; type: number; content: Uint8Array }[];
 }
 

@@ -17,6 +17,7 @@ import {
   envelopeIdSeq,
   envelopesOfDelivery,
   newEnvelopeId,
+  recordTtlSeconds,
   ttlSeconds,
   validateAck,
   validateCount,
@@ -116,7 +117,7 @@ export class CqlMailbox implements MailboxStore {
   async deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult> {
     validateDelivery(delivery);
     const digest = deliveryDigest(delivery);
-    const recordTtl = ttlSeconds(delivery) + RECORD_TTL_MARGIN_S;
+    const recordTtl = recordTtlSeconds(delivery) + RECORD_TTL_MARGIN_S;
     const claim = await this.#s.execute(this.#q.claim, [
       ...recordKey(delivery),
       toBuffer(digest),
@@ -164,7 +165,7 @@ export class CqlMailbox implements MailboxStore {
         return { duplicate: true, envelopes, serverTimestampMs: times.serverTimestampMs };
       }
       if (this.#clock() - Number(record.claimed_at) >= this.#staleAfterMs) {
-        const recordTtl = ttlSeconds(times) + RECORD_TTL_MARGIN_S;
+        const recordTtl = recordTtlSeconds({ ...delivery, ...times }) + RECORD_TTL_MARGIN_S;
         const took = await this.#s.execute(this.#q.takeover, [
           recordTtl,
           crypto.randomUUID(),

@@ -190,6 +190,32 @@ function threeDeviceDelivery(): MailboxDelivery {
   };
 }
 
+// Audit finding 8, in part: the idempotency record lived as long as the envelopes (here an
+// hour, 30 days by default); now it lives for its window plus the recovery margin.
+Deno.test({
+  name: "cql deliver: the idempotency record lives for its window, not the envelopes' lifetime",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const store = await sharedStore();
+    const delivery = { ...threeDeviceDelivery(), recordUntilMs: Date.now() + 120_000 };
+    delivery.expiresAtMs = delivery.serverTimestampMs + 30 * 86_400_000;
+    await store.mailbox.deliver(delivery);
+    const client = await connectCql(config);
+    try {
+      const row = (await client.execute(
+        `SELECT TTL(digest) AS ttl FROM ${config.keyspace}.mailbox_deliveries
+         WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
+        [delivery.sender.accountId, delivery.sender.deviceId, delivery.clientMessageId],
+        { prepare: true },
+      )).rows[0];
+      const ttl = Number(row?.ttl);
+      assert(ttl > 0 && ttl <= 120 + 3600, `record TTL ${ttl} s`);
+    } finally {
+      await client.shutdown();
+    }
+  },
+});
+
 Deno.test({
   name: "cql deliver: a retry of an abandoned delivery waits, then completes the missing devices",
   ...NO_SANITIZERS,

@@ -56,4 +56,16 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
     `,
   },
   SQLITE_AUTH_MIGRATION,
+  {
+    version: 3,
+    name: "delivery_record_window",
+    sql: `
+      -- Idempotency records end with their window (MESSAGING_IDEMPOTENCY_WINDOW_SECONDS), not
+      -- with the envelopes: the sender and client message id are not kept for 30 days.
+      ALTER TABLE mailbox_deliveries ADD COLUMN record_expires_at INTEGER;
+      UPDATE mailbox_deliveries SET record_expires_at = expires_at;
+      DROP INDEX mailbox_deliveries_by_expiry;
+      CREATE INDEX mailbox_deliveries_by_record_expiry ON mailbox_deliveries (record_expires_at);
+    `,
+  },
 ];

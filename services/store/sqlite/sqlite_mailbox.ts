@@ -13,6 +13,7 @@ import {
   envelopeIdSeq,
   envelopesOfDelivery,
   newEnvelopeId,
+  recordUntilMs,
   validateAck,
   validateCount,
   validateDelivery,
@@ -70,8 +71,8 @@ export class SqliteMailbox implements MailboxStore {
     );
     this.#insertDelivery = db.prepare(
       `INSERT INTO mailbox_deliveries (sender_account, sender_device, client_message_id, digest,
-         server_ts, expires_at, envelopes)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+         server_ts, expires_at, envelopes, record_expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#readRows = db.prepare(
       `SELECT seq, id, sender_account, sender_device, client_message_id, type, content,
@@ -92,7 +93,7 @@ export class SqliteMailbox implements MailboxStore {
     );
     this.#deleteExpiredDeliveries = db.prepare(
       `DELETE FROM mailbox_deliveries WHERE rowid IN
-       (SELECT rowid FROM mailbox_deliveries WHERE expires_at <= ? LIMIT ?)`,
+       (SELECT rowid FROM mailbox_deliveries WHERE record_expires_at <= ? LIMIT ?)`,
     );
     this.#deleteDevice = db.prepare("DELETE FROM mailbox WHERE account_id = ? AND device_id = ?");
   }
@@ -167,6 +168,7 @@ export class SqliteMailbox implements MailboxStore {
         delivery.serverTimestampMs,
         delivery.expiresAtMs,
         JSON.stringify(stored),
+        recordUntilMs(delivery),
       );
       return {
         duplicate: false,

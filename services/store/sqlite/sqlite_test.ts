@@ -143,3 +143,38 @@ Deno.test("sqlite: two stores on one file share one mailbox and one seq counter"
 Deno.test("sqlite: cleanup of the temporary folder", async () => {
   await Deno.remove(dir, { recursive: true });
 });
+
+// Audit finding 8, in part: the idempotency record (sender device, client message id, envelope
+// ids) was kept as long as the envelopes; now it is purged when its window ends.
+Deno.test("sqlite deliver: the idempotency record is purged when its window ends", async () => {
+  const path = freshPath();
+  const store = await openSqliteStore(path, { ports: SQLITE_PORTS });
+  try {
+    const now = Date.now();
+    const recipient = { accountId: "bob", deviceId: "laptop" };
+    await store.mailbox.deliver({
+      sender: { accountId: "alice", deviceId: "phone" },
+      clientMessageId: "m1",
+      serverTimestampMs: now,
+      expiresAtMs: now + 30 * 86_400_000,
+      recordUntilMs: now + 60_000,
+      items: [{ recipient, type: 1, content: new Uint8Array([1]) }],
+    });
+    const records = () => {
+      const db = new DatabaseSync(path);
+      try {
+        return (db.prepare("SELECT count(*) AS n FROM mailbox_deliveries").get() as { n: number })
+          .n;
+      } finally {
+        db.close();
+      }
+    };
+    assertEquals(records(), 1);
+    await store.mailbox.purgeExpired(now + 61_000, 100);
+    assertEquals(records(), 0);
+    // The envelope itself waits for its recipient as before.
+    assertEquals(await store.mailbox.count(recipient, now + 61_000), 1);
+  } finally {
+    await store.close();
+  }
+});
