@@ -131,7 +131,7 @@ export class GrpcServer {
     const implementation: grpc.UntypedServiceImplementation = {};
     const served: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(definition)) {
-      served[name] = method.requestStream ? method : tolerantDeserializer(method);
+      served[name] = tolerantDeserializer(method);
       const handler = (handlers as Record<string, unknown>)[name];
       if (typeof handler !== "function") throw new Error(`${serviceName}.${name} has no handler`);
       implementation[name] = this.#wrap(
@@ -319,10 +319,10 @@ export class GrpcServer {
         call: grpc.ServerReadableStream<unknown, unknown>,
         callback: grpc.sendUnaryData<unknown>,
       ) => {
-        const outcome = await run(
-          call,
-          (ctx, controller) => raceAbort(handler(call, ctx), controller.signal),
-        );
+        const outcome = await run(call, (ctx, controller) => {
+          refuseMalformedMessages(call, controller);
+          return raceAbort(handler(call, ctx), controller.signal);
+        });
         if (outcome.ok) callback(null, outcome.value);
         else callback(outcome.status);
       };
@@ -330,6 +330,7 @@ export class GrpcServer {
 
     return async (call: grpc.ServerWritableStream<unknown, unknown>) => {
       const outcome = await run(call, (ctx, controller) => {
+        if (method.requestStream) refuseMalformedMessages(call, controller);
         const work = method.requestStream
           ? handler(call, ctx)
           : handler(wellFormed(call.request), call, ctx);
@@ -348,8 +349,9 @@ class MalformedRequest {
 
 /**
  * grpc-js answers a body its deserializer rejects with INTERNAL; Guardyn answers bad input with
- * INVALID_ARGUMENT. For single-message requests the deserializer returns a MalformedRequest
- * instead of throwing, and `wellFormed` turns it into that refusal inside the call.
+ * INVALID_ARGUMENT. The deserializer returns a MalformedRequest instead of throwing: for a
+ * single-message request `wellFormed` turns it into that refusal inside the call; on a request
+ * stream `refuseMalformedMessages` ends the call with it before any handler sees the message.
  */
 function tolerantDeserializer(method: grpc.MethodDefinition<unknown, unknown>) {
   return {
@@ -361,6 +363,23 @@ function tolerantDeserializer(method: grpc.MethodDefinition<unknown, unknown>) {
         return new MalformedRequest(method.path, error);
       }
     },
+  };
+}
+
+function refuseMalformedMessages(
+  call: { emit(event: string | symbol, ...args: unknown[]): boolean },
+  controller: AbortController,
+): void {
+  const emit = call.emit.bind(call);
+  call.emit = (event, ...args) => {
+    const message = args[0];
+    if (event === "data" && message instanceof MalformedRequest) {
+      controller.abort(
+        invalidArgument(`a stream message is not a valid protobuf message for ${message.path}`),
+      );
+      return true;
+    }
+    return emit(event, ...args);
   };
 }
 

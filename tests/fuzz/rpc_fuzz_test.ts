@@ -8,8 +8,9 @@
  * that names the rule; a refused call changes nothing (the caller's account read back from the
  * store); and the server answers health afterwards.
  *
- * Streaming RPCs (Receive, SendStream, WaitProvisioning) are left to their own suites and the
- * abuse suite; Logout and DeleteAccount run with bad tokens only, so the caller survives.
+ * Streaming RPCs get one case of their own (a malformed message on the stream); their
+ * behaviour is covered by their suites. Logout and DeleteAccount run with bad tokens only, so
+ * the caller survives.
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -231,3 +232,40 @@ function bearerMetadata(token: string): grpc.Metadata {
   metadata.set("authorization", `Bearer ${token}`);
   return metadata;
 }
+
+Deno.test({
+  name: "fuzz: a malformed message on a request stream ends it with INVALID_ARGUMENT",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const platform = await startPlatform(["auth", "messaging"], {
+      env: { REGISTRATION_BURST: "1000", LOG_LEVEL: "error" },
+    });
+    const c = clients(platform.address);
+    const raw = new grpc.Client(platform.address, grpc.credentials.createInsecure());
+    try {
+      const me = await register(c);
+      for (const method of [MessagingServiceService.sendStream, MessagingServiceService.receive]) {
+        const status = await new Promise<grpc.StatusObject>((resolve) => {
+          const stream = raw.makeBidiStreamRequest(
+            method.path,
+            (bytes: Uint8Array) => Buffer.from(bytes),
+            (bytes: Buffer) => bytes,
+            bearerMetadata(me.accessToken),
+          );
+          stream.on("data", () => {});
+          stream.on("error", () => {});
+          stream.on("status", resolve);
+          stream.write(new Uint8Array([0xff, 0xff, 0xff]));
+        });
+        assert(
+          status.code === grpc.status.INVALID_ARGUMENT,
+          `${method.path}: ${status.code} ${status.details}`,
+        );
+      }
+    } finally {
+      raw.close();
+      c.close();
+      await platform.stop();
+    }
+  },
+});
