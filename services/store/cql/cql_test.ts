@@ -197,8 +197,12 @@ Deno.test({
   ...NO_SANITIZERS,
   fn: async () => {
     const store = await sharedStore();
-    const delivery = { ...threeDeviceDelivery(), recordUntilMs: Date.now() + 120_000 };
-    delivery.expiresAtMs = delivery.serverTimestampMs + 30 * 86_400_000;
+    const base = threeDeviceDelivery();
+    const delivery = {
+      ...base,
+      expiresAtMs: base.serverTimestampMs + 30 * 86_400_000,
+      recordUntilMs: base.serverTimestampMs + 120_000,
+    };
     await store.mailbox.deliver(delivery);
     const client = await connectCql(config);
     try {
