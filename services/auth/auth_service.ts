@@ -80,14 +80,14 @@ export function authServiceHandlers(deps: AuthContextDeps): Handlers<typeof Auth
     },
 
     async login(request, ctx) {
-      limiters.loginAttemptsByAddress.take(ctx.clientAddress, "login attempts");
+      const address = ctx.clientAddress;
+      limiters.loginAttemptsByAddress.take(address, "login attempts");
       const registration = checkDeviceRegistration(request.device);
       const username = canonicalUsername(request.username);
       const account = username ? await stores.accounts.byUsername(username) : undefined;
       // Failures are counted by the name as typed (canonical when valid), existing or not, so
       // no limit reveals which usernames exist.
       const name = username ?? request.username.slice(0, 64).toLowerCase();
-      const address = ctx.clientAddress;
       const pair = `${name}|${address}`;
       const refuse = (limiter: RateLimiter, key: string, what: string) => {
         if (!limiter.allows(key)) limiter.take(key, what);

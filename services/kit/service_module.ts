@@ -15,10 +15,10 @@ import type { GrpcServer } from "../platform/grpc_server.ts";
 import type { Logger } from "../platform/log.ts";
 import type { Metrics } from "../platform/metrics.ts";
 import type { TokenKeys } from "../platform/tokens.ts";
-import type { Store } from "../store/ports.ts";
+import type { Store, StorePorts } from "../store/ports.ts";
 
-/** The store ports a service can ask for (keys of `Store`). */
-export type StoreNeed = Exclude<keyof Store, "info" | "ping" | "close">;
+/** The store ports a service can ask for. */
+export type StoreNeed = keyof StorePorts;
 
 /** Kubernetes sizing, read by `deno task kube-manifests` (tasks/kube_catalog.ts). */
 export interface DeploySpec {

@@ -76,10 +76,13 @@ export async function runServices(
     await Promise.allSettled([bus.close(), store.close()]);
     throw error;
   }
+  // Both reads at once: a cache miss on the token check costs one store round trip.
   const deviceStatus = cachedDeviceStatus(async (accountId, deviceId, familyId) => {
-    if ((await store.auth.devices.get(accountId, deviceId)) === undefined) return "revoked";
-    const revoked = familyId !== undefined &&
-      await store.auth.refreshTokens.familyRevoked(familyId);
+    const [device, revoked] = await Promise.all([
+      store.auth.devices.get(accountId, deviceId),
+      familyId === undefined ? false : store.auth.refreshTokens.familyRevoked(familyId),
+    ]);
+    if (device === undefined) return "revoked";
     return revoked ? "session-revoked" : "active";
   });
   const deps: RuntimeDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
