@@ -12,6 +12,8 @@ missing_apt=()
 command -v nats-server >/dev/null || missing_apt+=(nats-server)
 command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing_apt+=(maven)
+command -v h2load >/dev/null || missing_apt+=(nghttp2-client)
+command -v nginx >/dev/null || missing_apt+=(nginx-light)
 if ((${#missing_apt[@]} > 0)); then
   if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
     say "missing: ${missing_apt[*]}; install them with apt-get (needs root)"

@@ -5,7 +5,7 @@
  * prints, side by side, what every device shows and what the server stored - ciphertext only,
  * read straight from the server's SQLite file (read-only).
  *
- *   GUARDYN_SERVER  the API address (default 127.0.0.1:50051)
+ *   GUARDYN_SERVER  the API address (default 127.0.0.1:8080)
  *   SQLITE_PATH     the dev server's database (default ./.guardyn/guardyn.db)
  */
 
@@ -15,7 +15,7 @@ import { messageLine } from "./cli/format.ts";
 import { sideBySide } from "./demo/columns.ts";
 import { containsAny, describeRow, ServerView, type StoredRow } from "./demo/server_view.ts";
 
-const server = Deno.env.get("GUARDYN_SERVER") ?? "127.0.0.1:50051";
+const server = Deno.env.get("GUARDYN_SERVER") ?? "127.0.0.1:8080";
 const sqlitePath = Deno.env.get("SQLITE_PATH") ?? "./.guardyn/guardyn.db";
 const width = Deno.stdout.isTerminal() ? Math.max(100, Deno.consoleSize().columns) : 150;
 const PASSWORD = "demo password, not a real one";

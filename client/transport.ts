@@ -1,29 +1,50 @@
 /**
- * The gRPC transport: one HTTP/2 channel to one server address shared by every service client,
+ * The transport: one connection to one Guardyn API address shared by every service client,
  * unary calls as promises with a deadline and the bearer token, and every failure translated
- * into a GuardynClientError. grpc-js reconnects the channel by itself; callers retry calls.
+ * into a GuardynClientError.
+ *
+ * Two wire protocols, the same calls:
+ * - "web" (default): gRPC-Web over `fetch` to the API's HTTP listener (HTTP_PORT). In Deno it
+ *   runs HTTP/2 (prior knowledge on plaintext) with full-duplex streams; in a browser `fetch` is
+ *   half duplex, so Receive becomes ReceiveEvents + Acknowledge calls (`halfDuplex`).
+ * - "grpc": native gRPC with grpc-js to GRPC_PORT (for comparisons and native-only setups).
  */
 
 import * as grpc from "@grpc/grpc-js";
 import {
   AuthServiceClient,
+  AuthServiceService,
   DirectoryServiceClient,
+  DirectoryServiceService,
   KeyDirectoryServiceClient,
+  KeyDirectoryServiceService,
 } from "../proto/gen/guardyn/v1/auth.ts";
 import {
   MessagingServiceClient,
+  MessagingServiceService,
   type ReceiveRequest,
   type ReceiveResponse,
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import { fromServiceError } from "./errors.ts";
+import { HalfDuplexReceive } from "./half_duplex_receive.ts";
+import { denoHttpClient, webServiceClient } from "./web_rpc.ts";
+
+export type WireProtocol = "web" | "grpc";
 
 export interface TransportOptions {
-  /** "host:port" of the Guardyn API. */
+  /** "host:port" of the Guardyn API (HTTP_PORT for "web", GRPC_PORT for "grpc"). */
   address: string;
   /** TLS with the system roots (production) or plaintext (local development). Default: plaintext. */
   tls?: boolean;
   /** Deadline of one unary call. */
   callTimeoutMs?: number;
+  /** Default "web". */
+  protocol?: WireProtocol;
+  /**
+   * Use only half-duplex calls (no bidirectional stream): the default in browsers, where
+   * `fetch` cannot read a response while still sending the request.
+   */
+  halfDuplex?: boolean;
 }
 
 /** The fullest overload of a generated unary method: TypeScript infers Req/Res from it. */
@@ -34,7 +55,16 @@ export type UnaryMethod<Req, Res> = (
   callback: (error: grpc.ServiceError | null, response: Res) => void,
 ) => grpc.ClientUnaryCall;
 
-export type ReceiveCall = grpc.ClientDuplexStream<ReceiveRequest, ReceiveResponse>;
+/** What the receiver needs of a Receive stream, whichever form serves it. */
+export interface ReceiveCall {
+  on(event: "data", listener: (response: ReceiveResponse) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "status", listener: (status: grpc.StatusObject) => void): unknown;
+  write(request: ReceiveRequest): unknown;
+  /** Half-closes the request side: the server then ends the stream. */
+  end(): unknown;
+  cancel(): void;
+}
 
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
@@ -44,13 +74,20 @@ export function bearer(token: string | undefined): grpc.Metadata {
   return metadata;
 }
 
+/** True in a browser (or any runtime whose fetch is half duplex). */
+export function fetchIsHalfDuplex(): boolean {
+  return typeof Deno === "undefined";
+}
+
 export class Transport {
   readonly address: string;
+  readonly protocol: WireProtocol;
+  readonly halfDuplex: boolean;
   readonly auth: InstanceType<typeof AuthServiceClient>;
   readonly keys: InstanceType<typeof KeyDirectoryServiceClient>;
   readonly directory: InstanceType<typeof DirectoryServiceClient>;
   readonly messaging: InstanceType<typeof MessagingServiceClient>;
-  readonly #channel: grpc.Channel;
+  readonly #close: () => void;
   readonly #callTimeoutMs: number;
   #closed = false;
 
@@ -61,23 +98,44 @@ export class Transport {
       );
     }
     this.address = options.address;
+    this.protocol = options.protocol ?? "web";
+    this.halfDuplex = options.halfDuplex ?? (this.protocol === "web" && fetchIsHalfDuplex());
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    if (this.protocol === "web") {
+      const baseUrl = `${options.tls ? "https" : "http"}://${options.address}`;
+      const httpClient = denoHttpClient(baseUrl);
+      const web = { baseUrl, ...(httpClient ? { httpClient } : {}) };
+      // Method for method the grpc-js client shapes (web_rpc.ts), so call sites do not change.
+      this.auth = webServiceClient(AuthServiceService, web) as unknown as typeof this.auth;
+      this.keys = webServiceClient(KeyDirectoryServiceService, web) as unknown as typeof this.keys;
+      this.directory = webServiceClient(
+        DirectoryServiceService,
+        web,
+      ) as unknown as typeof this.directory;
+      this.messaging = webServiceClient(
+        MessagingServiceService,
+        web,
+      ) as unknown as typeof this.messaging;
+      this.#close = () => httpClient?.close();
+      return;
+    }
     const credentials = options.tls
       ? grpc.credentials.createSsl()
       : grpc.credentials.createInsecure();
     // A channel of our own (no process-wide subchannel pool): closing it really closes the
     // connection, and two SDK clients in one process never share one.
-    this.#channel = new grpc.Channel(options.address, credentials, {
+    const channel = new grpc.Channel(options.address, credentials, {
       "grpc.use_local_subchannel_pool": 1,
       // No channelz debug service in a client: its per-call bookkeeping is pure overhead.
       "grpc.enable_channelz": 0,
       "grpc.max_receive_message_length": 8 * 1024 * 1024,
     });
-    const shared = { channelOverride: this.#channel };
+    const shared = { channelOverride: channel };
     this.auth = new AuthServiceClient(options.address, credentials, shared);
     this.keys = new KeyDirectoryServiceClient(options.address, credentials, shared);
     this.directory = new DirectoryServiceClient(options.address, credentials, shared);
     this.messaging = new MessagingServiceClient(options.address, credentials, shared);
+    this.#close = () => channel.close();
   }
 
   /** One unary call; rejects with a GuardynClientError. */
@@ -93,8 +151,9 @@ export class Transport {
     });
   }
 
-  /** Opens the calling device's Receive stream. */
+  /** Opens the calling device's mailbox stream (Receive, or its half-duplex form). */
   receive(token: string): ReceiveCall {
+    if (this.halfDuplex) return new HalfDuplexReceive(this, token);
     return this.messaging.receive(bearer(token));
   }
 
@@ -105,7 +164,7 @@ export class Transport {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#channel.close();
+    this.#close();
   }
 }
 

@@ -14,7 +14,7 @@ const MAIN = new URL("./main.ts", import.meta.url).pathname;
 function spawnMain(env: Record<string, string>) {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN],
-    env: { NO_COLOR: "1", GRPC_PORT: "0", METRICS_PORT: "0", ...env },
+    env: { NO_COLOR: "1", GRPC_PORT: "0", HTTP_PORT: "0", METRICS_PORT: "0", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -77,8 +77,16 @@ Deno.test({
       assertMatch(banner, /store: sqlite, bus: memory/);
       const grpcPort = /gRPC\s+127\.0\.0\.1:(\d+)/.exec(banner)?.[1];
       const metricsUrl = /(http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(banner)?.[1];
-      assert(grpcPort && metricsUrl, banner);
+      const apiUrl = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1];
+      assert(grpcPort && metricsUrl && apiUrl, banner);
+      // Native gRPC through the gateway workers, and Connect on the API listener.
       assertEquals(await healthCheck(`127.0.0.1:${grpcPort}`), 1, "SERVING");
+      const connect = await fetch(`${apiUrl}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: new Uint8Array(0),
+      });
+      assertEquals([...new Uint8Array(await connect.arrayBuffer())], [0x08, 0x01], "SERVING");
       const metrics = await (await fetch(metricsUrl)).text();
       assert(metrics.includes("guardyn_grpc_server_handled_total"), metrics.slice(0, 500));
       const ready = await fetch(metricsUrl.replace("/metrics", "/readyz"));

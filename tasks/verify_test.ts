@@ -14,10 +14,15 @@ Deno.test({
   ...NO_SANITIZERS,
   fn: async () => {
     const specs = loadCatalog();
-    const running = await startPlatform(CATALOG.map((m) => m.name));
+    // verify speaks native gRPC (what a port-forward to a pod reaches): the gateway workers.
+    const running = await startPlatform(CATALOG.map((m) => m.name), {
+      env: { GRPC_LISTENER: "workers" },
+    });
     try {
       const metrics = `http://127.0.0.1:${running.platform.metricsPort}`;
-      const endpoints = new Map(specs.map((s) => [s.name, { grpc: running.address, metrics }]));
+      const endpoints = new Map(
+        specs.map((s) => [s.name, { grpc: running.grpcAddress, metrics }]),
+      );
       const results = await verifyDeployment({ specs, endpoints });
       const failed = results.filter((r) => !r.ok);
       assertEquals(failed, [], JSON.stringify(failed));
@@ -46,14 +51,14 @@ Deno.test({
   ...NO_SANITIZERS,
   fn: async () => {
     const specs = loadCatalog();
-    const running = await startPlatform(["auth"]);
+    const running = await startPlatform(["auth"], { env: { GRPC_LISTENER: "workers" } });
     try {
       const auth = specs.find((s) => s.name === "auth")!;
       const wrong = { ...auth, grpcServices: [...auth.grpcServices, "guardyn.v1.NoSuchService"] };
       const messaging = specs.find((s) => s.name === "messaging")!;
       const results = await verifyDeployment({
         specs: [wrong, messaging],
-        endpoints: new Map([["auth", { grpc: running.address }]]),
+        endpoints: new Map([["auth", { grpc: running.grpcAddress }]]),
       });
       const byName = new Map(results.map((r) => [r.name, r]));
       assertEquals(byName.get("auth: grpc.health.v1 SERVING")?.ok, false);

@@ -4,7 +4,7 @@
  *
  *   deno task chat [--profile NAME] [--server HOST:PORT] [--dir PROFILE_DIR] [--tls] [--device-name NAME]
  *
- * Defaults: profile "default", server $GUARDYN_SERVER or 127.0.0.1:50051 (`deno task dev`),
+ * Defaults: profile "default", server $GUARDYN_SERVER or 127.0.0.1:8080 (`deno task dev`),
  * profiles in $GUARDYN_PROFILE_DIR or ./.guardyn/profiles. $GUARDYN_PASSPHRASE skips the
  * passphrase prompt (for scripts; it is visible to other local users, so avoid it otherwise).
  */
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
       return line;
     },
   }, {
-    server: values.server ?? Deno.env.get("GUARDYN_SERVER") ?? "127.0.0.1:50051",
+    server: values.server ?? Deno.env.get("GUARDYN_SERVER") ?? "127.0.0.1:8080",
     profileDir: values.dir ?? Deno.env.get("GUARDYN_PROFILE_DIR") ?? "./.guardyn/profiles",
     profile: values.profile,
     passphrase: Deno.env.get("GUARDYN_PASSPHRASE"),

@@ -34,15 +34,16 @@ import {
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 import type { MailboxEvents } from "./mailbox_events.ts";
 import { backendFailure } from "./store_errors.ts";
+import { ACK_IDS_MAX, ackIdsProblem } from "./ack_rules.ts";
+
+export { ACK_IDS_MAX };
 
 export type ReceiveCall = grpc.ServerDuplexStream<ReceiveRequest, ReceiveResponse>;
 
 /** The contract's bound on unacknowledged envelopes per stream. */
 export const IN_FLIGHT_MAX = 500;
-/** Envelope ids per Ack message (contract) and acks queued before the client is cut off. */
-export const ACK_IDS_MAX = 500;
+/** Acks queued before the client is cut off. */
 const ACK_QUEUE_MAX = 10 * ACK_IDS_MAX;
-const ENVELOPE_ID_MAX_CHARS = 64;
 /** Pings answered per stream: a burst, then one per second. */
 const PING_BURST = 10;
 const PING_PER_SECOND = 1;
@@ -228,14 +229,8 @@ export class DeviceStream {
   }
 
   #onAck(ids: string[]): void {
-    if (ids.length === 0 || ids.length > ACK_IDS_MAX) {
-      return this.#fail(invalidArgument(`an Ack holds 1..${ACK_IDS_MAX} envelope ids`));
-    }
-    for (const id of ids) {
-      if (id.length === 0 || id.length > ENVELOPE_ID_MAX_CHARS) {
-        return this.#fail(invalidArgument(`envelope ids are 1..${ENVELOPE_ID_MAX_CHARS} chars`));
-      }
-    }
+    const problem = ackIdsProblem(ids);
+    if (problem) return this.#fail(invalidArgument(problem));
     if (this.#ackQueue.length + ids.length > ACK_QUEUE_MAX) {
       return this.#fail(
         resourceExhausted(`more than ${ACK_QUEUE_MAX} acknowledgements are waiting; slow down`),
@@ -243,6 +238,19 @@ export class DeviceStream {
     }
     for (const id of ids) this.#ackQueue.push(id);
     void this.#flushAcks();
+  }
+
+  /**
+   * Acknowledge calls of the half-duplex form (ids already validated): deleted before this
+   * resolves, and their room in the in-flight window given back.
+   */
+  async acknowledged(ids: string[]): Promise<number> {
+    const deleted = await this.deps.mailbox.ack(this.owner, ids);
+    const windowWasFull = this.#inFlight.size >= IN_FLIGHT_MAX;
+    for (const id of ids) this.#inFlight.delete(id);
+    if (deleted > 0) this.deps.events.acked(this.owner, deleted);
+    if (windowWasFull && !this.#closed) void this.#pump();
+    return deleted;
   }
 
   /** Applies queued acks in batches; runs on even after the stream closed, so none is lost. */

@@ -9,6 +9,7 @@ import {
   type Envelope,
   EnvelopeType,
   MessagingServiceClient,
+  MessagingServiceService,
   type OutgoingEnvelope,
   type ReceiveRequest,
   type ReceiveResponse,
@@ -17,14 +18,11 @@ import {
   type SendStreamRequest,
   type SendStreamResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
-import {
-  AuthServiceClient,
-  DirectoryServiceClient,
-  KeyDirectoryServiceClient,
-} from "../../proto/gen/guardyn/v1/auth.ts";
 import { bearer, unary } from "../../tests/support/grpc.ts";
+import { webClient } from "../../tests/support/web.ts";
 import {
   type Clients,
+  clients,
   login,
   publishKeys,
   register,
@@ -40,25 +38,14 @@ export type Messaging = InstanceType<typeof MessagingServiceClient>;
  */
 export const OWN_CONNECTION: grpc.ClientOptions = { "grpc.use_local_subchannel_pool": 1 };
 
-export function messagingClient(address: string, options: grpc.ClientOptions = {}): Messaging {
-  return new MessagingServiceClient(address, grpc.credentials.createInsecure(), {
-    ...OWN_CONNECTION,
-    ...options,
-  });
+/** A MessagingService client on the gRPC-Web listener (the SDK's path). */
+export function messagingClient(address: string): Messaging {
+  return webClient<Messaging>(MessagingServiceService, address);
 }
 
-/** The auth test kit's clients, on connections of their own (see OWN_CONNECTION). */
+/** The auth test kit's clients, on a connection of their own. */
 export function authClients(address: string): Clients {
-  const credentials = grpc.credentials.createInsecure();
-  const auth = new AuthServiceClient(address, credentials, OWN_CONNECTION);
-  const keys = new KeyDirectoryServiceClient(address, credentials, OWN_CONNECTION);
-  const directory = new DirectoryServiceClient(address, credentials, OWN_CONNECTION);
-  return {
-    auth,
-    keys,
-    directory,
-    close: () => [auth, keys, directory].forEach((client) => client.close()),
-  };
+  return clients(address);
 }
 
 /** The registration id every test device registers with (auth_test_kit's default). */

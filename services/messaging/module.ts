@@ -17,6 +17,11 @@ import { readMessagingSettings } from "./settings.ts";
 import { sendMessageHandler } from "./send_service.ts";
 import { SendStreamSlots, serveSendStream } from "./send_stream.ts";
 import { StreamHub } from "./stream_hub.ts";
+import { ackIdsProblem } from "./ack_rules.ts";
+import type { ReceiveCall } from "./device_stream.ts";
+import { backendFailure } from "./store_errors.ts";
+import { invalidArgument } from "../platform/errors.ts";
+import type { DeviceRef } from "../store/ports.ts";
 import { accessTokenExpiryMs } from "./token_expiry.ts";
 
 export const messagingModule = defineService({
@@ -113,6 +118,17 @@ export const messagingModule = defineService({
         this.set(sendStreamSlots.size);
       },
     });
+    /** Through this device's stream on this instance (its window), else on the mailbox. */
+    const acknowledge = async (owner: DeviceRef, ids: string[]) => {
+      try {
+        const stream = hub.get(owner);
+        if (stream) return void await stream.acknowledged(ids);
+        const deleted = await store.mailbox.ack(owner, ids);
+        if (deleted > 0) events.acked(owner, deleted);
+      } catch (error) {
+        throw backendFailure(error);
+      }
+    };
     const handlers = {
       sendMessage,
       sendStream: (call, ctx) =>
@@ -128,6 +144,26 @@ export const messagingModule = defineService({
         const auth = requireAuth(ctx);
         const owner = { accountId: auth.accountId, deviceId: auth.deviceId };
         return hub.serve(call, ctx.signal, owner, accessTokenExpiryMs(ctx.metadata));
+      },
+      // The half-duplex form: the same device stream, which simply never receives requests
+      // (ReceiveEventsResponse is ReceiveResponse field for field).
+      receiveEvents: (_request, call, ctx) => {
+        const auth = requireAuth(ctx);
+        const owner = { accountId: auth.accountId, deviceId: auth.deviceId };
+        return hub.serve(
+          call as unknown as ReceiveCall,
+          ctx.signal,
+          owner,
+          accessTokenExpiryMs(ctx.metadata),
+        );
+      },
+      acknowledge: async (request, ctx) => {
+        const auth = requireAuth(ctx);
+        const owner = { accountId: auth.accountId, deviceId: auth.deviceId };
+        const problem = ackIdsProblem(request.envelopeIds);
+        if (problem) throw invalidArgument(problem);
+        await acknowledge(owner, request.envelopeIds);
+        return {};
       },
     } satisfies Handlers<typeof MessagingServiceService>;
 

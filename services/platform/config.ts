@@ -27,7 +27,9 @@ export interface PlatformConfig {
   /** Public host names derived from `domain`. */
   hosts: PublicHosts;
   logLevel: LogLevel;
-  grpc: { host: string; port: number; limits: GrpcLimits };
+  grpc: { host: string; port: number; limits: GrpcLimits; listener: GrpcListener; workers: number };
+  /** The gRPC-Web and Connect listener (Deno.serve): what the SDK and browsers use. */
+  http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
   /** Proxies (the ingress) whose x-forwarded-for names the client: TRUSTED_PROXY_CIDRS. */
   trustedProxies: Cidr[];
   metrics: { host: string; port: number };
@@ -36,6 +38,15 @@ export interface PlatformConfig {
   tokens: TokenConfig;
   accounts: AccountLimits;
 }
+
+/**
+ * How native gRPC (grpc-js on node:http2) is served. `workers`: supervised gateway processes
+ * share GRPC_PORT and forward to this instance's HTTP listener, so an nghttp2 abort
+ * (denoland/deno#36788) costs one worker's open calls; `in-process`: grpc-js in this process
+ * (an abort takes the instance down); `off`: no native gRPC.
+ */
+export const GRPC_LISTENERS = ["workers", "in-process", "off"] as const;
+export type GrpcListener = (typeof GRPC_LISTENERS)[number];
 
 /** Account rules more than one service relies on. */
 export interface AccountLimits {
@@ -105,7 +116,10 @@ export function parsePlatformConfig(read: EnvReader): PlatformConfig {
         maxUnaryDeadlineMs: read.int("GRPC_MAX_DEADLINE_MS", 30_000, 100, 600_000),
         maxConcurrentStreams: read.int("GRPC_MAX_CONCURRENT_STREAMS", 1000, 1, 100_000),
       },
+      listener: read.oneOf("GRPC_LISTENER", GRPC_LISTENERS, "workers"),
+      workers: read.int("GRPC_WORKERS", 2, 1, 16),
     },
+    http: readHttpListener(read),
     trustedProxies: proxies.cidrs,
     metrics: {
       host: read.string("METRICS_HOST", "127.0.0.1"),
@@ -122,5 +136,18 @@ export function parsePlatformConfig(read: EnvReader): PlatformConfig {
     accounts: {
       maxDevicesPerAccount: read.int("MAX_DEVICES_PER_ACCOUNT", 10, 1, 100),
     },
+  };
+}
+
+function readHttpListener(read: EnvReader): PlatformConfig["http"] {
+  const certFile = read.optional("HTTP_TLS_CERT_FILE");
+  const keyFile = read.optional("HTTP_TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    read.problems.push("HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE are set together or not at all");
+  }
+  return {
+    host: read.string("HTTP_HOST", "127.0.0.1"),
+    port: read.int("HTTP_PORT", 8080, 0, 65535),
+    ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
   };
 }

@@ -60,6 +60,17 @@ export interface ServiceOptions {
   publicMethods?: readonly string[];
 }
 
+/**
+ * One served method as every listener sees it: the definition (its request deserializer never
+ * throws; it returns a MalformedRequest) and the wrapped implementation, which runs auth,
+ * limits, deadlines, metrics and the error mapping around the service's handler. The native
+ * gRPC listener and the gRPC-Web/Connect listener (web_server.ts) call the same one.
+ */
+export interface Route {
+  method: grpc.MethodDefinition<unknown, unknown>;
+  implementation: grpc.UntypedHandleCall;
+}
+
 export interface GrpcServerOptions {
   host: string;
   port: number;
@@ -90,6 +101,7 @@ export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #health: HealthImplementation;
   readonly #services: string[] = [];
+  readonly #routes = new Map<string, Route>();
   readonly #openCalls = new Set<AbortController>();
   #draining = false;
   #port = 0;
@@ -109,6 +121,35 @@ export class GrpcServer {
     });
     this.#health = new HealthImplementation({ "": "NOT_SERVING" });
     this.#health.addToServer(this.#server);
+    // The same health service for the other listeners: a server-shaped shim records its routes.
+    const recordRoutes = {
+      addService: (
+        definition: grpc.ServiceDefinition,
+        implementation: grpc.UntypedServiceImplementation,
+      ) => {
+        for (const [name, method] of Object.entries(definition)) {
+          // Generated definitions name methods "Check" (with originalName "check").
+          const handler = implementation[name] ??
+            implementation[(method as { originalName?: string }).originalName ?? ""];
+          if (!handler) continue;
+          this.#routes.set(method.path, {
+            method: tolerantDeserializer(method),
+            implementation: handler,
+          });
+        }
+      },
+    };
+    this.#health.addToServer(recordRoutes as unknown as grpc.Server);
+  }
+
+  /** Every served method by its path ("/guardyn.v1.AuthService/Login"). */
+  get routes(): ReadonlyMap<string, Route> {
+    return this.#routes;
+  }
+
+  /** True once shutdown began: listeners refuse new calls. */
+  get draining(): boolean {
+    return this.#draining;
   }
 
   get port(): number {
@@ -141,6 +182,7 @@ export class GrpcServer {
         handler as (...args: unknown[]) => Promise<unknown>,
         publicMethods.has(name),
       );
+      this.#routes.set(method.path, { method: served[name], implementation: implementation[name] });
     }
     this.#server.addService(served, implementation);
     this.#services.push(serviceName);
@@ -158,6 +200,12 @@ export class GrpcServer {
     this.#health.setStatus("", "SERVING");
     for (const service of this.#services) this.#health.setStatus(service, "SERVING");
     return this.#port;
+  }
+
+  /** Health answers SERVING without a native listener in this process (the other listeners). */
+  markServing(): void {
+    this.#health.setStatus("", "SERVING");
+    for (const service of this.#services) this.#health.setStatus(service, "SERVING");
   }
 
   /**
@@ -342,9 +390,9 @@ export class GrpcServer {
   }
 }
 
-/** A request body that is not the method's protobuf message. */
-class MalformedRequest {
-  constructor(readonly path: string, readonly cause: unknown) {}
+/** A request body that is not the method's protobuf message, with the refusal to send. */
+export class MalformedRequest {
+  constructor(readonly refusal: GuardynError) {}
 }
 
 /**
@@ -359,8 +407,10 @@ function tolerantDeserializer(method: grpc.MethodDefinition<unknown, unknown>) {
     requestDeserialize: (bytes: Buffer) => {
       try {
         return method.requestDeserialize(bytes);
-      } catch (error) {
-        return new MalformedRequest(method.path, error);
+      } catch {
+        return new MalformedRequest(
+          invalidArgument(`a request message is not a valid protobuf message for ${method.path}`),
+        );
       }
     },
   };
@@ -374,9 +424,7 @@ function refuseMalformedMessages(
   call.emit = (event, ...args) => {
     const message = args[0];
     if (event === "data" && message instanceof MalformedRequest) {
-      controller.abort(
-        invalidArgument(`a stream message is not a valid protobuf message for ${message.path}`),
-      );
+      controller.abort(message.refusal);
       return true;
     }
     return emit(event, ...args);
@@ -384,9 +432,7 @@ function refuseMalformedMessages(
 }
 
 function wellFormed(request: unknown): unknown {
-  if (request instanceof MalformedRequest) {
-    throw invalidArgument(`the request body is not a valid protobuf message for ${request.path}`);
-  }
+  if (request instanceof MalformedRequest) throw request.refusal;
   return request;
 }
 

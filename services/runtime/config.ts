@@ -41,7 +41,12 @@ export function parseConfig(env: Env, modules: readonly AnyServiceModule[] = CAT
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
     domain: config.domain,
-    grpc: `${config.grpc.host}:${config.grpc.port}`,
+    grpc: config.grpc.listener === "off"
+      ? "off"
+      : `${config.grpc.host}:${config.grpc.port} (${config.grpc.listener}${
+        config.grpc.listener === "workers" ? ` x${config.grpc.workers}` : ""
+      })`,
+    http: `${config.http.tls ? "https" : "http"}://${config.http.host}:${config.http.port}`,
     metrics: `${config.metrics.host}:${config.metrics.port}`,
     store: describeStoreConfig(config.store),
     bus: describeBusConfig(config.bus),

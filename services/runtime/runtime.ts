@@ -12,6 +12,8 @@ import { type CachedDeviceStatus, cachedDeviceStatus } from "../platform/device_
 import type { Env } from "../platform/env.ts";
 import { GrpcServer } from "../platform/grpc_server.ts";
 import { startOpsServer } from "../platform/http.ts";
+import { startWebServer, type WebServer } from "../platform/web_server.ts";
+import { type Gateway, startGateway } from "./grpc_gateway.ts";
 import { createLogger, type Logger } from "../platform/log.ts";
 import { createMetrics, type Metrics } from "../platform/metrics.ts";
 import { loadTokenKeys } from "../platform/token_keys.ts";
@@ -42,7 +44,12 @@ export interface RunOptions {
 
 export interface RunningPlatform {
   config: Config;
+  /** The gRPC-Web/Connect listener's port: what the SDK talks to. */
+  httpPort: number;
+  /** Native gRPC's port (gateway workers or in-process); 0 when GRPC_LISTENER=off. */
   grpcPort: number;
+  /** The gateway workers, when GRPC_LISTENER=workers. */
+  gateway?: Gateway;
   metricsPort: number;
   deps: RuntimeDeps;
   stop(): Promise<void>;
@@ -101,6 +108,8 @@ export async function runServices(
     }),
   });
   const tasks: BackgroundTask[] = [];
+  // Lets the gateway workers forward their clients' addresses; never leaves this process tree.
+  const gatewaySecret = crypto.randomUUID();
   const readiness: Record<string, () => Promise<void>> = {
     store: () => store.ping(),
     bus: () => bus.ping(),
@@ -115,7 +124,9 @@ export async function runServices(
   const closeBackends = async () => {
     await Promise.allSettled([bus.close(), store.close()]);
   };
-  let grpcPort: number;
+  let grpcPort = 0;
+  let web: WebServer | undefined;
+  let gateway: Gateway | undefined;
   try {
     for (const module of modules) {
       const started = await module.start({
@@ -134,8 +145,48 @@ export async function runServices(
       }
       registerDeclared(server, module, started.register);
     }
-    grpcPort = await server.start();
+    if (config.grpc.listener === "in-process") grpcPort = await server.start();
+    else server.markServing();
+    web = startWebServer({
+      host: config.http.host,
+      port: config.http.port,
+      limits: config.grpc.limits,
+      log,
+      routes: server.routes,
+      gatewaySecret,
+      ...(config.http.tls
+        ? {
+          tls: {
+            cert: await Deno.readTextFile(config.http.tls.certFile),
+            key: await Deno.readTextFile(config.http.tls.keyFile),
+          },
+        }
+        : {}),
+    });
+    if (config.grpc.listener === "workers") {
+      const scheme = config.http.tls ? "https" : "http";
+      gateway = await startGateway({
+        host: config.grpc.host,
+        port: config.grpc.port,
+        workers: config.grpc.workers,
+        upstream: `${scheme}://${loopbackOf(config.http.host)}:${web.port}`,
+        secret: gatewaySecret,
+        routes: server.routes,
+        limits: config.grpc.limits,
+        log,
+        metrics,
+      });
+      grpcPort = gateway.port;
+      const workers = gateway;
+      readiness["grpc-workers"] = () =>
+        workers.listening > 0
+          ? Promise.resolve()
+          : Promise.reject(new Error("no gRPC gateway worker listens"));
+    }
   } catch (error) {
+    await gateway?.stop();
+    await web?.close();
+    await server.shutdown(0);
     await stopTasks();
     await closeBackends();
     throw error;
@@ -147,8 +198,10 @@ export async function runServices(
     log,
     readiness,
   });
+  const httpPort = web.port;
   log.info("ready", {
-    grpc: `${config.grpc.host}:${grpcPort}`,
+    http: `${config.http.tls ? "https" : "http"}://${config.http.host}:${httpPort}`,
+    grpc: grpcPort === 0 ? "off" : `${config.grpc.host}:${grpcPort} (${config.grpc.listener})`,
     metrics: `http://${config.metrics.host}:${ops.port}/metrics`,
     store: store.info.backend,
     bus: bus.info.backend,
@@ -159,13 +212,41 @@ export async function runServices(
   const stop = () =>
     stopping ??= (async () => {
       log.info("stopping: draining calls", { graceMs: config.shutdownGraceMs });
+      await gateway?.stop();
       await server.shutdown(config.shutdownGraceMs);
+      await closeWithin(web.close(), config.shutdownGraceMs, () =>
+        log.warn("the HTTP listener still had open connections after the grace period"));
       await stopTasks();
       await ops.close();
       await closeBackends();
       log.info("stopped");
     })();
-  return { config, grpcPort, metricsPort: ops.port, deps, stop };
+  return {
+    config,
+    httpPort,
+    grpcPort,
+    ...(gateway ? { gateway } : {}),
+    metricsPort: ops.port,
+    deps,
+    stop,
+  };
+}
+
+/** Waits for `closing` at most `ms` (a client holding a request open cannot block a stop). */
+async function closeWithin(closing: Promise<void>, ms: number, onTimeout: () => void) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), Math.max(ms, 100));
+  });
+  if (await Promise.race([closing, timedOut]) === "timeout") onTimeout();
+  clearTimeout(timer);
+}
+
+/** Where the gateway workers reach the HTTP listener on this machine. */
+function loopbackOf(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 /** Lets a module register its gRPC services, then checks they are exactly the declared ones. */
@@ -198,10 +279,14 @@ export async function main(modules: readonly AnyServiceModule[], options: RunOpt
     Deno.stderr.writeSync(new TextEncoder().encode(`guardyn: cannot start: ${message}\n`));
     Deno.exit(1);
   }
-  const { config, grpcPort, metricsPort } = platform;
+  const { config, grpcPort, httpPort, metricsPort } = platform;
+  const scheme = config.http.tls ? "https" : "http";
   const banner =
     `Guardyn is running (store: ${platform.deps.store.info.backend}, bus: ${platform.deps.bus.info.backend})\n` +
-    `  gRPC     ${config.grpc.host}:${grpcPort}  (grpc.health.v1 and the Guardyn services)\n` +
+    `  API      ${scheme}://${config.http.host}:${httpPort}  (gRPC-Web and Connect: the SDK, browsers)\n` +
+    (grpcPort === 0
+      ? ""
+      : `  gRPC     ${config.grpc.host}:${grpcPort}  (native gRPC, ${config.grpc.listener})\n`) +
     `  metrics  http://${config.metrics.host}:${metricsPort}/metrics  (/healthz, /readyz)\n` +
     `Press Ctrl-C to stop.\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(banner));

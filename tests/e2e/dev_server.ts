@@ -42,7 +42,8 @@ export class DevServer {
       env: {
         ...this.env,
         NO_COLOR: "1",
-        GRPC_PORT: String(this.port),
+        HTTP_PORT: String(this.port),
+        GRPC_LISTENER: "off",
         METRICS_PORT: "0",
         SQLITE_PATH: this.sqlitePath,
         LOG_LEVEL: "warn",

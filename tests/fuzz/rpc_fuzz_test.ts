@@ -25,6 +25,7 @@ import { assert } from "../assert.ts";
 import { clients, publishKeys, register, type TestDevice } from "../support/accounts_test_kit.ts";
 import { startPlatform, type TestPlatform } from "../support/platform.ts";
 import { NO_SANITIZERS } from "../support/wait.ts";
+import { type RawWebClient, rawWebClient } from "../support/web.ts";
 
 type Method = grpc.MethodDefinition<unknown, unknown>;
 
@@ -107,7 +108,7 @@ interface Outcome {
 }
 
 function call(
-  client: grpc.Client,
+  client: RawWebClient,
   method: Method,
   body: Uint8Array,
   token: string | undefined,
@@ -162,7 +163,7 @@ Deno.test({
       env: { REGISTRATION_BURST: "1000", PREKEY_FETCH_BURST: "1000", LOG_LEVEL: "error" },
     });
     const c = clients(platform.address);
-    const raw = new grpc.Client(platform.address, grpc.credentials.createInsecure());
+    const raw = rawWebClient(platform.address);
     try {
       const me = await register(c);
       const other = await register(c);
@@ -241,7 +242,7 @@ Deno.test({
       env: { REGISTRATION_BURST: "1000", LOG_LEVEL: "error" },
     });
     const c = clients(platform.address);
-    const raw = new grpc.Client(platform.address, grpc.credentials.createInsecure());
+    const raw = rawWebClient(platform.address);
     try {
       const me = await register(c);
       for (const method of [MessagingServiceService.sendStream, MessagingServiceService.receive]) {

@@ -3,7 +3,6 @@
  * real keys (identity, prekeys, MLS key packages) generated with the crypto library.
  */
 
-import * as grpc from "@grpc/grpc-js";
 import {
   encodePublicKey,
   generateIdentityKeyPair,
@@ -17,12 +16,16 @@ import {
 import { generateKeyPackage } from "../../crypto/mls.ts";
 import {
   AuthServiceClient,
+  AuthServiceService,
   DirectoryServiceClient,
+  DirectoryServiceService,
   KeyDirectoryServiceClient,
+  KeyDirectoryServiceService,
 } from "../../proto/gen/guardyn/v1/auth.ts";
 import { Platform } from "../../proto/gen/guardyn/v1/common.ts";
 import { unary } from "./grpc.ts";
 import { startPlatform, type TestPlatform } from "./platform.ts";
+import { webClient } from "./web.ts";
 
 export interface Clients {
   auth: InstanceType<typeof AuthServiceClient>;
@@ -31,11 +34,11 @@ export interface Clients {
   close(): void;
 }
 
+/** Clients on the gRPC-Web listener at `address` (TestPlatform.address). */
 export function clients(address: string): Clients {
-  const credentials = grpc.credentials.createInsecure();
-  const auth = new AuthServiceClient(address, credentials);
-  const keys = new KeyDirectoryServiceClient(address, credentials);
-  const directory = new DirectoryServiceClient(address, credentials);
+  const auth = webClient<Clients["auth"]>(AuthServiceService, address);
+  const keys = webClient<Clients["keys"]>(KeyDirectoryServiceService, address);
+  const directory = webClient<Clients["directory"]>(DirectoryServiceService, address);
   return {
     auth,
     keys,

@@ -15,7 +15,10 @@ import { freePort, waitForPort } from "./net.ts";
 export type Backend = "embedded" | "cluster";
 
 export interface TestPlatform {
+  /** The gRPC-Web/Connect listener: what the SDK and the test kits talk to. */
   address: string;
+  /** Native gRPC (only when the test set GRPC_LISTENER). */
+  grpcAddress: string;
   platform: RunningPlatform;
   log: ReturnType<typeof memoryLogger>;
   /** Environment the platform was started with (to start a second instance on the same data). */
@@ -63,6 +66,9 @@ export async function startPlatform(
   const env = {
     DOMAIN: "guardyn.test",
     GRPC_PORT: "0",
+    // The suites talk gRPC-Web to HTTP_PORT, like the SDK: no nghttp2 in the test process.
+    GRPC_LISTENER: "off",
+    HTTP_PORT: "0",
     METRICS_PORT: "0",
     SHUTDOWN_GRACE_MS: "500",
     ...base,
@@ -71,7 +77,8 @@ export async function startPlatform(
   const log = memoryLogger("info");
   const platform = await runServices(servicesNamed(services), { env, log });
   return {
-    address: `127.0.0.1:${platform.grpcPort}`,
+    address: `127.0.0.1:${platform.httpPort}`,
+    grpcAddress: `127.0.0.1:${platform.grpcPort}`,
     platform,
     log,
     env,
@@ -83,9 +90,16 @@ export async function startPlatform(
 }
 
 export interface SpawnedPlatform {
+  /** The gRPC-Web/Connect listener (HTTP_PORT). */
   address: string;
+  /** Native gRPC (GRPC_PORT), when the env turned GRPC_LISTENER on. */
+  grpcAddress: string;
   env: Record<string, string>;
   pid: number;
+  /** False once the process exited (a crash, an abort). */
+  readonly running: boolean;
+  /** How the process ended. */
+  status: Promise<Deno.CommandStatus>;
   /** CPU seconds (user + system) the server process used so far (Linux /proc). */
   cpuSeconds(): Promise<number>;
   /** SIGTERM (graceful) or SIGKILL (crash). */
@@ -102,11 +116,15 @@ export async function spawnPlatform(
   denoFlags: string[] = (Deno.env.get("GUARDYN_SERVER_DENO_FLAGS") ?? "").split(" ").filter(
     Boolean,
   ),
+  /** stderr lines matching this are dropped (noise a test provokes on purpose). */
+  dropStderr?: RegExp,
 ): Promise<SpawnedPlatform> {
   const port = freePort();
   const fullEnv = {
     DOMAIN: "guardyn.test",
-    GRPC_PORT: String(port),
+    HTTP_PORT: String(port),
+    GRPC_PORT: String(freePort()),
+    GRPC_LISTENER: "off",
     METRICS_PORT: "0",
     LOG_LEVEL: "warn",
     ...env,
@@ -115,16 +133,27 @@ export async function spawnPlatform(
     args: ["run", "-A", ...denoFlags, new URL(`../../${entry}`, import.meta.url).pathname],
     env: fullEnv,
     stdout: "null",
-    stderr: "inherit",
+    stderr: dropStderr ? "piped" : "inherit",
   }).spawn();
+  if (dropStderr) void forwardStderr(child.stderr, dropStderr);
   if (!await waitForPort(port, 60_000)) {
     child.kill("SIGKILL");
     throw new Error(`${entry} did not listen on port ${port} within 60 s`);
   }
+  let running = true;
+  const status = child.status.then((status) => {
+    running = false;
+    return status;
+  });
   return {
     address: `127.0.0.1:${port}`,
+    grpcAddress: `127.0.0.1:${fullEnv.GRPC_PORT}`,
     env: fullEnv,
     pid: child.pid,
+    get running() {
+      return running;
+    },
+    status,
     cpuSeconds: async () => {
       // Fields 14 and 15 of /proc/<pid>/stat: utime and stime in clock ticks (100 per second).
       const stat = await Deno.readTextFile(`/proc/${child.pid}/stat`);
@@ -138,4 +167,17 @@ export async function spawnPlatform(
       await child.status;
     },
   };
+}
+
+async function forwardStderr(
+  stream: ReadableStream<Uint8Array<ArrayBuffer>>,
+  drop: RegExp,
+): Promise<void> {
+  let pending = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    const lines = (pending + text).split("\n");
+    pending = lines.pop() ?? "";
+    const kept = lines.filter((line) => !drop.test(line));
+    if (kept.length > 0) await Deno.stderr.write(new TextEncoder().encode(kept.join("\n") + "\n"));
+  }
 }

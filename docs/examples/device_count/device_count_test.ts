@@ -13,12 +13,19 @@ import { assert, assertEquals } from "../../../tests/assert.ts";
 import { clients, register } from "../../../tests/support/accounts_test_kit.ts";
 import { bearer } from "../../../tests/support/grpc.ts";
 import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
+import { webClient } from "../../../tests/support/web.ts";
 import { deviceCountModule, DeviceCountServiceDefinition } from "./module.ts";
 
 /** Runs `modules` on an embedded store in `dir`, listening on free ports. */
 function run(modules: AnyServiceModule[], dir: string, env: Record<string, string> = {}) {
   return runServices(modules, {
-    env: { SQLITE_PATH: join(dir, "g.db"), GRPC_PORT: "0", METRICS_PORT: "0", ...env },
+    env: {
+      SQLITE_PATH: join(dir, "g.db"),
+      GRPC_LISTENER: "off",
+      HTTP_PORT: "0",
+      METRICS_PORT: "0",
+      ...env,
+    },
     log: memoryLogger("warn"),
   });
 }
@@ -31,7 +38,7 @@ async function started(env: Record<string, string> = {}) {
   const dir = await Deno.makeTempDir({ prefix: "guardyn-example-" });
   const platform = await run([...servicesNamed(["auth"]), deviceCountModule], dir, env);
   return {
-    address: `127.0.0.1:${platform.grpcPort}`,
+    address: `127.0.0.1:${platform.httpPort}`,
     stop: async () => {
       await platform.stop();
       await Deno.remove(dir, { recursive: true });
@@ -45,16 +52,14 @@ Deno.test({
   fn: async () => {
     const server = await started({ MAX_DEVICES_PER_ACCOUNT: "4" });
     const accounts = clients(server.address);
-    const Client = grpc.makeGenericClientConstructor(DeviceCountServiceDefinition, "DeviceCount");
-    const client = new Client(server.address, grpc.credentials.createInsecure()) as unknown as
-      & grpc.Client
-      & {
-        count(
-          r: unknown,
-          m: grpc.Metadata,
-          cb: (e: grpc.ServiceError | null, v: { devices: number; remaining: number }) => void,
-        ): void;
-      };
+    // The SDK's transport: gRPC-Web on the runtime's HTTP listener.
+    const client = webClient<{
+      count(
+        r: unknown,
+        m: grpc.Metadata,
+        cb: (e: grpc.ServiceError | null, v: { devices: number; remaining: number }) => void,
+      ): void;
+    }>(DeviceCountServiceDefinition, server.address);
     const count = (token?: string) =>
       new Promise<{ devices: number; remaining: number }>((resolve, reject) =>
         client.count({}, bearer(token), (error, value) => error ? reject(error) : resolve(value))

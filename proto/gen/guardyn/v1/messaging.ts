@@ -12,8 +12,10 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -145,6 +147,39 @@ export function closedReasonToJSON(object: ClosedReason): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/** Opens the half-duplex mailbox stream; it has no parameters. */
+export interface ReceiveEventsRequest {
+}
+
+/** One event of ReceiveEvents: field for field ReceiveResponse (the same bytes on the wire). */
+export interface ReceiveEventsResponse {
+  /** Exactly one kind per message. */
+  event?:
+    | //
+    /** An envelope from the mailbox (backlog or live). */
+    { $case: "envelope"; value: Envelope }
+    | //
+    /** The backlog present at stream start has been sent. */
+    { $case: "queueDrained"; value: QueueDrained }
+    | //
+    /** Never sent on ReceiveEvents (it has no Ping); kept so the two messages stay identical. */
+    { $case: "pong"; value: Pong }
+    | //
+    /** The server is about to end the stream (then ends it with status OK). */
+    { $case: "closed"; value: Closed }
+    | undefined;
+}
+
+/** Envelopes of the calling device to delete. */
+export interface AcknowledgeRequest {
+  /** Envelope ids (1..500, each 1..64 characters); ids not in this device's mailbox are ignored. */
+  envelopeIds: string[];
+}
+
+/** Empty: the acknowledged envelopes are deleted. */
+export interface AcknowledgeResponse {
 }
 
 /** One ciphertext for one device, as sent. */
@@ -542,6 +577,328 @@ export interface ListGroupsResponse {
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
 }
+
+function createBaseReceiveEventsRequest(): ReceiveEventsRequest {
+  return {};
+}
+
+export const ReceiveEventsRequest: MessageFns<ReceiveEventsRequest> = {
+  encode(_: ReceiveEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReceiveEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReceiveEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReceiveEventsRequest {
+    return {};
+  },
+
+  toJSON(_: ReceiveEventsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReceiveEventsRequest>, I>>(base?: I): ReceiveEventsRequest {
+    return ReceiveEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReceiveEventsRequest>, I>>(_: I): ReceiveEventsRequest {
+    const message = createBaseReceiveEventsRequest();
+    return message;
+  },
+};
+
+function createBaseReceiveEventsResponse(): ReceiveEventsResponse {
+  return { event: undefined };
+}
+
+export const ReceiveEventsResponse: MessageFns<ReceiveEventsResponse> = {
+  encode(message: ReceiveEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "envelope":
+        Envelope.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "queueDrained":
+        QueueDrained.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "pong":
+        Pong.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+      case "closed":
+        Closed.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReceiveEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReceiveEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "envelope", value: Envelope.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "queueDrained", value: QueueDrained.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "pong", value: Pong.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "closed", value: Closed.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReceiveEventsResponse {
+    return {
+      event: isSet(object.envelope)
+        ? { $case: "envelope", value: Envelope.fromJSON(object.envelope) }
+        : isSet(object.queueDrained)
+        ? { $case: "queueDrained", value: QueueDrained.fromJSON(object.queueDrained) }
+        : isSet(object.queue_drained)
+        ? { $case: "queueDrained", value: QueueDrained.fromJSON(object.queue_drained) }
+        : isSet(object.pong)
+        ? { $case: "pong", value: Pong.fromJSON(object.pong) }
+        : isSet(object.closed)
+        ? { $case: "closed", value: Closed.fromJSON(object.closed) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ReceiveEventsResponse): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "envelope") {
+      obj.envelope = Envelope.toJSON(message.event.value);
+    } else if (message.event?.$case === "queueDrained") {
+      obj.queueDrained = QueueDrained.toJSON(message.event.value);
+    } else if (message.event?.$case === "pong") {
+      obj.pong = Pong.toJSON(message.event.value);
+    } else if (message.event?.$case === "closed") {
+      obj.closed = Closed.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReceiveEventsResponse>, I>>(base?: I): ReceiveEventsResponse {
+    return ReceiveEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReceiveEventsResponse>, I>>(object: I): ReceiveEventsResponse {
+    const message = createBaseReceiveEventsResponse();
+    switch (object.event?.$case) {
+      case "envelope": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "envelope", value: Envelope.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "queueDrained": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "queueDrained", value: QueueDrained.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "pong": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "pong", value: Pong.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "closed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "closed", value: Closed.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseAcknowledgeRequest(): AcknowledgeRequest {
+  return { envelopeIds: [] };
+}
+
+export const AcknowledgeRequest: MessageFns<AcknowledgeRequest> = {
+  encode(message: AcknowledgeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.envelopeIds) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcknowledgeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcknowledgeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.envelopeIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AcknowledgeRequest {
+    return {
+      envelopeIds: globalThis.Array.isArray(object?.envelopeIds)
+        ? object.envelopeIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.envelope_ids)
+        ? object.envelope_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AcknowledgeRequest): unknown {
+    const obj: any = {};
+    if (message.envelopeIds?.length) {
+      obj.envelopeIds = message.envelopeIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AcknowledgeRequest>, I>>(base?: I): AcknowledgeRequest {
+    return AcknowledgeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AcknowledgeRequest>, I>>(object: I): AcknowledgeRequest {
+    const message = createBaseAcknowledgeRequest();
+    message.envelopeIds = object.envelopeIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAcknowledgeResponse(): AcknowledgeResponse {
+  return {};
+}
+
+export const AcknowledgeResponse: MessageFns<AcknowledgeResponse> = {
+  encode(_: AcknowledgeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcknowledgeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcknowledgeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AcknowledgeResponse {
+    return {};
+  },
+
+  toJSON(_: AcknowledgeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AcknowledgeResponse>, I>>(base?: I): AcknowledgeResponse {
+    return AcknowledgeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AcknowledgeResponse>, I>>(_: I): AcknowledgeResponse {
+    const message = createBaseAcknowledgeResponse();
+    return message;
+  },
+};
 
 function createBaseOutgoingEnvelope(): OutgoingEnvelope {
   return { deviceId: "", registrationId: 0, type: 0, content: new Uint8Array(0) };
@@ -4066,6 +4423,34 @@ export const MessagingServiceService = {
     responseSerialize: (value: SendStreamResponse): Buffer => Buffer.from(SendStreamResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SendStreamResponse => SendStreamResponse.decode(value),
   },
+  /**
+   * Receive for half-duplex clients (browsers' fetch, HTTP/1.1): the same stream of events,
+   * with acknowledgements sent as Acknowledge calls instead of on the stream. Opening it
+   * replaces the device's Receive or ReceiveEvents stream, exactly as Receive does.
+   */
+  receiveEvents: {
+    path: "/guardyn.v1.MessagingService/ReceiveEvents" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReceiveEventsRequest): Buffer => Buffer.from(ReceiveEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReceiveEventsRequest => ReceiveEventsRequest.decode(value),
+    responseSerialize: (value: ReceiveEventsResponse): Buffer =>
+      Buffer.from(ReceiveEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReceiveEventsResponse => ReceiveEventsResponse.decode(value),
+  },
+  /**
+   * Acknowledges processed envelopes of the calling device (the Ack of Receive as a call).
+   * When it returns, the envelopes are deleted: it is also the barrier Receive's Ping gives.
+   */
+  acknowledge: {
+    path: "/guardyn.v1.MessagingService/Acknowledge" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AcknowledgeRequest): Buffer => Buffer.from(AcknowledgeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AcknowledgeRequest => AcknowledgeRequest.decode(value),
+    responseSerialize: (value: AcknowledgeResponse): Buffer => Buffer.from(AcknowledgeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AcknowledgeResponse => AcknowledgeResponse.decode(value),
+  },
 } as const;
 
 export interface MessagingServiceServer extends UntypedServiceImplementation {
@@ -4087,6 +4472,17 @@ export interface MessagingServiceServer extends UntypedServiceImplementation {
    * requests run at once per stream: beyond, the server stops reading (HTTP/2 flow control).
    */
   sendStream: handleBidiStreamingCall<SendStreamRequest, SendStreamResponse>;
+  /**
+   * Receive for half-duplex clients (browsers' fetch, HTTP/1.1): the same stream of events,
+   * with acknowledgements sent as Acknowledge calls instead of on the stream. Opening it
+   * replaces the device's Receive or ReceiveEvents stream, exactly as Receive does.
+   */
+  receiveEvents: handleServerStreamingCall<ReceiveEventsRequest, ReceiveEventsResponse>;
+  /**
+   * Acknowledges processed envelopes of the calling device (the Ack of Receive as a call).
+   * When it returns, the envelopes are deleted: it is also the barrier Receive's Ping gives.
+   */
+  acknowledge: handleUnaryCall<AcknowledgeRequest, AcknowledgeResponse>;
 }
 
 export interface MessagingServiceClient extends Client {
@@ -4129,6 +4525,39 @@ export interface MessagingServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<SendStreamRequest, SendStreamResponse>;
+  /**
+   * Receive for half-duplex clients (browsers' fetch, HTTP/1.1): the same stream of events,
+   * with acknowledgements sent as Acknowledge calls instead of on the stream. Opening it
+   * replaces the device's Receive or ReceiveEvents stream, exactly as Receive does.
+   */
+  receiveEvents(
+    request: ReceiveEventsRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReceiveEventsResponse>;
+  receiveEvents(
+    request: ReceiveEventsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReceiveEventsResponse>;
+  /**
+   * Acknowledges processed envelopes of the calling device (the Ack of Receive as a call).
+   * When it returns, the envelopes are deleted: it is also the barrier Receive's Ping gives.
+   */
+  acknowledge(
+    request: AcknowledgeRequest,
+    callback: (error: ServiceError | null, response: AcknowledgeResponse) => void,
+  ): ClientUnaryCall;
+  acknowledge(
+    request: AcknowledgeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AcknowledgeResponse) => void,
+  ): ClientUnaryCall;
+  acknowledge(
+    request: AcknowledgeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AcknowledgeResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const MessagingServiceClient = makeGenericClientConstructor(
