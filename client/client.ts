@@ -44,11 +44,15 @@ import {
 import { Receiver } from "./receiver.ts";
 import { Sesame } from "./sesame.ts";
 import { TokenKeeper, type TokenPair } from "./tokens.ts";
-import { Transport } from "./transport.ts";
+import { Transport, type WireProtocol } from "./transport.ts";
 
 export interface GuardynClientOptions {
-  /** "host:port" of the Guardyn API. */
+  /** "host:port" of the Guardyn API: its HTTP listener (HTTP_PORT), or GRPC_PORT for "grpc". */
   server: string;
+  /** "web" (gRPC-Web over fetch, the default) or "grpc" (native gRPC with grpc-js). */
+  protocol?: WireProtocol;
+  /** Only half-duplex calls (ReceiveEvents + Acknowledge): the default in browsers. */
+  halfDuplex?: boolean;
   /** The profile file of this device (created on first open). */
   profilePath: string;
   /** Unlocks the profile; never leaves this process. */
@@ -133,6 +137,8 @@ export class GuardynClient {
       address: options.server,
       tls: options.tls,
       callTimeoutMs: options.callTimeoutMs,
+      ...(options.protocol ? { protocol: options.protocol } : {}),
+      ...(options.halfDuplex !== undefined ? { halfDuplex: options.halfDuplex } : {}),
     });
     this.#persister = new Persister(() => this.#file.write(this.#state.encode()));
     this.#tokens = new TokenKeeper({

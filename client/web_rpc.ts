@@ -264,6 +264,24 @@ export function webServiceClient(
         call.start(request);
         return { cancel: () => call.cancel() };
       };
+    } else if (method.requestStream && !method.responseStream) {
+      // Client streaming: writes, then one response through the callback.
+      client[name] = (...rest: unknown[]) => {
+        const args = parseArgs(rest);
+        const call = new WebCall(method, options, args);
+        let value: unknown;
+        call.on("message", (message) => value = message);
+        call.on("finished", (status: WireStatus) => {
+          if (status.code !== grpc.status.OK) args.callback?.(serviceError(status));
+          else args.callback?.(null, value);
+        });
+        call.start();
+        return {
+          write: (message: unknown) => call.write(message),
+          end: () => call.endRequest(),
+          cancel: () => call.cancel(),
+        };
+      };
     } else if (method.requestStream) {
       client[name] = (...rest: unknown[]) => {
         const call = new WebCall(method, options, parseArgs(rest));

@@ -6,7 +6,7 @@
  */
 
 import { startBackends } from "./test_backends.ts";
-import { parseDenoTestSummary } from "./test_summary.ts";
+import { lastStartedTest, parseDenoTestSummary } from "./test_summary.ts";
 
 const started = performance.now();
 // Install what the suites need when missing (idempotent; about a second when all is there), so
@@ -27,31 +27,22 @@ if (Deno.env.get("GUARDYN_SKIP_INSTALL") !== "1") {
 }
 const backends = await startBackends();
 /**
- * Deno 2.9.6 can abort inside nghttp2 (a runtime bug, see docs/MESSAGING.md) when in-process
- * gRPC servers shut down; the whole test process then dies without a summary. Such a crash (a
- * signal, or no summary at all) is reported loudly and the run is repeated, at most three times; a
- * test that FAILS is never retried.
+ * One run, no reruns: the suites talk to servers over gRPC-Web (Deno.serve, which does not
+ * abort) or to native gRPC in child processes, so a crash of the test process is a defect. It
+ * fails the run loudly, with the signal and the last test that started.
  */
-const MAX_CRASH_RETRIES = 3;
 let exitCode = 1;
 let summary = { passed: 0, failed: 0 };
 try {
-  for (let attempt = 0;; attempt++) {
-    const run = await runDenoTest(backends.env);
-    const crashed = run.summary === null || run.status.signal !== null;
-    if (crashed && attempt < MAX_CRASH_RETRIES) {
-      console.error(
-        `test: the test process crashed (exit ${run.status.code}, signal ${run.status.signal}) ` +
-          `before reporting; running the suite again (retry ${
-            attempt + 1
-          } of ${MAX_CRASH_RETRIES})`,
-      );
-      continue;
-    }
-    summary = run.summary ?? { passed: 0, failed: 1 };
-    exitCode = run.status.success && summary.failed === 0 ? 0 : 1;
-    break;
+  const run = await runDenoTest(backends.env);
+  if (run.summary === null || run.status.signal !== null) {
+    console.error(
+      `test: THE TEST PROCESS CRASHED (exit ${run.status.code}, signal ${run.status.signal}) ` +
+        `before reporting; the last test that started: ${run.lastStarted ?? "none"}`,
+    );
   }
+  summary = run.summary ?? { passed: summary.passed, failed: 1 };
+  exitCode = run.status.success && run.summary !== null && summary.failed === 0 ? 0 : 1;
 } finally {
   await backends.stop();
 }
@@ -72,7 +63,7 @@ async function runDenoTest(env: Record<string, string>) {
     if (output.length > 1_000_000) output = output.slice(-100_000);
   }
   const status = await child.status;
-  return { status, summary: parseDenoTestSummary(output) };
+  return { status, summary: parseDenoTestSummary(output), lastStarted: lastStartedTest(output) };
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 console.log(`tests finished in ${seconds} s`);

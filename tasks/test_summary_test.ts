@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/assert.ts";
-import { parseDenoTestSummary } from "./test_summary.ts";
+import { lastStartedTest, parseDenoTestSummary } from "./test_summary.ts";
 
 Deno.test("test summary: reads the last totals line, with steps, colors and failures", () => {
   assertEquals(parseDenoTestSummary("ok | 12 passed | 0 failed (2s)"), { passed: 12, failed: 0 });
@@ -12,4 +12,12 @@ Deno.test("test summary: reads the last totals line, with steps, colors and fail
     { passed: 3, failed: 0 },
   );
   assertEquals(parseDenoTestSummary("error: Module not found"), null);
+});
+
+Deno.test("lastStartedTest names the test that was running when the output stopped", () => {
+  const output =
+    "a: one ... ok (1ms)\nb: two ... FAILED (2ms)\nc: three ...\n------- output -------\n";
+  assertEquals(lastStartedTest(output), "c: three");
+  assertEquals(lastStartedTest("a: one ... ok (1ms)\n"), "a: one");
+  assertEquals(lastStartedTest("nothing\n"), undefined);
 });

@@ -142,6 +142,11 @@ export class GrpcServer {
     this.#health.addToServer(recordRoutes as unknown as grpc.Server);
   }
 
+  /** The request limits every listener applies. */
+  get limits(): GrpcLimits {
+    return this.options.limits;
+  }
+
   /** Every served method by its path ("/guardyn.v1.AuthService/Login"). */
   get routes(): ReadonlyMap<string, Route> {
     return this.#routes;

@@ -6,6 +6,8 @@ import { type CallContext, GrpcServer, requireAuth } from "./grpc_server.ts";
 import { memoryLogger } from "./log.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { createMetrics } from "./metrics.ts";
+import { startWebServer } from "./web_server.ts";
+import { webClient } from "../../tests/support/web.ts";
 
 /** A JSON-encoded test service, so the kit is tested without depending on generated code. */
 const json = {
@@ -65,7 +67,15 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(maxRequestBytes = 64 * 1024, maxUnaryDeadlineMs = 5_000): Promise<Harness> {
+/**
+ * The kit behind a listener: "web" (gRPC-Web on Deno.serve, what the SDK uses) or "native"
+ * (grpc-js in this process, GRPC_LISTENER=in-process). Both run the same wrapped handlers.
+ */
+async function harness(
+  maxRequestBytes = 64 * 1024,
+  maxUnaryDeadlineMs = 5_000,
+  listener: "web" | "native" = "web",
+): Promise<Harness> {
   const log = memoryLogger();
   const metrics = createMetrics();
   const server = new GrpcServer({
@@ -120,22 +130,44 @@ async function harness(maxRequestBytes = 64 * 1024, maxUnaryDeadlineMs = 5_000):
         ctx.signal.addEventListener("abort", () => resolve());
       }),
   }, { publicMethods: ["publicEcho"] });
-  const port = await server.start();
-  const Client = grpc.makeGenericClientConstructor(EchoService, "Echo");
-  const client = new Client(
-    `127.0.0.1:${port}`,
-    grpc.credentials.createInsecure(),
-  ) as Harness["client"];
   void slowAbort;
+  if (listener === "native") {
+    const port = await server.start();
+    const Client = grpc.makeGenericClientConstructor(EchoService, "Echo");
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as Harness[
+      "client"
+    ];
+    return {
+      client,
+      server,
+      log,
+      metrics,
+      port,
+      close: async () => {
+        client.close();
+        await server.shutdown(1_000);
+      },
+    };
+  }
+  server.markServing();
+  const web = startWebServer({
+    host: "127.0.0.1",
+    port: 0,
+    limits: server.limits,
+    log,
+    routes: server.routes,
+  });
+  const client = webClient<Harness["client"]>(EchoService, `127.0.0.1:${web.port}`);
   return {
     client,
     server,
     log,
     metrics,
-    port,
+    port: web.port,
     close: async () => {
       client.close();
       await server.shutdown(1_000);
+      await web.close();
     },
   };
 }
@@ -332,10 +364,10 @@ Deno.test("grpc kit: standard health service reports SERVING, then NOT_SERVING w
     responseSerialize: (b: Buffer) => b,
     responseDeserialize: (b: Buffer) => (b.length >= 2 ? b[1] : 0),
   } as const;
-  const Health = grpc.makeGenericClientConstructor({ check: healthMethod }, "Health");
-  const health = new Health(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure()) as
-    & grpc.Client
-    & Record<string, (...args: unknown[]) => unknown>;
+  const health = webClient<Record<string, (...args: unknown[]) => unknown>>(
+    { check: healthMethod },
+    `127.0.0.1:${h.port}`,
+  );
   const check = (service: string) =>
     new Promise<number>((resolve, reject) =>
       health.check!(
@@ -368,7 +400,31 @@ Deno.test("grpc kit: shutdown cancels open streams and refuses new calls", async
   const outcome = await ended;
   assert(outcome === "end" || outcome.startsWith("error:"), outcome);
   await assertRejects(() => unary(h, "publicEcho", { text: "late" }));
-  h.client.close();
+  await h.close();
+});
+
+Deno.test("grpc kit (native, in-process): unary, streams and health through grpc-js", async () => {
+  const h = await harness(64 * 1024, 5_000, "native");
+  try {
+    assertEquals(await unary(h, "whoAmI", {}, meta("Bearer good-token")), { text: "acct1" });
+    const error = await statusOf(unary(h, "fail", {}, meta("Bearer good-token")));
+    assertEquals([error.code, reasonOf(error)], [grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT"]);
+    const counted: number[] = await new Promise((resolve, reject) => {
+      const got: number[] = [];
+      const stream = h.client.count!(
+        { n: 3 },
+        meta("Bearer good-token"),
+      ) as grpc.ClientReadableStream<
+        Msg
+      >;
+      stream.on("data", (m: Msg) => got.push(m.n ?? -1));
+      stream.on("error", reject);
+      stream.on("end", () => resolve(got));
+    });
+    assertEquals(counted, [0, 1, 2]);
+  } finally {
+    await h.close();
+  }
 });
 
 Deno.test("grpc kit: metrics count calls by method and status code", async () => {
@@ -392,4 +448,110 @@ Deno.test("grpc kit: GuardynError carries code and reason", () => {
   const error = new GuardynError(grpc.status.NOT_FOUND, "NOT_FOUND", "no such device");
   assertEquals(error.code, grpc.status.NOT_FOUND);
   assertEquals(error.reason, "NOT_FOUND");
+});
+
+/** Splits a Connect / gRPC-Web response body into [flags, text] frames. */
+function framesOf(bytes: Uint8Array): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let offset = 0;
+  while (offset + 5 <= bytes.length) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + offset + 1, 4).getUint32(0);
+    out.push([
+      bytes[offset]!,
+      new TextDecoder().decode(bytes.subarray(offset + 5, offset + 5 + length)),
+    ]);
+    offset += 5 + length;
+  }
+  return out;
+}
+
+function enveloped(text: string): Uint8Array<ArrayBuffer> {
+  const payload = new TextEncoder().encode(text);
+  const out = new Uint8Array(5 + payload.length);
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
+Deno.test("web listener: Connect unary sends the bare message; errors are JSON with an HTTP status and the reason", async () => {
+  const h = await harness();
+  const post = (method: string, body: string, token?: string) =>
+    fetch(`http://127.0.0.1:${h.port}/guardyn.test.Echo/${method}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body,
+    });
+  try {
+    const ok = await post("PublicEcho", JSON.stringify({ text: "hi" }));
+    assertEquals([ok.status, ok.headers.get("content-type")], [200, "application/proto"]);
+    assertEquals(await ok.json(), { text: "hi" });
+    const refused = await post("Fail", "{}", "good-token");
+    assertEquals(refused.status, 400);
+    assertEquals(refused.headers.get("guardyn-error-reason"), "INVALID_ARGUMENT");
+    assertEquals(await refused.json(), {
+      code: "invalid_argument",
+      message: "text must not be empty",
+    });
+    const anonymous = await post("WhoAmI", "{}");
+    assertEquals([anonymous.status, (await anonymous.json()).code], [401, "unauthenticated"]);
+    const unknown = await post("Nope", "{}");
+    assertEquals([unknown.status, (await unknown.json()).code], [501, "unimplemented"]);
+    const json = await fetch(`http://127.0.0.1:${h.port}/guardyn.test.Echo/PublicEcho`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assertEquals(json.status, 415);
+    await json.body?.cancel();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("web listener: server streams over Connect and gRPC-Web, on HTTP/2 and HTTP/1.1", async () => {
+  const h = await harness();
+  const http1 = Deno.createHttpClient({ http1: true, http2: false });
+  const http2 = Deno.createHttpClient({ http1: false, http2: true });
+  try {
+    for (
+      const [protocol, contentType] of [
+        ["connect", "application/connect+proto"],
+        ["grpc-web", "application/grpc-web+proto"],
+      ] as const
+    ) {
+      for (const client of [http1, http2]) {
+        const response = await fetch(`http://127.0.0.1:${h.port}/guardyn.test.Echo/Count`, {
+          method: "POST",
+          headers: { "content-type": contentType, authorization: "Bearer good-token" },
+          body: enveloped(JSON.stringify({ n: 3 })),
+          client,
+        } as RequestInit);
+        assertEquals(response.headers.get("content-type"), contentType);
+        const frames = framesOf(new Uint8Array(await response.arrayBuffer()));
+        assertEquals(frames.slice(0, 3), [[0, '{"n":0}'], [0, '{"n":1}'], [0, '{"n":2}']]);
+        const [flags, end] = frames[3]!;
+        if (protocol === "connect") assertEquals([flags, JSON.parse(end)], [2, { metadata: {} }]);
+        else assertEquals([flags, end], [0x80, "grpc-status:0\r\n"]);
+      }
+    }
+    // A refused stream carries its status in the body.
+    const anonymous = await fetch(`http://127.0.0.1:${h.port}/guardyn.test.Echo/Count`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+proto" },
+      body: enveloped("{}"),
+      client: http2,
+    } as RequestInit);
+    const [flags, end] = framesOf(new Uint8Array(await anonymous.arrayBuffer()))[0]!;
+    assertEquals(flags, 2);
+    assertEquals(JSON.parse(end).error.code, "unauthenticated");
+    assertEquals(JSON.parse(end).metadata["guardyn-error-reason"], ["TOKEN_MISSING"]);
+  } finally {
+    http1.close();
+    http2.close();
+    await h.close();
+  }
 });

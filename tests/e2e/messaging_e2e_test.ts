@@ -158,6 +158,39 @@ function e2eSuite(backend: Backend) {
     assertEquals(undecryptable(frank), []);
   });
 
+  test("browser form: half-duplex clients (ReceiveEvents + Acknowledge) talk and catch up", async (w) => {
+    // What a browser's fetch can hold: no bidirectional stream anywhere.
+    const gwen = await registered(w, "gwen", { halfDuplex: true });
+    let hank = await registered(w, "hank", { halfDuplex: true });
+    everyone.push(gwen);
+    await gwen.client.sendText(idOf(hank), "over fetch");
+    await waitUntil(() => bodies(hank, idOf(gwen)).length === 1, "hank receives");
+    await hank.client.sendText(idOf(gwen), "and back");
+    // A conversation lists both directions.
+    await waitUntil(() => bodies(gwen, idOf(hank)).length === 2, "gwen receives");
+    // Offline, then back: the backlog arrives once and acknowledgements delete it.
+    const hankId = idOf(hank);
+    const hankDevice = hank.client.account!.deviceId;
+    await hank.client.close();
+    for (let i = 0; i < 12; i++) await gwen.client.sendText(hankId, `later ${i}`);
+    hank = await w.reopen(hank, { halfDuplex: true });
+    everyone.push(hank);
+    hank.client.connect();
+    await waitUntil(() => bodies(hank, idOf(gwen)).length === 14, "hank catches up");
+    assertEquals(
+      bodies(hank, idOf(gwen)).slice(2),
+      Array.from({ length: 12 }, (_, i) => `later ${i}`),
+    );
+    await hank.client.flush();
+    const mailbox = w.instances[0]!.platform.deps.store.mailbox;
+    await waitUntil(
+      async () =>
+        await mailbox.count({ accountId: hankId, deviceId: hankDevice }, Date.now()) === 0,
+      "acknowledged mail is deleted",
+    );
+    assertEquals([...undecryptable(gwen), ...undecryptable(hank)], []);
+  });
+
   test("multi-device: linking, sync copies, read sync and revocation", async (w) => {
     const gina = await registered(w, "gina");
     const hank = await registered(w, "hank");
