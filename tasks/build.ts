@@ -62,6 +62,8 @@ export const RUNTIME_PERMISSIONS = [
   "--allow-read",
   "--allow-sys",
   "--allow-ffi",
+  // The native gRPC gateway workers are this same binary started again (grpc_gateway.ts).
+  "--allow-run",
   "--allow-write=/tmp",
   "--no-prompt",
 ] as const;

@@ -202,8 +202,14 @@ export function checkServiceEnvironment(manifests: readonly Manifest[], domain: 
     if (config.bus.backend === "nats" && config.bus.token === undefined) {
       problems.push(`${where}: NATS_TOKEN is not provided`);
     }
-    if (config.grpc.host !== "0.0.0.0" || config.metrics.host !== "0.0.0.0") {
-      problems.push(`${where}: GRPC_HOST and METRICS_HOST must be 0.0.0.0 in a pod`);
+    if (config.http.port !== portNumber(container, "http")) {
+      problems.push(`${where}: HTTP_PORT ${config.http.port} is not the http container port`);
+    }
+    if (
+      config.grpc.host !== "0.0.0.0" || config.metrics.host !== "0.0.0.0" ||
+      config.http.host !== "0.0.0.0"
+    ) {
+      problems.push(`${where}: GRPC_HOST, HTTP_HOST and METRICS_HOST must be 0.0.0.0 in a pod`);
     }
     if (config.grpc.port !== portNumber(container, "grpc")) {
       problems.push(`${where}: GRPC_PORT ${config.grpc.port} is not the grpc container port`);
@@ -309,15 +315,19 @@ export function checkIngress(
   const paths: Any[] = rules[0]?.http?.paths ?? [];
   for (const spec of specs) {
     const service = find(manifests, "Service", spec.name) as Any;
-    const grpcPort = (service?.spec?.ports ?? []).find((p: Any) => p.name === "grpc");
-    if (!grpcPort) problems.push(`Service ${spec.name} with a grpc port is missing`);
+    const ports = service?.spec?.ports ?? [];
+    const httpPort = ports.find((p: Any) => p.name === "http");
+    if (!httpPort || !ports.some((p: Any) => p.name === "grpc")) {
+      problems.push(`Service ${spec.name} with http and grpc ports is missing`);
+    }
     for (const grpcService of spec.grpcServices) {
       const path = paths.find((p) => p.path === `/${grpcService}`);
       const backend = path?.backend?.service;
       if (!path || path.pathType !== "Prefix" || backend?.name !== spec.name) {
         problems.push(`Ingress: /${grpcService} must route (Prefix) to Service ${spec.name}`);
-      } else if (backend.port?.name !== "grpc" && backend.port?.number !== grpcPort?.port) {
-        problems.push(`Ingress: /${grpcService} must go to the grpc port of ${spec.name}`);
+      } else if (backend.port?.name !== "http" && backend.port?.number !== httpPort?.port) {
+        // Clients reach the gRPC-Web/Connect listener; native gRPC stays in the cluster.
+        problems.push(`Ingress: /${grpcService} must go to the http port of ${spec.name}`);
       }
     }
   }
@@ -334,12 +344,14 @@ export function checkNetworkPolicies(manifests: readonly Manifest[]): string[] {
   );
   if (!denyAll) problems.push("NetworkPolicy: no default-deny policy for ingress and egress");
   const forApi = policies.filter((p) => p.spec?.podSelector?.matchLabels?.[COMPONENT] === "api");
-  const grpcIn = forApi.some((p) =>
-    (p.spec?.ingress ?? []).some((rule: Any) =>
-      (rule.ports ?? []).some((port: Any) => port.port === "grpc" || port.port === 50051)
-    )
-  );
-  if (!grpcIn) problems.push("NetworkPolicy: services accept no gRPC ingress");
+  const accepts = (name: string, number: number) =>
+    forApi.some((p) =>
+      (p.spec?.ingress ?? []).some((rule: Any) =>
+        (rule.ports ?? []).some((port: Any) => port.port === name || port.port === number)
+      )
+    );
+  if (!accepts("grpc", 50051)) problems.push("NetworkPolicy: services accept no gRPC ingress");
+  if (!accepts("http", 8080)) problems.push("NetworkPolicy: services accept no HTTP ingress");
   const egressTo = (target: string, port: number) =>
     forApi.some((p) =>
       (p.spec?.egress ?? []).some((rule: Any) =>

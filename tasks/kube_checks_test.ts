@@ -84,7 +84,7 @@ Deno.test("checks: every variable the services need is provided and consistent",
   const more = checkServiceEnvironment(fresh, TEST_DOMAIN);
   expectProblem(more, /GRPC_PORT 50052 is not the grpc container port/);
   expectProblem(more, /TOKEN_KEYS_FILE \/etc\/guardyn\/keys.json is not a mounted Secret file/);
-  expectProblem(more, /GRPC_HOST and METRICS_HOST must be 0.0.0.0/);
+  expectProblem(more, /GRPC_HOST, HTTP_HOST and METRICS_HOST must be 0.0.0.0/);
   expectProblem(checkServiceEnvironment(await local(), "other.example.org"), /DOMAIN is/);
 });
 

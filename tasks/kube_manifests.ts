@@ -13,6 +13,8 @@ import { loadCatalog, repoRootFromHere, type ServiceSpec } from "./kube_catalog.
 
 /** Ports and paths every service shares (services/platform/config.ts defaults, set in config.env). */
 export const GRPC_PORT = 50051;
+/** gRPC-Web and Connect (Deno.serve): what the ingress sends client traffic to. */
+export const HTTP_PORT = 8080;
 export const METRICS_PORT = 9464;
 export const TOKEN_KEYS_DIR = "/var/run/secrets/guardyn/token-keys";
 export const TOKEN_KEYS_FILE_NAME = "token-keys.json";
@@ -103,6 +105,7 @@ export function deployment(spec: ServiceSpec): Manifest {
             image: imageName(name),
             imagePullPolicy: "IfNotPresent",
             ports: [
+              { name: "http", containerPort: HTTP_PORT },
               { name: "grpc", containerPort: GRPC_PORT },
               { name: "metrics", containerPort: METRICS_PORT },
             ],
@@ -111,7 +114,8 @@ export function deployment(spec: ServiceSpec): Manifest {
               { secretRef: { name: SECRET_NAMES.cql } },
               { secretRef: { name: SECRET_NAMES.nats } },
             ],
-            // Started: the gRPC server answers grpc.health.v1 (store and bus were opened).
+            // Started: the native gRPC workers answer grpc.health.v1 (store, bus and the HTTP
+            // listener they forward to are up).
             startupProbe: { grpc: { port: GRPC_PORT }, periodSeconds: 2, failureThreshold: 60 },
             // Ready: the store and the bus answer right now.
             readinessProbe: {
@@ -172,10 +176,18 @@ export function service(spec: ServiceSpec): Manifest {
       selector: selector(spec.name),
       ports: [
         {
+          // gRPC-Web and Connect on Deno.serve (hyper): the ingress sends client traffic here,
+          // as plain HTTP/2 (TLS ends at the ingress). No nghttp2 on this path.
+          name: "http",
+          port: HTTP_PORT,
+          targetPort: "http",
+          appProtocol: "kubernetes.io/h2c",
+        },
+        {
+          // Native gRPC (gateway workers) for in-cluster native clients.
           name: "grpc",
           port: GRPC_PORT,
           targetPort: "grpc",
-          // Plain HTTP/2 inside the cluster; TLS ends at the ingress.
           appProtocol: "kubernetes.io/h2c",
         },
         { name: "metrics", port: METRICS_PORT, targetPort: "metrics" },
@@ -193,13 +205,16 @@ export function disruptionBudget(spec: ServiceSpec): Manifest {
   };
 }
 
-/** One route per gRPC service (a gRPC call's path is /package.Service/Method). */
+/**
+ * One route per gRPC service (a call's path is /package.Service/Method), to the pods' HTTP
+ * listener: clients speak gRPC-Web or Connect (DEPLOY.md, "Which port for which client").
+ */
 export function ingress(specs: readonly ServiceSpec[]): Manifest {
   const paths = specs.flatMap((spec) =>
     spec.grpcServices.map((grpcService) => ({
       path: `/${grpcService}`,
       pathType: "Prefix",
-      backend: { service: { name: spec.name, port: { name: "grpc" } } },
+      backend: { service: { name: spec.name, port: { name: "http" } } },
     }))
   );
   return {

@@ -54,6 +54,7 @@ Deno.test({
         const pod = containerEnv(manifests, deployment.spec.template.spec.containers[0]);
         assertEquals(pod.problems, []);
         const grpcPort = freePort();
+        const httpPort = freePort();
         const metricsPort = freePort();
         const env: Record<string, string> = {
           ...pod.env,
@@ -63,6 +64,8 @@ Deno.test({
           TOKEN_KEYS_FILE: backends.TOKEN_KEYS_FILE!,
           GRPC_HOST: "127.0.0.1",
           GRPC_PORT: String(grpcPort),
+          HTTP_HOST: "127.0.0.1",
+          HTTP_PORT: String(httpPort),
           METRICS_HOST: "127.0.0.1",
           METRICS_PORT: String(metricsPort),
           LOG_LEVEL: "warn",

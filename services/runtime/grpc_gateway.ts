@@ -37,6 +37,17 @@ export interface Gateway {
 }
 
 const WORKER = new URL("./grpc_gateway_worker.ts", import.meta.url).pathname;
+/** Set in a worker's environment: a compiled service binary then runs as a worker (main.ts). */
+export const GATEWAY_WORKER_ENV = "GUARDYN_GATEWAY_WORKER";
+
+/**
+ * How to start a worker: `deno run` on the worker module, or (a compiled service binary, which
+ * cannot run another script) this binary again with GUARDYN_GATEWAY_WORKER=1.
+ */
+function workerCommand(): string[] {
+  const isDeno = /^deno(\.exe)?$/.test(Deno.execPath().split(/[\\/]/).pop() ?? "");
+  return isDeno ? ["run", "--allow-net", "--allow-env", "--allow-read", "--no-prompt", WORKER] : [];
+}
 /** A worker that dies this soon after starting waits before the next start (crash loop). */
 const CRASH_LOOP_MS = 1_000;
 
@@ -72,9 +83,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const spawnWorker = async (index: number): Promise<void> => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-env", "--allow-read", "--no-prompt", WORKER],
-      env,
-      clearEnv: false,
+      args: workerCommand(),
+      // Only what a worker needs: no store or bus credentials reach it.
+      env: { ...runtimeEnv(), ...env, [GATEWAY_WORKER_ENV]: "1" },
+      clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -136,6 +148,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }));
     },
   };
+}
+
+/** What Deno itself needs to find its caches and temporary directory. */
+function runtimeEnv(): Record<string, string> {
+  const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];
+  return Object.fromEntries(
+    names.flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
 }
 
 function freePort(host: string): Promise<number> {

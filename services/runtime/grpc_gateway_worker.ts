@@ -208,7 +208,8 @@ function forwarder(
   };
 }
 
-if (import.meta.main) {
+/** Runs this process as a gateway worker (its environment says how); never returns. */
+export function runGatewayWorker(): void {
   const server = gatewayServer(
     JSON.parse(env("GATEWAY_ROUTES")),
     JSON.parse(env("GATEWAY_LIMITS")),
@@ -235,3 +236,5 @@ if (import.meta.main) {
     setTimeout(() => Deno.exit(0), 5_000);
   });
 }
+
+if (import.meta.main) runGatewayWorker();

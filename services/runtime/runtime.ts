@@ -13,7 +13,8 @@ import type { Env } from "../platform/env.ts";
 import { GrpcServer } from "../platform/grpc_server.ts";
 import { startOpsServer } from "../platform/http.ts";
 import { startWebServer, type WebServer } from "../platform/web_server.ts";
-import { type Gateway, startGateway } from "./grpc_gateway.ts";
+import { type Gateway, GATEWAY_WORKER_ENV, startGateway } from "./grpc_gateway.ts";
+import { runGatewayWorker } from "./grpc_gateway_worker.ts";
 import { createLogger, type Logger } from "../platform/log.ts";
 import { createMetrics, type Metrics } from "../platform/metrics.ts";
 import { loadTokenKeys } from "../platform/token_keys.ts";
@@ -271,6 +272,11 @@ function registerDeclared(
  * down gracefully. Startup errors print one clear line and exit non-zero.
  */
 export async function main(modules: readonly AnyServiceModule[], options: RunOptions = {}) {
+  // A compiled service binary started again by its gateway supervisor: be the worker.
+  if (Deno.env.get(GATEWAY_WORKER_ENV) === "1") {
+    runGatewayWorker();
+    return await new Promise<never>(() => {});
+  }
   let platform: RunningPlatform;
   try {
     platform = await runServices(modules, options);

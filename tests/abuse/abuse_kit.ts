@@ -38,7 +38,7 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-export async function startTarget(): Promise<Target> {
+export async function startTarget(env: Record<string, string> = {}): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "guardyn-abuse-" });
   const metricsPort = freePort();
   const server = await spawnPlatform(
@@ -127,11 +127,14 @@ export interface Conversation {
   close(): Promise<void>;
 }
 
-/** Two SDK users on the HTTP listener (the path real clients use), both connected. */
-export async function conversation(target: Target): Promise<Conversation> {
+/**
+ * Two SDK users on the HTTP listener (the path real clients use), both connected; `port` puts
+ * a proxy in between.
+ */
+export async function conversation(target: Target, port = target.httpPort): Promise<Conversation> {
   const open = async (name: string) => {
     const client = await GuardynClient.open({
-      server: `127.0.0.1:${target.httpPort}`,
+      server: `127.0.0.1:${port}`,
       profilePath: join(target.dir, `${name}.profile`),
       passphrase: "local profile passphrase",
       deviceName: name,

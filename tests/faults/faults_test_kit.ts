@@ -41,7 +41,13 @@ export class MessagingProcess {
     if (this.#child) throw new Error("the instance is already running");
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MESSAGING_MAIN],
-      env: { ...this.env, NO_COLOR: "1", GRPC_PORT: String(this.port), METRICS_PORT: "0" },
+      env: {
+        ...this.env,
+        NO_COLOR: "1",
+        HTTP_PORT: String(this.port),
+        GRPC_LISTENER: "off",
+        METRICS_PORT: "0",
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
