@@ -88,6 +88,8 @@ export class Transport {
   readonly directory: InstanceType<typeof DirectoryServiceClient>;
   readonly messaging: InstanceType<typeof MessagingServiceClient>;
   readonly #close: () => void;
+  /** The mailbox stream's own messaging client (web), on a connection of its own. */
+  readonly #streams: InstanceType<typeof MessagingServiceClient>;
   readonly #callTimeoutMs: number;
   #closed = false;
 
@@ -116,7 +118,18 @@ export class Transport {
         MessagingServiceService,
         web,
       ) as unknown as typeof this.messaging;
-      this.#close = () => httpClient?.close();
+      // Deno's fetch sets no TCP_NODELAY: an ack written on the Receive stream would hold back
+      // the next call on the same connection for a delayed ACK (about 40 ms, measured). The
+      // stream gets its own connection, so sends never queue behind acks.
+      const streamClient = denoHttpClient(baseUrl);
+      this.#streams = webServiceClient(MessagingServiceService, {
+        baseUrl,
+        ...(streamClient ? { httpClient: streamClient } : {}),
+      }) as unknown as typeof this.messaging;
+      this.#close = () => {
+        httpClient?.close();
+        streamClient?.close();
+      };
       return;
     }
     const credentials = options.tls
@@ -135,6 +148,7 @@ export class Transport {
     this.keys = new KeyDirectoryServiceClient(options.address, credentials, shared);
     this.directory = new DirectoryServiceClient(options.address, credentials, shared);
     this.messaging = new MessagingServiceClient(options.address, credentials, shared);
+    this.#streams = this.messaging;
     this.#close = () => channel.close();
   }
 
@@ -154,7 +168,7 @@ export class Transport {
   /** Opens the calling device's mailbox stream (Receive, or its half-duplex form). */
   receive(token: string): ReceiveCall {
     if (this.halfDuplex) return new HalfDuplexReceive(this, token);
-    return this.messaging.receive(bearer(token));
+    return this.#streams.receive(bearer(token));
   }
 
   get closed(): boolean {

@@ -1,9 +1,12 @@
 /**
  * Messaging load, in one run, loopback only, bounded in count and time:
- *  1. the ceiling: a bare grpc-js unary echo (round trips/s, p50/p99), and the transport floor
- *     of Guardyn's message shape (unary send, push on a stream, ack in it; relay_floor.ts);
+ *  1. the ceilings: a bare grpc-js unary echo and a bare Deno.serve gRPC-Web echo over fetch
+ *     (round trips/s, p50/p99), and the transport floor of Guardyn's message shape (unary send,
+ *     push on a stream, ack in it; relay_floor.ts);
  *  2. Guardyn's sustained send → deliver → ack rate with send→deliver p50/p99, on the embedded
- *     store and on Cassandra + JetStream, with sends as SendMessage calls and on SendStream;
+ *     store and on Cassandra + JetStream, with sends as SendMessage calls and on SendStream,
+ *     over the SDK's transport (gRPC-Web on Deno.serve) and, with `embedded-grpc`, over the
+ *     grpc-js path (native gRPC in the same instance) for comparison;
  *  3. send→deliver p50/p99 at a fixed 1,000 messages/s on both, both ways of sending;
  *  4. N idle Receive streams on one instance (default 10,000) with the memory per stream, and
  *     the send→deliver latency while they are open.
@@ -13,7 +16,7 @@
  * written straight into the store and tokens minted with the deployment's keys: the auth
  * service's own limits and Argon2id cost are not what is measured here.
  *
- *   deno run -A tests/load/messaging_load.ts [--seconds=5] [--idle=10000] [--only=echo,floor,embedded,cluster,idle]
+ *   deno run -A tests/load/messaging_load.ts [--seconds=5] [--idle=10000] [--only=echo,web-echo,floor,embedded,embedded-grpc,cluster,idle]
  *     [--write=docs/BENCHMARKS.md]   (the figures, between the report markers: load_report.ts)
  */
 
@@ -37,12 +40,14 @@ import { SendStreamSession } from "../../services/messaging/messaging_test_kit.t
 import {
   EnvelopeType,
   MessagingServiceClient,
+  MessagingServiceService,
   type ReceiveRequest,
   type ReceiveResponse,
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { sleep, waitUntil } from "../support/wait.ts";
+import { webClient } from "../support/web.ts";
 
 const args = Object.fromEntries(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => {
@@ -52,7 +57,9 @@ const args = Object.fromEntries(
 );
 const SECONDS = bounded(Number(args.seconds ?? 5), 1, 60);
 const IDLE_STREAMS = bounded(Number(args.idle ?? 10_000), 10, 20_000);
-const ONLY = new Set((args.only ?? "echo,floor,embedded,cluster,idle").split(","));
+const ONLY = new Set(
+  (args.only ?? "echo,web-echo,floor,embedded,embedded-grpc,cluster,idle").split(","),
+);
 const CONCURRENCY = bounded(Number(args.concurrency ?? 64), 1, 512);
 const PAYLOAD = new Uint8Array(256).map((_, i) => i);
 const MAIN = new URL("../../services/messaging/main.ts", import.meta.url).pathname;
@@ -130,6 +137,62 @@ async function measureEcho() {
   const elapsed = (performance.now() - started) / 1000;
   lanes.forEach((lane) => lane.close());
   await child.kill();
+  latencies.sort((a, b) => a - b);
+  return {
+    roundTripsPerSecond: Math.round(latencies.length / elapsed),
+    p50Ms: round(percentile(latencies, 50), 2),
+    p99Ms: round(percentile(latencies, 99), 2),
+  };
+}
+
+/** The other ceiling: Deno.serve answering gRPC-Web with the request's message. */
+function webEchoServer(): void {
+  const trailer = new TextEncoder().encode("grpc-status:0\r\n");
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const body = new Uint8Array(await request.arrayBuffer());
+    const out = new Uint8Array(body.length + 5 + trailer.length);
+    out.set(body);
+    out[body.length] = 0x80;
+    new DataView(out.buffer).setUint32(body.length + 1, trailer.length);
+    out.set(trailer, body.length + 5);
+    return new Response(out, { headers: { "content-type": "application/grpc-web+proto" } });
+  });
+  console.log(`web echo listening ${server.addr.port}`);
+}
+
+async function measureWebEcho() {
+  const child = spawn(["run", "-A", SELF, "--role=web-echo-server"], {});
+  const port = Number((await child.line(/web echo listening (\d+)/))[1]);
+  const lanes = Array.from(
+    { length: 4 },
+    () => webClient<EchoClient>({ echo: ECHO_METHOD }, `127.0.0.1:${port}`),
+  );
+  const result = await echoRun((lane) =>
+    new Promise<void>((resolve, reject) =>
+      lanes[lane % lanes.length]!.echo(PAYLOAD, (e) => e ? reject(e) : resolve())
+    )
+  );
+  lanes.forEach((lane) => lane.close());
+  await child.kill();
+  return result;
+}
+
+type EchoClient = { echo: (r: Uint8Array, cb: (e: grpc.ServiceError | null) => void) => void };
+
+/** CONCURRENCY callers for SECONDS after a warm-up: round trips/s and latency. */
+async function echoRun(call: (lane: number) => Promise<void>) {
+  for (let i = 0; i < 200; i++) await call(i); // warm up
+  const latencies: number[] = [];
+  const deadline = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async (_, worker) => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      await call(worker);
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   return {
     roundTripsPerSecond: Math.round(latencies.length / elapsed),
@@ -256,7 +319,10 @@ interface LoadDevice {
 }
 
 interface Deployment {
+  /** Native gRPC (grpc-js in the instance). */
   address: string;
+  /** gRPC-Web/Connect: the SDK's path. */
+  httpAddress: string;
   child: Child;
   store: Store;
   issuer: TokenIssuer;
@@ -288,6 +354,9 @@ async function deploy(
     DOMAIN,
     LOG_LEVEL: "warn",
     GRPC_PORT: "0",
+    // Both paths in one instance: the SDK's (HTTP_PORT) and grpc-js in-process (GRPC_PORT).
+    GRPC_LISTENER: "in-process",
+    HTTP_PORT: "0",
     METRICS_PORT: "0",
     TOKEN_KEYS_FILE: keysFile,
     GRPC_MAX_CONCURRENT_STREAMS: "100000",
@@ -300,6 +369,7 @@ async function deploy(
   await migrate(readMigrateSettings(env), () => {});
   const inspect = PROFILE || options.inspect ? [`--inspect=127.0.0.1:${INSPECT_PORT}`] : [];
   const child = spawn(["run", "-A", ...inspect, MAIN], env);
+  const httpPort = Number((await child.line(/API\s+http:\/\/127\.0\.0\.1:(\d+)/))[1]);
   const port = Number((await child.line(/gRPC\s+127\.0\.0\.1:(\d+)/))[1]);
   const config = parseConfig(env);
   const store = await openStore(config.store, createLogger({ level: "warn" }), { migrate: false });
@@ -307,6 +377,7 @@ async function deploy(
   const issuer = new TokenIssuer(keys, config.hosts.api, 3600);
   return {
     address: `127.0.0.1:${port}`,
+    httpAddress: `127.0.0.1:${httpPort}`,
     child,
     store,
     issuer,
@@ -381,6 +452,14 @@ async function devices(
 // Lean clients: a receiver that acks in batches and reports per-message latency.
 
 type Messaging = InstanceType<typeof MessagingServiceClient>;
+
+/** Lanes over the SDK's transport (gRPC-Web over fetch), each on its own HTTP/2 connection. */
+function webLanes(address: string, count: number): Messaging[] {
+  return Array.from(
+    { length: count },
+    () => webClient<Messaging>(MessagingServiceService, address),
+  );
+}
 
 function messagingLanes(address: string, count: number): Messaging[] {
   return Array.from(
@@ -530,6 +609,7 @@ async function openTraffic(
   lanes: Messaging[],
   accounts: number,
   perAccount: number,
+  streamLanes: Messaging[] = lanes,
 ): Promise<Traffic> {
   const senders = byAccount(await devices(d, accounts, perAccount, true));
   const recipients = byAccount(await devices(d, accounts, perAccount, true));
@@ -543,7 +623,7 @@ async function openTraffic(
   };
   const streaming = [...recipients.flat(), ...senders.flatMap((account) => account.slice(1))];
   const streams = streaming.map((r, i) =>
-    new LeanReceiver(lanes[i % lanes.length]!, r.token, onEnvelope)
+    new LeanReceiver(streamLanes[i % streamLanes.length]!, r.token, onEnvelope)
   );
   await waitUntil(
     () => streams.every((s) => s.drained),
@@ -708,12 +788,15 @@ async function fixedRate(t: Traffic, rate: number, streamed = false) {
   };
 }
 
-async function measureBackend(backend: "embedded" | "cluster") {
+async function measureBackend(backend: "embedded" | "cluster", transport: "web" | "grpc" = "web") {
   const d = await deploy(backend);
-  const lanes = messagingLanes(d.address, 4);
+  const lanes = transport === "web" ? webLanes(d.httpAddress, 4) : messagingLanes(d.address, 4);
+  // Receive streams on connections of their own, as the SDK does (client/transport.ts: Deno's
+  // fetch has no TCP_NODELAY, so acks would hold back sends on a shared connection).
+  const streamLanes = transport === "web" ? webLanes(d.httpAddress, 4) : lanes;
   try {
     // One device per account: one envelope per message.
-    const single = await openTraffic(d, lanes, 50, 1);
+    const single = await openTraffic(d, lanes, 50, 1, streamLanes);
     let singleResults;
     try {
       progress(`${backend}: warm-up`);
@@ -748,7 +831,7 @@ async function measureBackend(backend: "embedded" | "cluster") {
     // Two devices per account: each message goes to both devices of the recipient and to the
     // sender's other device (three envelopes), as for a typical multi-device user.
     progress(`${backend}: sustained, two devices per account`);
-    const multi = await openTraffic(d, lanes, 25, 2);
+    const multi = await openTraffic(d, lanes, 25, 2, streamLanes);
     try {
       await fixedRate(multi, 100);
       return {
@@ -761,7 +844,7 @@ async function measureBackend(backend: "embedded" | "cluster") {
     }
   } finally {
     await d.cleanup();
-    for (const lane of lanes) lane.close();
+    for (const lane of new Set([...lanes, ...streamLanes])) lane.close();
   }
 }
 
@@ -919,7 +1002,9 @@ async function heapAfterGc(port: number): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 
 if (import.meta.main) {
-  if (args.role === "echo-server") {
+  if (args.role === "web-echo-server") {
+    webEchoServer();
+  } else if (args.role === "echo-server") {
     await echoServer();
   } else if (args.role === "relay-server") {
     await relayServer();
@@ -930,8 +1015,12 @@ if (import.meta.main) {
       concurrency: CONCURRENCY,
     };
     if (ONLY.has("echo")) results.echo = await measureEcho();
+    if (ONLY.has("web-echo")) results.webEcho = await measureWebEcho();
     if (ONLY.has("floor")) results.transportFloor = await measureFloor();
     if (ONLY.has("embedded")) results.embedded = await measureBackend("embedded");
+    if (ONLY.has("embedded-grpc")) {
+      results.embeddedGrpcJs = await measureBackend("embedded", "grpc");
+    }
     if (ONLY.has("cluster")) results.cluster = await measureBackend("cluster");
     if (ONLY.has("idle")) results.idle = await measureIdle();
     if (failures.size > 0) results.failures = Object.fromEntries(failures);
