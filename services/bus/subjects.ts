@@ -144,12 +144,17 @@ export type DeviceSignal =
   /** The device (or its previous install) was revoked at `atMs`: earlier streams must close. */
   | { kind: "device.revoked"; atMs: number }
   /** An opaque payload for the device's open stream (an ephemeral envelope, typing). */
-  | { kind: "payload"; data: Uint8Array };
+  | { kind: "payload"; data: Uint8Array }
+  /** Envelopes acknowledged on another instance (Acknowledge): free their room in the window. */
+  | { kind: "acked"; envelopeIds: string[] };
 
 /** Largest signal payload: one envelope with its metadata, well under NATS's 1 MiB default. */
 export const MAX_SIGNAL_PAYLOAD_BYTES = 256 * 1024;
 const STREAM_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const SIGNAL_KIND = { "stream.opened": 1, "device.revoked": 2, "payload": 3 } as const;
+const SIGNAL_KIND = { "stream.opened": 1, "device.revoked": 2, "payload": 3, "acked": 4 } as const;
+/** Envelope ids in an "acked" signal: 1..500 ids of 1..64 printable ASCII characters. */
+const ACKED_ID = /^[\x21-\x7e]{1,64}$/;
+const ACKED_MAX_IDS = 500;
 
 /** Binary, so payloads travel without base64: one kind byte, then the kind's fields. */
 export function encodeSignal(signal: DeviceSignal): Uint8Array {
@@ -186,6 +191,17 @@ export function encodeSignal(signal: DeviceSignal): Uint8Array {
       out.set(data, 1);
       return out;
     }
+    case "acked": {
+      const ids = signal.envelopeIds;
+      if (ids.length === 0 || ids.length > ACKED_MAX_IDS || !ids.every((id) => ACKED_ID.test(id))) {
+        throw new Error(`an acked signal holds 1..${ACKED_MAX_IDS} envelope ids`);
+      }
+      const text = new TextEncoder().encode(ids.join("\n"));
+      const out = new Uint8Array(1 + text.byteLength);
+      out[0] = SIGNAL_KIND.acked;
+      out.set(text, 1);
+      return out;
+    }
     default:
       throw new Error("unknown device signal");
   }
@@ -214,6 +230,13 @@ export function decodeSignal(bytes: Uint8Array): DeviceSignal {
       return { kind: "device.revoked", atMs: checkTime(view.getFloat64(1)) };
     case SIGNAL_KIND.payload:
       return { kind: "payload", data: bytes.slice(1) };
+    case SIGNAL_KIND.acked: {
+      const ids = new TextDecoder().decode(bytes.subarray(1)).split("\n");
+      if (ids.length > ACKED_MAX_IDS || !ids.every((id) => ACKED_ID.test(id))) {
+        throw new Error("acked signal is malformed");
+      }
+      return { kind: "acked", envelopeIds: ids };
+    }
     default:
       throw new Error("unknown device signal");
   }

@@ -184,6 +184,10 @@ export class DeviceStream {
       case "payload":
         this.#onPayload(signal.data);
         return;
+      case "acked":
+        // Acknowledge calls served by another instance: deleted there, room freed here.
+        this.#released(signal.envelopeIds);
+        return;
     }
   }
 
@@ -246,11 +250,16 @@ export class DeviceStream {
    */
   async acknowledged(ids: string[]): Promise<number> {
     const deleted = await this.deps.mailbox.ack(this.owner, ids);
+    if (deleted > 0) this.deps.events.acked(this.owner, deleted);
+    this.#released(ids);
+    return deleted;
+  }
+
+  /** Acknowledged envelopes leave the in-flight window; a full window sends again. */
+  #released(ids: readonly string[]): void {
     const windowWasFull = this.#inFlight.size >= IN_FLIGHT_MAX;
     for (const id of ids) this.#inFlight.delete(id);
-    if (deleted > 0) this.deps.events.acked(this.owner, deleted);
     if (windowWasFull && !this.#closed) void this.#pump();
-    return deleted;
   }
 
   /** Applies queued acks in batches; runs on even after the stream closed, so none is lost. */

@@ -614,6 +614,34 @@ export function messagingSuite(backend: Backend) {
       stream.ackAll();
       await stream.close();
     });
+
+    test("half-duplex: Acknowledge on any instance deletes mail and frees the stream's window", async (s) => {
+      const fay = await account(s.c, 1);
+      const sender = s.alice.devices[1]!;
+      const total = 560;
+      for (let i = 0; i < total; i++) {
+        await send(s.mA, sender, messageTo(sender, s.alice, fay, `h${i}`, { syncEnvelopes: [] }));
+      }
+      const token = fay.devices[0]!.accessToken;
+      // The stream on instance b, the acknowledgements through instance a.
+      const stream = new ReceiveSession(s.mB, token, true);
+      await stream.waitForMail(500);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assertEquals(stream.mail().length, 500);
+      const acknowledge = (ids: string[]) =>
+        unary(s.mA.acknowledge.bind(s.mA), { envelopeIds: ids }, token);
+      await acknowledge(stream.mail().slice(0, 100).map((e) => e.id));
+      await stream.waitForDrained();
+      assertEquals(stream.drainedCount(), total);
+      await acknowledge(stream.mail().slice(100, 500).map((e) => e.id));
+      await acknowledge(stream.mail().slice(500).map((e) => e.id));
+      const mailbox = s.a.platform.deps.store.mailbox;
+      assertEquals(await mailbox.count(fay.devices[0]!, Date.now()), 0);
+      const refused = await acknowledge([]).then(() => undefined, (error) => error);
+      assertEquals(refused?.code, grpc.status.INVALID_ARGUMENT);
+      stream.call.cancel();
+      await stream.ended;
+    });
   }
 
   Deno.test({

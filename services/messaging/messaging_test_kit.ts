@@ -128,8 +128,11 @@ export class ReceiveSession {
   #end: StreamEnd | undefined;
   #nonce = 1_000;
 
-  constructor(m: Messaging, token: string | undefined) {
-    this.call = m.receive(bearer(token));
+  /** `halfDuplex`: ReceiveEvents (acknowledge with Acknowledge calls, not `ack`). */
+  constructor(m: Messaging, token: string | undefined, halfDuplex = false) {
+    this.call = halfDuplex
+      ? m.receiveEvents({}, bearer(token)) as unknown as typeof this.call
+      : m.receive(bearer(token));
     this.call.on("data", (event: ReceiveResponse) => this.events.push(event));
     // Errors also arrive as the status; listening keeps them from becoming uncaught.
     this.call.on("error", () => {});

@@ -128,6 +128,10 @@ export const messagingModule = defineService({
       } catch (error) {
         throw backendFailure(error);
       }
+      // The stream may be on another instance: tell it, so its window frees. Best effort: the
+      // envelopes are deleted either way, and a reopened stream starts with an empty window.
+      await bus.signal(owner.accountId, owner.deviceId, { kind: "acked", envelopeIds: ids })
+        .catch((error) => log.warn("acked signal not sent", { error }));
     };
     const handlers = {
       sendMessage,

@@ -56,6 +56,7 @@ export async function startTarget(env: Record<string, string> = {}): Promise<Tar
       MESSAGING_SEND_BURST: "10000",
       MESSAGING_SEND_PER_SECOND: "10000",
       MESSAGING_STREAM_OPENS_PER_MINUTE: "10000",
+      ...env,
     },
     undefined,
     HYPER_NOISE,

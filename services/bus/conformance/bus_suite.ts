@@ -162,8 +162,11 @@ export function busConformanceSuite(
       { kind: "stream.opened", streamId: "x", openedAtMs: 0 },
       { kind: "device.revoked", atMs: 5 },
       { kind: "payload", data: new Uint8Array([1]) },
+      { kind: "acked", envelopeIds: ["env-1", "e2"] },
     ];
     for (const signal of samples) assertEquals(decodeSignal(encodeSignal(signal)), signal);
+    assertThrows(() => encodeSignal({ kind: "acked", envelopeIds: [] }));
+    assertThrows(() => encodeSignal({ kind: "acked", envelopeIds: ["has space"] }));
     const junk = [
       new Uint8Array(),
       new Uint8Array([1]),
@@ -172,6 +175,7 @@ export function busConformanceSuite(
       new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0x2e]),
       new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]),
       new Uint8Array(MAX_SIGNAL_PAYLOAD_BYTES + 2).fill(3, 0, 1),
+      new Uint8Array([4, 0x0a, 0x41]), // an empty id
     ];
     for (const bytes of junk) assertThrows(() => decodeSignal(bytes));
   });
