@@ -62,8 +62,9 @@ export const RUNTIME_PERMISSIONS = [
   "--allow-read",
   "--allow-sys",
   "--allow-ffi",
-  // The native gRPC gateway workers are this same binary started again (grpc_gateway.ts).
-  "--allow-run",
+  // The native gRPC gateway workers are this same binary started again (grpc_gateway.ts), at
+  // its path in the image (infra/containers/Containerfile); nothing else may be run.
+  "--allow-run=/app/guardyn",
   "--allow-write=/tmp",
   "--no-prompt",
 ] as const;

@@ -48,6 +48,8 @@ Deno.test("build: compile flags grant what a service needs and embed the migrati
     assert(args.includes(flag), flag);
   }
   assert(!args.includes("-A") && !args.includes("--allow-all") && !args.includes("--allow-run"));
+  // Only the binary itself may be started again (its gateway workers).
+  assert(args.includes("--allow-run=/app/guardyn"));
   assertEquals(args.slice(args.indexOf("--include"), args.indexOf("--include") + 2), [
     "--include",
     "services/store/cql/migrations",

@@ -71,7 +71,14 @@ Deno.test({
           LOG_LEVEL: "warn",
         };
         const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", ...RUNTIME_PERMISSIONS, `${ROOT}/services/${spec.name}/main.ts`],
+          args: [
+            "run",
+            // As compiled, except that the gateway workers are started with deno, not /app.
+            ...RUNTIME_PERMISSIONS.map((flag) =>
+              flag.startsWith("--allow-run=") ? `--allow-run=${Deno.execPath()}` : flag
+            ),
+            `${ROOT}/services/${spec.name}/main.ts`,
+          ],
           // Only the pod's variables, plus what Deno itself needs to find its caches.
           env: { ...passThrough(), ...env },
           clearEnv: true,

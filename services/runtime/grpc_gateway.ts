@@ -33,6 +33,8 @@ export interface Gateway {
   readonly listening: number;
   /** Workers restarted since start. */
   readonly restarts: number;
+  /** Process ids of the running workers. */
+  readonly pids: number[];
   stop(): Promise<void>;
 }
 
@@ -137,6 +139,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     get restarts() {
       return restarts;
+    },
+    get pids() {
+      return [...children].map((child) => child.pid);
     },
     async stop() {
       stopping = true;

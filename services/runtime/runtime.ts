@@ -127,6 +127,7 @@ export async function runServices(
   };
   let grpcPort = 0;
   let web: WebServer | undefined;
+  let internal: WebServer | undefined;
   let gateway: Gateway | undefined;
   try {
     for (const module of modules) {
@@ -148,6 +149,12 @@ export async function runServices(
     }
     if (config.grpc.listener === "in-process") grpcPort = await server.start();
     else server.markServing();
+    const tls = config.http.tls
+      ? {
+        cert: await Deno.readTextFile(config.http.tls.certFile),
+        key: await Deno.readTextFile(config.http.tls.keyFile),
+      }
+      : undefined;
     web = startWebServer({
       host: config.http.host,
       port: config.http.port,
@@ -155,22 +162,28 @@ export async function runServices(
       log,
       routes: server.routes,
       gatewaySecret,
-      ...(config.http.tls
-        ? {
-          tls: {
-            cert: await Deno.readTextFile(config.http.tls.certFile),
-            key: await Deno.readTextFile(config.http.tls.keyFile),
-          },
-        }
-        : {}),
+      ...(tls ? { tls } : {}),
     });
     if (config.grpc.listener === "workers") {
-      const scheme = config.http.tls ? "https" : "http";
+      // The workers forward over plaintext loopback: with TLS on the API listener they get a
+      // loopback-only listener of their own (same routes), so no certificate is involved.
+      const upstream = tls
+        ? internal = startWebServer({
+          host: "127.0.0.1",
+          port: 0,
+          limits: config.grpc.limits,
+          log,
+          routes: server.routes,
+          gatewaySecret,
+        })
+        : web;
       gateway = await startGateway({
         host: config.grpc.host,
         port: config.grpc.port,
         workers: config.grpc.workers,
-        upstream: `${scheme}://${loopbackOf(config.http.host)}:${web.port}`,
+        upstream: tls
+          ? `http://127.0.0.1:${upstream.port}`
+          : `http://${loopbackOf(config.http.host)}:${upstream.port}`,
         secret: gatewaySecret,
         routes: server.routes,
         limits: config.grpc.limits,
@@ -187,6 +200,7 @@ export async function runServices(
   } catch (error) {
     await gateway?.stop();
     await web?.close();
+    await internal?.close();
     await server.shutdown(0);
     await stopTasks();
     await closeBackends();
@@ -215,6 +229,7 @@ export async function runServices(
       log.info("stopping: draining calls", { graceMs: config.shutdownGraceMs });
       await gateway?.stop();
       await server.shutdown(config.shutdownGraceMs);
+      if (internal) await closeWithin(internal.close(), config.shutdownGraceMs, () => {});
       await closeWithin(web.close(), config.shutdownGraceMs, () =>
         log.warn("the HTTP listener still had open connections after the grace period"));
       await stopTasks();

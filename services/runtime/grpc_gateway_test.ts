@@ -1,0 +1,107 @@
+/**
+ * The native gRPC gateway workers: native clients are served through them, and a worker that
+ * aborts (as nghttp2 makes it: SIGABRT) costs only itself; the port keeps answering through its
+ * sibling and a replacement listens within a second.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { nativeAnswers } from "../../tests/abuse/abuse_kit.ts";
+import { startPlatform } from "../../tests/support/platform.ts";
+import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
+
+Deno.test({
+  name: "gateway workers: an aborted worker is replaced and the port never stops answering",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const platform = await startPlatform(["auth"], {
+      env: { GRPC_LISTENER: "workers", GRPC_WORKERS: "2" },
+    });
+    const gateway = platform.platform.gateway!;
+    const port = platform.platform.grpcPort;
+    try {
+      assertEquals(gateway.listening, 2);
+      assert(await nativeAnswers(port), "native gRPC answers through the workers");
+      const [victim] = gateway.pids;
+      const abortedAt = Date.now();
+      Deno.kill(victim!, "SIGABRT");
+      // Calls on the dying worker are lost with it; once it is gone, the sibling holds the port
+      // and every probe is answered, before and after the replacement starts.
+      await waitUntil(() => !gateway.pids.includes(victim!) || gateway.restarts > 0, "the exit");
+      for (let i = 0; i < 10; i++) assert(await nativeAnswers(port), `probe ${i} after the abort`);
+      await waitUntil(() => gateway.restarts === 1 && gateway.listening === 2, "a replacement");
+      const back = Date.now() - abortedAt;
+      console.log(`gateway: replacement worker listening ${back} ms after the abort`);
+      assert(!gateway.pids.includes(victim!));
+      assert(await nativeAnswers(port));
+      const metrics = await platform.platform.deps.metrics.registry.metrics();
+      assert(metrics.includes("guardyn_grpc_worker_restarts_total 1"), metrics);
+    } finally {
+      await platform.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "HTTP listener with TLS: Connect over HTTPS; the workers still serve native gRPC",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "guardyn-tls-" });
+    const path = (name: string) => join(dir, name);
+    const [cert, key] = [path("cert.pem"), path("key.pem")];
+    await Deno.writeTextFile(path("leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    // A test CA and a server certificate it signed (rustls refuses a self-signed leaf).
+    const steps = [
+      [
+        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+        ...["-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "1", "-subj", "/CN=ca"],
+        ...["-addext", "basicConstraints=critical,CA:TRUE"],
+        ...["-addext", "keyUsage=critical,keyCertSign"],
+      ],
+      [
+        ...["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+        ...["-keyout", key, "-out", path("leaf.csr"), "-subj", "/CN=localhost"],
+      ],
+      [
+        ...["x509", "-req", "-in", path("leaf.csr"), "-CA", path("ca.pem")],
+        ...["-CAkey", path("ca.key"), "-CAcreateserial", "-out", cert, "-days", "1"],
+        ...["-extfile", path("leaf.ext")],
+      ],
+    ];
+    for (const args of steps) {
+      const made = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+        .output();
+      assert(made.success, new TextDecoder().decode(made.stderr));
+    }
+    const platform = await startPlatform(["auth"], {
+      env: {
+        GRPC_LISTENER: "workers",
+        GRPC_WORKERS: "1",
+        HTTP_TLS_CERT_FILE: cert,
+        HTTP_TLS_KEY_FILE: key,
+      },
+    });
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(path("ca.pem"))] });
+    try {
+      const response = await fetch(`https://${platform.address}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: new Uint8Array(0),
+        client,
+      } as RequestInit);
+      assertEquals([...new Uint8Array(await response.arrayBuffer())], [0x08, 0x01], "SERVING");
+      // The workers forward over a loopback-only plaintext listener of their own.
+      assert(await nativeAnswers(platform.platform.grpcPort), "native gRPC through the workers");
+      const plain = await fetch(`http://${platform.address}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: new Uint8Array(0),
+      }).then(() => "answered", () => "refused");
+      assertEquals(plain, "refused", "no plaintext on a TLS listener");
+    } finally {
+      client.close();
+      await platform.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
