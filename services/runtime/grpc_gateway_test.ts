@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { nativeAnswers } from "../../tests/abuse/abuse_kit.ts";
 import { startPlatform } from "../../tests/support/platform.ts";
+import { GuardynClient } from "../../client/mod.ts";
 import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
 
 Deno.test({
@@ -31,7 +32,11 @@ Deno.test({
       for (let i = 0; i < 10; i++) assert(await nativeAnswers(port), `probe ${i} after the abort`);
       await waitUntil(() => gateway.restarts === 1 && gateway.listening === 2, "a replacement");
       const back = Date.now() - abortedAt;
-      console.log(`gateway: replacement worker listening ${back} ms after the abort`);
+      Deno.stdout.writeSync(
+        new TextEncoder().encode(
+          `gateway: replacement worker listening ${back} ms after the abort\n`,
+        ),
+      );
       assert(!gateway.pids.includes(victim!));
       assert(await nativeAnswers(port));
       const metrics = await platform.platform.deps.metrics.registry.metrics();
@@ -102,6 +107,51 @@ Deno.test({
       client.close();
       await platform.stop();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "gateway workers: an SDK client on native gRPC talks to one on gRPC-Web",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const platform = await startPlatform(["auth", "messaging"], {
+      env: { GRPC_LISTENER: "workers", GRPC_WORKERS: "2" },
+    });
+    const dir = await Deno.makeTempDir({ prefix: "guardyn-native-sdk-" });
+    const open = async (name: string, protocol: "web" | "grpc") => {
+      const client = await GuardynClient.open({
+        server: protocol === "grpc" ? platform.grpcAddress : platform.address,
+        protocol,
+        profilePath: join(dir, `${name}.profile`),
+        passphrase: "local profile passphrase",
+        kdf: { memoryKiB: 256, iterations: 1, parallelism: 1 },
+        keyPolicy: {
+          prekeyTarget: 4,
+          prekeyLowWater: 2,
+          keyPackageTarget: 1,
+          keyPackageLowWater: 1,
+        },
+      });
+      await client.register(`${name}_${crypto.randomUUID().slice(0, 8)}`, "correct horse battery");
+      client.connect();
+      await waitUntil(() => client.online, `${name} online`);
+      return client;
+    };
+    const native = await open("nat", "grpc");
+    const web = await open("web", "web");
+    try {
+      await native.sendText(web.account!.username, "from native gRPC");
+      await waitUntil(() => web.messages(native.account!.accountId).length === 1, "web receives");
+      await web.sendText(native.account!.accountId, "from gRPC-Web");
+      await waitUntil(
+        () => native.messages(web.account!.accountId).some((m) => m.body === "from gRPC-Web"),
+        "native receives over its bidirectional stream through the workers",
+      );
+    } finally {
+      await Promise.allSettled([native.close(), web.close()]);
+      await platform.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });
