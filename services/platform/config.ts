@@ -7,6 +7,7 @@
  */
 
 import { type EnvReader } from "./env.ts";
+import { corsOriginProblems } from "./cors.ts";
 import type { LogLevel } from "./log.ts";
 import { type Cidr, parseCidrs } from "./client_address.ts";
 
@@ -29,7 +30,13 @@ export interface PlatformConfig {
   logLevel: LogLevel;
   grpc: { host: string; port: number; limits: GrpcLimits; listener: GrpcListener; workers: number };
   /** The gRPC-Web and Connect listener (Deno.serve): what the SDK and browsers use. */
-  http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
+  http: {
+    host: string;
+    port: number;
+    tls?: { certFile: string; keyFile: string };
+    /** Browser origins allowed to call the API (CORS); none by default. */
+    corsOrigins: string[];
+  };
   /** Proxies (the ingress) whose x-forwarded-for names the client: TRUSTED_PROXY_CIDRS. */
   trustedProxies: Cidr[];
   metrics: { host: string; port: number };
@@ -145,9 +152,12 @@ function readHttpListener(read: EnvReader): PlatformConfig["http"] {
   if ((certFile === undefined) !== (keyFile === undefined)) {
     read.problems.push("HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE are set together or not at all");
   }
+  const corsOrigins = read.list("HTTP_CORS_ORIGINS", []);
+  read.problems.push(...corsOriginProblems(corsOrigins));
   return {
     host: read.string("HTTP_HOST", "127.0.0.1"),
     port: read.int("HTTP_PORT", 8080, 0, 65535),
+    corsOrigins,
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
   };
 }

@@ -555,3 +555,38 @@ Deno.test("web listener: server streams over Connect and gRPC-Web, on HTTP/2 and
     await h.close();
   }
 });
+
+Deno.test("web listener: a browser on an allowed origin gets CORS headers, others none", async () => {
+  const h = await harness();
+  const web = startWebServer({
+    host: "127.0.0.1",
+    port: 0,
+    limits: h.server.limits,
+    log: h.log,
+    routes: h.server.routes,
+    corsOrigins: ["https://app.example.org"],
+  });
+  const url = `http://127.0.0.1:${web.port}/guardyn.test.Echo/PublicEcho`;
+  try {
+    const preflight = await fetch(url, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.org", "access-control-request-method": "POST" },
+    });
+    assertEquals(preflight.status, 204);
+    const call = (origin: string) =>
+      fetch(url, {
+        method: "POST",
+        headers: { origin, "content-type": "application/proto" },
+        body: JSON.stringify({ text: "hi" }),
+      });
+    const allowed = await call("https://app.example.org");
+    assertEquals(allowed.headers.get("access-control-allow-origin"), "https://app.example.org");
+    assertEquals(await allowed.json(), { text: "hi" });
+    const other = await call("https://evil.example");
+    assertEquals(other.headers.get("access-control-allow-origin"), null);
+    await other.body?.cancel();
+  } finally {
+    await web.close();
+    await h.close();
+  }
+});

@@ -23,6 +23,7 @@ import {
 } from "../../proto/web_wire.ts";
 import type { GrpcLimits } from "./config.ts";
 import type { Route } from "./grpc_server.ts";
+import { CorsPolicy } from "./cors.ts";
 import type { Logger } from "./log.ts";
 import { frameProblem, unaryResponse, WebStreamCall, wireStatus } from "./web_call.ts";
 
@@ -38,6 +39,8 @@ export interface WebServerOptions {
    * x-forwarded-for (the real client) is believed; unset: only TRUSTED_PROXY_CIDRS count.
    */
   gatewaySecret?: string;
+  /** Browser origins allowed to call (HTTP_CORS_ORIGINS); none by default. */
+  corsOrigins?: readonly string[];
 }
 
 export interface WebServer {
@@ -52,6 +55,7 @@ export const GATEWAY_HEADER = "x-guardyn-gateway";
 export const GATEWAY_PEER_HEADER = "x-guardyn-client-peer";
 
 export function startWebServer(options: WebServerOptions): WebServer {
+  const cors = new CorsPolicy(options.corsOrigins ?? []);
   const server = Deno.serve({
     hostname: options.host,
     port: options.port,
@@ -61,7 +65,12 @@ export function startWebServer(options: WebServerOptions): WebServer {
       options.log.error("web listener error", { error });
       return new Response("internal error\n", { status: 500 });
     },
-  }, (request, info) => serveCall(request, peerOf(info.remoteAddr), options));
+  }, async (request, info) => {
+    const origin = request.headers.get("origin");
+    if (request.method === "OPTIONS") return cors.preflight(origin);
+    const response = await serveCall(request, peerOf(info.remoteAddr), options);
+    return origin === null ? response : cors.decorate(response, origin);
+  });
   return { port: server.addr.port, close: () => server.shutdown() };
 }
 

@@ -162,6 +162,7 @@ export async function runServices(
       log,
       routes: server.routes,
       gatewaySecret,
+      corsOrigins: config.http.corsOrigins,
       ...(tls ? { tls } : {}),
     });
     if (config.grpc.listener === "workers") {
