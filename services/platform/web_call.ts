@@ -68,22 +68,28 @@ export function unaryResponse(
     });
   }
   headers.set("content-type", CONTENT_TYPES[protocol]);
-  const ok: WireStatus = { code: 0, message: "", metadata: [] };
   const body = "message" in outcome
-    ? concatFrames(frame(0, outcome.message), finalFrame(protocol, ok))
+    ? messageWithOk(protocol, outcome.message)
     : finalFrame(protocol, outcome.status);
   return new Response(body, { status: 200, headers });
 }
 
-function finalFrame(protocol: WireProtocol, status: WireStatus): Uint8Array<ArrayBuffer> {
-  return protocol === "grpc-web" ? grpcWebTrailer(status) : connectEndStream(status);
+const OK: WireStatus = { code: 0, message: "", metadata: [] };
+/** The final frame of every successful call, encoded once (it is on every unary answer). */
+const OK_FRAME = { grpcWeb: grpcWebTrailer(OK), connect: connectEndStream(OK) };
+
+/** One message frame and the OK status frame, in a single allocation. */
+function messageWithOk(protocol: WireProtocol, message: Uint8Array): Uint8Array<ArrayBuffer> {
+  const ok = protocol === "grpc-web" ? OK_FRAME.grpcWeb : OK_FRAME.connect;
+  const out = new Uint8Array(5 + message.length + ok.length);
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  out.set(ok, 5 + message.length);
+  return out;
 }
 
-function concatFrames(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+function finalFrame(protocol: WireProtocol, status: WireStatus): Uint8Array<ArrayBuffer> {
+  return protocol === "grpc-web" ? grpcWebTrailer(status) : connectEndStream(status);
 }
 
 /** A streaming call: the response body is a stream of frames ended by the status frame. */
