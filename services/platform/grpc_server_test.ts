@@ -590,3 +590,28 @@ Deno.test("web listener: a browser on an allowed origin gets CORS headers, other
     await h.close();
   }
 });
+
+Deno.test("web listener: a request whose message never arrives ends at the deadline", async () => {
+  const h = await harness(64 * 1024, 200);
+  const client = Deno.createHttpClient({ http2: true, http1: false });
+  try {
+    // Headers, then a body that never ends: the client holds the call open, the server does not.
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+    const response = await fetch(`http://127.0.0.1:${h.port}/guardyn.test.Echo/PublicEcho`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body,
+      duplex: "half",
+      client,
+    } as RequestInit);
+    const text = new TextDecoder().decode(await response.arrayBuffer());
+    assert(/grpc-status:4/.test(text), text);
+    assert(/guardyn-error-reason:DEADLINE_EXCEEDED/.test(text), text);
+    // The test's client then resets its side, so the listener can close without waiting.
+    controller.error(new Error("done"));
+  } finally {
+    client.close();
+    await h.close();
+  }
+});

@@ -118,8 +118,15 @@ async function serveCall(
     deadline,
     requestId,
   };
-  if (!streaming) return await serveUnary(request, route, init, options.limits.maxRequestBytes);
-  return serveStream(request, route, init, options.limits.maxRequestBytes);
+  // A request message must arrive within the unary deadline: a client that sends headers and
+  // then nothing cannot hold a call (and its memory) open.
+  const bodyDeadlineMs = Math.min(
+    options.limits.maxUnaryDeadlineMs,
+    Math.max(0, deadline - Date.now()),
+  );
+  const { maxRequestBytes } = options.limits;
+  if (!streaming) return await serveUnary(request, route, init, maxRequestBytes, bodyDeadlineMs);
+  return serveStream(request, route, init, maxRequestBytes, bodyDeadlineMs);
 }
 
 /** The path of an absolute request URL, without a URL parse per call (the hot path). */
@@ -180,6 +187,7 @@ async function readSingleMessage(
   request: Request,
   protocol: WireProtocol,
   maxBytes: number,
+  signal?: AbortSignal,
 ): Promise<{ payload: Uint8Array } | { status: WireStatus }> {
   // A declared length within the limit: read it at once (cheaper than iterating the stream).
   const declared = Number(request.headers.get("content-length") ?? NaN);
@@ -203,7 +211,7 @@ async function readSingleMessage(
   const bare: Uint8Array[] = [];
   let bareBytes = 0;
   try {
-    for await (const chunk of request.body ?? emptyBody()) {
+    for await (const chunk of chunksOf(request.body, signal)) {
       if (protocol === "connect-unary") {
         bareBytes += chunk.length;
         if (bareBytes > maxBytes) {
@@ -238,7 +246,57 @@ async function readSingleMessage(
   return { payload: frames[0]! };
 }
 
-async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+/** The body's chunks; `signal` cancels the read (the body is released, the loop ends). */
+async function* chunksOf(
+  body: ReadableStream<Uint8Array> | null,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  if (!body) return;
+  const reader = body.getReader();
+  const cancel = () => reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    reader.releaseLock();
+  }
+}
+
+/** readSingleMessage, or DEADLINE_EXCEEDED (and the body cancelled) after `ms`. */
+async function readWithin(
+  request: Request,
+  protocol: WireProtocol,
+  maxBytes: number,
+  ms: number,
+): Promise<{ payload: Uint8Array } | { status: WireStatus }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const abandon = new AbortController();
+  const late = new Promise<{ status: WireStatus }>((resolve) => {
+    timer = setTimeout(() => {
+      abandon.abort();
+      resolve({
+        status: {
+          code: grpc.status.DEADLINE_EXCEEDED,
+          message: `the request message did not arrive within ${Math.round(ms)} ms`,
+          metadata: [["guardyn-error-reason", "DEADLINE_EXCEEDED"]],
+        },
+      });
+    }, ms);
+  });
+  try {
+    return await Promise.race([
+      readSingleMessage(request, protocol, maxBytes, abandon.signal),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Exactly one well-formed frame in `bytes`, or the refusal. */
 function singleFrame(
@@ -288,10 +346,11 @@ async function serveUnary(
   route: Route,
   init: CallInit,
   maxBytes: number,
+  bodyDeadlineMs: number,
 ): Promise<Response> {
   let body: Awaited<ReturnType<typeof readSingleMessage>>;
   try {
-    body = await readSingleMessage(request, init.protocol, maxBytes);
+    body = await readWithin(request, init.protocol, maxBytes, bodyDeadlineMs);
   } catch {
     // The client reset the request: nobody to answer.
     return new Response(null, { status: 499 });
@@ -324,7 +383,13 @@ async function serveUnary(
   }
 }
 
-function serveStream(request: Request, route: Route, init: CallInit, maxBytes: number): Response {
+function serveStream(
+  request: Request,
+  route: Route,
+  init: CallInit,
+  maxBytes: number,
+  bodyDeadlineMs: number,
+): Response {
   // A client that goes away cancels the response body: WebStreamCall sees it as cancelled.
   const call = new WebStreamCall(init);
   const method = init.method;
@@ -350,7 +415,7 @@ function serveStream(request: Request, route: Route, init: CallInit, maxBytes: n
     start();
     void pumpRequestStream(request, call, method, maxBytes);
   } else {
-    void readSingleMessage(request, init.protocol, maxBytes).then((body) => {
+    void readWithin(request, init.protocol, maxBytes, bodyDeadlineMs).then((body) => {
       if ("status" in body) return call.refuse(body.status);
       call.request = method.requestDeserialize(Buffer.from(body.payload));
       start();
