@@ -862,12 +862,12 @@ async function measureIdle() {
     await sleep(1000);
     const heapBefore = await heapAfterGc(INSPECT_PORT);
     const before = await d.child.rss();
-    // 500 streams per connection, well under the per-connection stream limit.
-    const lanes = messagingLanes(d.address, Math.ceil(idle.length / 500));
+    // The SDK's transport; 100 streams per connection, under hyper's per-connection limit.
+    const lanes = webLanes(d.httpAddress, Math.ceil(idle.length / 100));
     const opened: LeanReceiver[] = [];
     const started = performance.now();
     for (let i = 0; i < idle.length; i++) {
-      opened.push(new LeanReceiver(lanes[Math.floor(i / 500)]!, idle[i]!.token, () => {}));
+      opened.push(new LeanReceiver(lanes[Math.floor(i / 100)]!, idle[i]!.token, () => {}));
       if (i % 500 === 499) {
         await waitUntil(() => opened.every((s) => s.drained || s.ended), "streams open", 60_000);
       }
@@ -880,7 +880,7 @@ async function measureIdle() {
     if (args.heap) await heapSnapshot(INSPECT_PORT, args.heap);
     const after = await d.child.rss();
     // A live message to one more device while all of these stay open.
-    const m = messagingLanes(d.address, 1)[0]!;
+    const m = webLanes(d.httpAddress, 1)[0]!;
     const latencies: number[] = [];
     const sentAt = new Map<string, number>();
     const live = new LeanReceiver(m, receiver!.token, (id) => {
