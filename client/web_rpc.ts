@@ -10,7 +10,8 @@
 import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { frame, FrameReader, parseGrpcWebTrailer, type WireStatus } from "../proto/web_wire.ts";
+import { frame, type WireStatus } from "../proto/web_wire.ts";
+import { readGrpcWebBody, toGrpcStatus } from "../proto/web_status.ts";
 
 export interface WebRpcOptions {
   /** "http://host:port" or "https://host:port" of the gRPC-Web listener. */
@@ -46,16 +47,8 @@ function parseArgs(args: unknown[]): CallArgs {
 }
 
 export function serviceError(status: WireStatus): grpc.ServiceError {
-  const metadata = new grpc.Metadata();
-  for (const [key, value] of status.metadata) {
-    try {
-      metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
-    } catch {
-      // A key grpc-js refuses: dropped.
-    }
-  }
   const error = new Error(`${status.code} ${grpc.status[status.code]}: ${status.message}`);
-  return Object.assign(error, { code: status.code, details: status.message, metadata });
+  return Object.assign(error, toGrpcStatus(status));
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -148,25 +141,18 @@ class WebCall extends EventEmitter {
       await response.body?.cancel().catch(() => {});
       return httpStatus(response);
     }
-    const reader = new FrameReader(this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
-    for await (const chunk of response.body) {
-      for (const { flags, payload } of reader.push(chunk)) {
-        if (flags & 0x80) return parseGrpcWebTrailer(payload);
-        if (this.#done) continue;
-        let message: unknown;
-        try {
-          message = this.method.responseDeserialize(Buffer.from(payload));
-        } catch {
-          return {
-            code: grpc.status.INTERNAL,
-            message: "malformed response message",
-            metadata: [],
-          };
-        }
-        this.emit("message", message);
+    const maxBytes = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    return await readGrpcWebBody(response.body, maxBytes, (payload) => {
+      if (this.#done) return;
+      let message: unknown;
+      try {
+        message = this.method.responseDeserialize(Buffer.from(payload));
+      } catch {
+        return { code: grpc.status.INTERNAL, message: "malformed response message", metadata: [] };
       }
-    }
-    return unavailable("the response ended without a status");
+      this.emit("message", message);
+      return undefined;
+    });
   }
 
   #finish(status: WireStatus): void {

@@ -11,6 +11,8 @@
  * Only the protobuf codec is served: the JSON codecs would need a second, slower code path.
  */
 
+import { concatBytes } from "../crypto/primitives.ts";
+
 /** The five-byte prefix of a gRPC / Connect frame. */
 export const FRAME_HEADER_BYTES = 5;
 export const FLAG_COMPRESSED = 0x01;
@@ -77,7 +79,7 @@ export class FrameReader {
 
   /** Adds a chunk; returns the frames it completed. */
   push(chunk: Uint8Array): Frame[] {
-    this.#buffer = this.#buffer.length === 0 ? chunk : concat(this.#buffer, chunk);
+    this.#buffer = this.#buffer.length === 0 ? chunk : concatBytes(this.#buffer, chunk);
     const frames: Frame[] = [];
     let offset = 0;
     while (this.#buffer.length - offset >= FRAME_HEADER_BYTES) {
@@ -103,13 +105,6 @@ export class FrameReader {
   get pendingBytes(): number {
     return this.#buffer.length;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** A status as the web protocols carry it: a gRPC code, a message, trailing metadata. */

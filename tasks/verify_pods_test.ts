@@ -10,22 +10,13 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import { clusterEnv } from "../tests/support/platform.ts";
 import { RUNTIME_PERMISSIONS } from "./build.ts";
+import { runtimeEnv } from "../services/runtime/grpc_gateway.ts";
 import { containerEnv, find, serviceDeployments } from "./kube_checks.ts";
 import { catalog, render, ROOT } from "./kube_test_kit.ts";
 import { verifyDeployment } from "./verify_checks.ts";
 import type { Endpoint } from "./verify_checks.ts";
 import { freePort, waitForPort as listensWithin } from "../tests/support/net.ts";
 import { NO_SANITIZERS } from "../tests/support/wait.ts";
-
-function passThrough(): Record<string, string> {
-  const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "NO_COLOR"];
-  return Object.fromEntries(
-    names.flatMap((name) => {
-      const value = Deno.env.get(name);
-      return value === undefined ? [] : [[name, value]];
-    }),
-  );
-}
 
 async function waitForPort(port: number, child: Deno.ChildProcess, what: string) {
   if (await listensWithin(port, 60_000)) return;
@@ -80,7 +71,7 @@ Deno.test({
             `${ROOT}/services/${spec.name}/main.ts`,
           ],
           // Only the pod's variables, plus what Deno itself needs to find its caches.
-          env: { ...passThrough(), ...env },
+          env: { ...runtimeEnv(), ...env },
           clearEnv: true,
           stdout: "null",
           stderr: "inherit",

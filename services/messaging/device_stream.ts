@@ -186,7 +186,7 @@ export class DeviceStream {
         return;
       case "acked":
         // Acknowledge calls served by another instance: deleted there, room freed here.
-        this.#released(signal.envelopeIds);
+        this.released(signal.envelopeIds);
         return;
     }
   }
@@ -245,18 +245,10 @@ export class DeviceStream {
   }
 
   /**
-   * Acknowledge calls of the half-duplex form (ids already validated): deleted before this
-   * resolves, and their room in the in-flight window given back.
+   * Acknowledged envelopes (here, by an Acknowledge call, or on another instance) leave the
+   * in-flight window; a full window sends again.
    */
-  async acknowledged(ids: string[]): Promise<number> {
-    const deleted = await this.deps.mailbox.ack(this.owner, ids);
-    if (deleted > 0) this.deps.events.acked(this.owner, deleted);
-    this.#released(ids);
-    return deleted;
-  }
-
-  /** Acknowledged envelopes leave the in-flight window; a full window sends again. */
-  #released(ids: readonly string[]): void {
+  released(ids: readonly string[]): void {
     const windowWasFull = this.#inFlight.size >= IN_FLIGHT_MAX;
     for (const id of ids) this.#inFlight.delete(id);
     if (windowWasFull && !this.#closed) void this.#pump();
@@ -275,10 +267,8 @@ export class DeviceStream {
           ? []
           : this.#ackQueue.slice(MAILBOX_ACK_MAX);
         const deleted = await this.deps.mailbox.ack(this.owner, ids);
-        const windowWasFull = this.#inFlight.size >= IN_FLIGHT_MAX;
-        for (const id of ids) this.#inFlight.delete(id);
+        this.released(ids);
         if (deleted > 0) this.deps.events.acked(this.owner, deleted);
-        if (windowWasFull && !this.#closed) void this.#pump();
       }
       for (const nonce of this.#pongsAfterAcks.splice(0)) this.#pong(nonce);
     } catch (error) {

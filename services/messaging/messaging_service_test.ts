@@ -10,12 +10,11 @@ import { failure, unary } from "../../tests/support/grpc.ts";
 import { type Backend, startPlatform, type TestPlatform } from "../../tests/support/platform.ts";
 import { deleteStreams, NATS_URL } from "../bus/conformance/nats_server.ts";
 import type { BusEvent } from "../bus/subjects.ts";
-import { type Clients, PASSWORD } from "../../tests/support/accounts_test_kit.ts";
+import { type Clients, clients, PASSWORD } from "../../tests/support/accounts_test_kit.ts";
 import { ErrorReason, MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
 import { EnvelopeType, type SendStreamResponse } from "../../proto/gen/guardyn/v1/messaging.ts";
 import {
   account,
-  authClients,
   ClosedReason,
   envelopeFor,
   messageTo,
@@ -63,7 +62,7 @@ export function messagingSuite(backend: Backend) {
       };
       const a = await startPlatform(["auth", "messaging"], { backend, env });
       const b = backend === "cluster" ? await startPlatform(["messaging"], { shared: a }) : a;
-      const c = authClients(a.address);
+      const c = clients(a.address);
       const [alice, bob] = [await account(c, 2), await account(c, 2)];
       return {
         a,

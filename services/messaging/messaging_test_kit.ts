@@ -22,7 +22,6 @@ import { bearer, unary } from "../../tests/support/grpc.ts";
 import { webClient } from "../../tests/support/web.ts";
 import {
   type Clients,
-  clients,
   login,
   publishKeys,
   register,
@@ -31,21 +30,8 @@ import {
 
 export type Messaging = InstanceType<typeof MessagingServiceClient>;
 
-/**
- * Clients own their connection (no process-wide subchannel pool), so closing them really
- * closes it before the test stops the server: a server GOAWAY reaching a lingering client
- * session can abort Deno inside nghttp2 (denoland/deno#36788).
- */
-export const OWN_CONNECTION: grpc.ClientOptions = { "grpc.use_local_subchannel_pool": 1 };
-
-/** A MessagingService client on the gRPC-Web listener (the SDK's path). */
 export function messagingClient(address: string): Messaging {
   return webClient<Messaging>(MessagingServiceService, address);
-}
-
-/** The auth test kit's clients, on a connection of their own. */
-export function authClients(address: string): Clients {
-  return clients(address);
 }
 
 /** The registration id every test device registers with (auth_test_kit's default). */

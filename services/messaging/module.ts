@@ -118,18 +118,18 @@ export const messagingModule = defineService({
         this.set(sendStreamSlots.size);
       },
     });
-    /** Through this device's stream on this instance (its window), else on the mailbox. */
+    /** Deletes on the mailbox, then frees the stream's window here or, over the bus, elsewhere. */
     const acknowledge = async (owner: DeviceRef, ids: string[]) => {
       try {
-        const stream = hub.get(owner);
-        if (stream) return void await stream.acknowledged(ids);
         const deleted = await store.mailbox.ack(owner, ids);
         if (deleted > 0) events.acked(owner, deleted);
       } catch (error) {
         throw backendFailure(error);
       }
-      // The stream may be on another instance: tell it, so its window frees. Best effort: the
-      // envelopes are deleted either way, and a reopened stream starts with an empty window.
+      const local = hub.get(owner);
+      if (local) return local.released(ids);
+      // The stream may be on another instance: tell it. Best effort: the envelopes are deleted
+      // either way, and a reopened stream starts with an empty window.
       await bus.signal(owner.accountId, owner.deviceId, { kind: "acked", envelopeIds: ids })
         .catch((error) => log.warn("acked signal not sent", { error }));
     };

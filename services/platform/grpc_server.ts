@@ -97,6 +97,11 @@ type AnyCall =
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** The client's request id when it is well-formed, else a fresh one. */
+export function requestIdOf(incoming: unknown): string {
+  return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+}
+
 export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #health: HealthImplementation;
@@ -258,10 +263,7 @@ export class GrpcServer {
     const isStream = method.requestStream || method.responseStream;
 
     const begin = async (call: AnyCall) => {
-      const incoming = call.metadata.get("x-request-id")[0];
-      const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming)
-        ? incoming
-        : crypto.randomUUID();
+      const requestId = requestIdOf(call.metadata.get("x-request-id")[0]);
       const controller = new AbortController() as AbortController & { stream?: boolean };
       controller.stream = isStream;
       this.#openCalls.add(controller);

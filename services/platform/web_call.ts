@@ -7,6 +7,7 @@
 
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
+import { fromGrpcStatus } from "../../proto/web_status.ts";
 import {
   connectEndStream,
   connectErrorJson,
@@ -37,13 +38,13 @@ export interface WebCallInit {
   requestId: string;
 }
 
-/** Converts a grpc-js status object (as the kit produces it) to the wire form. */
-export function wireStatus(status: Partial<grpc.StatusObject> | null | undefined): WireStatus {
-  const metadata: WireStatus["metadata"] = [];
-  for (const [key, values] of Object.entries(status?.metadata?.getMap() ?? {})) {
-    metadata.push([key, typeof values === "string" ? values : new Uint8Array(values)]);
-  }
-  return { code: status?.code ?? grpc.status.UNKNOWN, message: status?.details ?? "", metadata };
+/** The status of a request the framing refuses: too large, or malformed. */
+export function frameStatus(error: FrameError): WireStatus {
+  return {
+    code: error.tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT,
+    message: error.message,
+    metadata: [["guardyn-error-reason", error.tooLarge ? "LIMIT_EXCEEDED" : "INVALID_ARGUMENT"]],
+  };
 }
 
 /** The response of a unary call, built once its outcome is known. */
@@ -163,7 +164,7 @@ export class WebStreamCall extends EventEmitter {
   /** grpc-js sends a status when "error" is emitted on a server stream; so does this call. */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === "error") {
-      this.#finish(wireStatus(args[0] as Partial<grpc.StatusObject>));
+      this.#finish(fromGrpcStatus(args[0] as Partial<grpc.StatusObject>));
       return this.listenerCount("error") > 0 ? super.emit(event, ...args) : true;
     }
     return super.emit(event, ...args);
@@ -195,14 +196,7 @@ export class WebStreamCall extends EventEmitter {
 
   /** A framing problem on the request stream. */
   refuse(error: FrameError | WireStatus): void {
-    const status = "code" in error ? error : {
-      code: error.tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT,
-      message: error.message,
-      metadata: [
-        ["guardyn-error-reason", error.tooLarge ? "LIMIT_EXCEEDED" : "INVALID_ARGUMENT"],
-      ] as WireStatus["metadata"],
-    };
-    this.#finish(status);
+    this.#finish("code" in error ? error : frameStatus(error));
     this.emit("cancelled");
   }
 

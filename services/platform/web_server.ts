@@ -13,6 +13,7 @@
 import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
+import { concatBytes, constantTimeEqual } from "../../crypto/primitives.ts";
 import {
   FrameError,
   FrameReader,
@@ -21,11 +22,20 @@ import {
   type WireProtocol,
   type WireStatus,
 } from "../../proto/web_wire.ts";
+import { fromGrpcStatus } from "../../proto/web_status.ts";
 import type { GrpcLimits } from "./config.ts";
-import type { Route } from "./grpc_server.ts";
+import { requestIdOf, type Route } from "./grpc_server.ts";
 import { CorsPolicy } from "./cors.ts";
+import { FORWARDED_HEADERS, GATEWAY_HEADER, GATEWAY_PEER_HEADER } from "./gateway_headers.ts";
 import type { Logger } from "./log.ts";
-import { frameProblem, unaryResponse, WebStreamCall, wireStatus } from "./web_call.ts";
+import {
+  CONTENT_TYPES,
+  frameProblem,
+  frameStatus,
+  unaryResponse,
+  type WebCallInit,
+  WebStreamCall,
+} from "./web_call.ts";
 
 export interface WebServerOptions {
   host: string;
@@ -47,12 +57,6 @@ export interface WebServer {
   port: number;
   close(): Promise<void>;
 }
-
-/** Request metadata handed to handlers; everything else in the headers is transport. */
-const FORWARDED_HEADERS = ["authorization", "x-request-id", "x-forwarded-for"] as const;
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-export const GATEWAY_HEADER = "x-guardyn-gateway";
-export const GATEWAY_PEER_HEADER = "x-guardyn-client-peer";
 
 export function startWebServer(options: WebServerOptions): WebServer {
   const cors = new CorsPolicy(options.corsOrigins ?? []);
@@ -99,7 +103,7 @@ async function serveCall(
     await request.body?.cancel().catch(() => {});
     return new Response(`${kind.refused}\n`, { status: 415 });
   }
-  const requestId = validRequestId(request.headers.get("x-request-id"));
+  const requestId = requestIdOf(request.headers.get("x-request-id"));
   if (!route) {
     await request.body?.cancel().catch(() => {});
     return unaryResponse(kind.protocol, requestId, {
@@ -110,7 +114,7 @@ async function serveCall(
   const callPeer = gatewayPeer(request.headers, options.gatewaySecret) ?? peer;
   const timeoutMs = requestedTimeoutMs(request.headers);
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
-  const init = {
+  const init: WebCallInit = {
     protocol: kind.protocol,
     method: route.method,
     metadata,
@@ -137,10 +141,6 @@ function pathOf(url: string): string {
   return query < 0 ? url.slice(start) : url.slice(start, query);
 }
 
-function validRequestId(incoming: string | null): string {
-  return incoming !== null && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
-}
-
 function requestMetadata(headers: Headers, requestId: string): grpc.Metadata {
   const metadata = new grpc.Metadata();
   for (const key of FORWARDED_HEADERS) {
@@ -159,27 +159,47 @@ function gatewayPeer(headers: Headers, gatewaySecret: string | undefined): strin
   if (gatewaySecret === undefined) return undefined;
   const presented = headers.get(GATEWAY_HEADER);
   const client = headers.get(GATEWAY_PEER_HEADER);
-  if (presented === null || client === null || !sameSecret(presented, gatewaySecret)) {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  if (
+    presented === null || client === null ||
+    !constantTimeEqual(encode(presented), encode(gatewaySecret))
+  ) {
     return undefined;
   }
   return /^ipv[46]:[0-9A-Fa-f.:\[\]]{1,60}:\d{1,5}$/.test(client) ? client : undefined;
 }
 
-function sameSecret(a: string, b: string): boolean {
-  const left = new TextEncoder().encode(a);
-  const right = new TextEncoder().encode(b);
-  let difference = left.length ^ right.length;
-  for (let i = 0; i < right.length; i++) difference |= (left[i] ?? 0) ^ right[i]!;
-  return difference === 0;
-}
+type SingleMessage = { payload: Uint8Array } | { status: WireStatus };
 
-interface CallInit {
-  protocol: WireProtocol;
-  method: grpc.MethodDefinition<unknown, unknown>;
-  metadata: grpc.Metadata;
-  peer: string;
-  deadline: number;
-  requestId: string;
+/**
+ * Takes the frames of a request that holds exactly one message, chunk by chunk: a frame over the
+ * limit is refused from its header, a second message or a bad flag at once.
+ */
+class SingleFrame {
+  readonly #reader: FrameReader;
+  #payload: Uint8Array | undefined;
+
+  constructor(maxBytes: number) {
+    this.#reader = new FrameReader(maxBytes);
+  }
+
+  push(chunk: Uint8Array): void {
+    for (const { flags, payload } of this.#reader.push(chunk)) {
+      const problem = frameProblem(flags);
+      if (problem) throw new FrameError(problem);
+      if (this.#payload) throw new FrameError("a unary request holds exactly one message");
+      this.#payload = payload;
+    }
+  }
+
+  /** The message, once the body ended. */
+  finish(): Uint8Array {
+    if (this.#reader.pendingBytes > 0) {
+      throw new FrameError("the request body ends inside a message (truncated)");
+    }
+    if (!this.#payload) throw new FrameError("the request holds no message");
+    return this.#payload;
+  }
 }
 
 /** Reads a request body holding exactly one message (framed unless Connect unary). */
@@ -188,62 +208,40 @@ async function readSingleMessage(
   protocol: WireProtocol,
   maxBytes: number,
   signal?: AbortSignal,
-): Promise<{ payload: Uint8Array } | { status: WireStatus }> {
+): Promise<SingleMessage> {
+  const framed = protocol !== "connect-unary";
+  const tooLarge = () => new FrameError(`the request exceeds the limit of ${maxBytes} bytes`, true);
   // A declared length within the limit: read it at once (cheaper than iterating the stream).
   const declared = Number(request.headers.get("content-length") ?? NaN);
-  const framed = protocol !== "connect-unary";
-  const limit = maxBytes + (framed ? 5 : 0);
-  if (Number.isInteger(declared) && declared > limit) {
-    await request.body?.cancel().catch(() => {});
-    return {
-      status: frameStatus(
-        new FrameError(`the request exceeds the limit of ${maxBytes} bytes`, true),
-      ),
-    };
-  }
-  if (Number.isInteger(declared)) {
-    const bytes = await request.bytes();
-    if (!framed) return { payload: bytes };
-    return singleFrame(bytes, maxBytes);
-  }
-  const reader = new FrameReader(maxBytes);
-  const frames: Uint8Array[] = [];
-  const bare: Uint8Array[] = [];
-  let bareBytes = 0;
   try {
-    for await (const chunk of chunksOf(request.body, signal)) {
-      if (protocol === "connect-unary") {
-        bareBytes += chunk.length;
-        if (bareBytes > maxBytes) {
-          throw new FrameError(`the request exceeds the limit of ${maxBytes} bytes`, true);
-        }
-        bare.push(chunk);
-        continue;
+    if (Number.isInteger(declared)) {
+      if (declared > maxBytes + (framed ? 5 : 0)) {
+        await request.body?.cancel().catch(() => {});
+        throw tooLarge();
       }
-      for (const { flags, payload } of reader.push(chunk)) {
-        const problem = frameProblem(flags);
-        if (problem) throw new FrameError(problem);
-        frames.push(payload);
-        if (frames.length > 1) throw new FrameError("a unary request holds exactly one message");
-      }
+      const bytes = await request.bytes();
+      if (!framed) return { payload: bytes };
+      const single = new SingleFrame(maxBytes);
+      single.push(bytes);
+      return { payload: single.finish() };
     }
+    if (!framed) {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for await (const chunk of chunksOf(request.body, signal)) {
+        total += chunk.length;
+        if (total > maxBytes) throw tooLarge();
+        chunks.push(chunk);
+      }
+      return { payload: chunks.length === 1 ? chunks[0]! : concatBytes(...chunks) };
+    }
+    const single = new SingleFrame(maxBytes);
+    for await (const chunk of chunksOf(request.body, signal)) single.push(chunk);
+    return { payload: single.finish() };
   } catch (error) {
     if (error instanceof FrameError) return { status: frameStatus(error) };
     throw error;
   }
-  if (protocol === "connect-unary") return { payload: joinChunks(bare, bareBytes) };
-  if (reader.pendingBytes > 0 || frames.length !== 1) {
-    return {
-      status: frameStatus(
-        new FrameError(
-          frames.length === 0 && reader.pendingBytes === 0
-            ? "the request holds no message"
-            : "the request body ends inside a message (truncated)",
-        ),
-      ),
-    };
-  }
-  return { payload: frames[0]! };
 }
 
 /** The body's chunks; `signal` cancels the read (the body is released, the loop ends). */
@@ -273,7 +271,7 @@ async function readWithin(
   protocol: WireProtocol,
   maxBytes: number,
   ms: number,
-): Promise<{ payload: Uint8Array } | { status: WireStatus }> {
+): Promise<SingleMessage> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const abandon = new AbortController();
   const late = new Promise<{ status: WireStatus }>((resolve) => {
@@ -298,57 +296,14 @@ async function readWithin(
   }
 }
 
-/** Exactly one well-formed frame in `bytes`, or the refusal. */
-function singleFrame(
-  bytes: Uint8Array,
-  maxBytes: number,
-): { payload: Uint8Array } | { status: WireStatus } {
-  const reader = new FrameReader(maxBytes);
-  try {
-    const frames = reader.push(bytes);
-    for (const { flags } of frames) {
-      const problem = frameProblem(flags);
-      if (problem) throw new FrameError(problem);
-    }
-    if (frames.length > 1) throw new FrameError("a unary request holds exactly one message");
-    if (reader.pendingBytes > 0) {
-      throw new FrameError("the request body ends inside a message (truncated)");
-    }
-    if (frames.length === 0) throw new FrameError("the request holds no message");
-    return { payload: frames[0]!.payload };
-  } catch (error) {
-    if (error instanceof FrameError) return { status: frameStatus(error) };
-    throw error;
-  }
-}
-
-function joinChunks(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-function frameStatus(error: FrameError): WireStatus {
-  return {
-    code: error.tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT,
-    message: error.message,
-    metadata: [["guardyn-error-reason", error.tooLarge ? "LIMIT_EXCEEDED" : "INVALID_ARGUMENT"]],
-  };
-}
-
 async function serveUnary(
   request: Request,
   route: Route,
-  init: CallInit,
+  init: WebCallInit,
   maxBytes: number,
   bodyDeadlineMs: number,
 ): Promise<Response> {
-  let body: Awaited<ReturnType<typeof readSingleMessage>>;
+  let body: SingleMessage;
   try {
     body = await readWithin(request, init.protocol, maxBytes, bodyDeadlineMs);
   } catch {
@@ -365,28 +320,26 @@ async function serveUnary(
     getPath: () => init.method.path,
     sendMetadata: () => {},
   });
-  {
-    const outcome = await new Promise<{ message: Uint8Array } | { status: WireStatus }>(
-      (resolve) => {
-        (route.implementation as grpc.handleUnaryCall<unknown, unknown>)(
-          call as unknown as grpc.ServerUnaryCall<unknown, unknown>,
-          (error, value) => {
-            if (error) resolve({ status: wireStatus(error as Partial<grpc.StatusObject>) });
-            else resolve({ message: init.method.responseSerialize(value) });
-          },
-        );
-      },
-    );
-    // A unary handler runs to its end: a client that left just gets no answer. (request.signal
-    // is not used: in Deno 2.9 it also aborts after every successful response.)
-    return unaryResponse(init.protocol, init.requestId, outcome);
-  }
+  const outcome = await new Promise<{ message: Uint8Array } | { status: WireStatus }>(
+    (resolve) => {
+      (route.implementation as grpc.handleUnaryCall<unknown, unknown>)(
+        call as unknown as grpc.ServerUnaryCall<unknown, unknown>,
+        (error, value) => {
+          if (error) resolve({ status: fromGrpcStatus(error as Partial<grpc.StatusObject>) });
+          else resolve({ message: init.method.responseSerialize(value) });
+        },
+      );
+    },
+  );
+  // A unary handler runs to its end: a client that left just gets no answer. (request.signal
+  // is not used: in Deno 2.9 it also aborts after every successful response.)
+  return unaryResponse(init.protocol, init.requestId, outcome);
 }
 
 function serveStream(
   request: Request,
   route: Route,
-  init: CallInit,
+  init: WebCallInit,
   maxBytes: number,
   bodyDeadlineMs: number,
 ): Response {
@@ -423,12 +376,8 @@ function serveStream(
   }
   return new Response(call.body, {
     status: 200,
-    headers: { "content-type": contentTypeOf(init.protocol), "x-request-id": init.requestId },
+    headers: { "content-type": CONTENT_TYPES[init.protocol], "x-request-id": init.requestId },
   });
-}
-
-function contentTypeOf(protocol: WireProtocol): string {
-  return protocol === "grpc-web" ? "application/grpc-web+proto" : "application/connect+proto";
 }
 
 /** Request stream → `data` events (after the handler listens), honouring pause/resume. */

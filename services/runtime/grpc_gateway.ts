@@ -156,7 +156,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 /** What Deno itself needs to find its caches and temporary directory. */
-function runtimeEnv(): Record<string, string> {
+export function runtimeEnv(): Record<string, string> {
   const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];
   return Object.fromEntries(
     names.flatMap((name) => {

@@ -9,6 +9,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { nativeAnswers } from "../../tests/abuse/abuse_kit.ts";
 import { startPlatform } from "../../tests/support/platform.ts";
 import { GuardynClient } from "../../client/mod.ts";
+import { PASSPHRASE, PASSWORD, TEST_KDF, TEST_KEYS } from "../../tests/e2e/e2e_test_kit.ts";
 import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
 
 Deno.test({
@@ -124,16 +125,11 @@ Deno.test({
         server: protocol === "grpc" ? platform.grpcAddress : platform.address,
         protocol,
         profilePath: join(dir, `${name}.profile`),
-        passphrase: "local profile passphrase",
-        kdf: { memoryKiB: 256, iterations: 1, parallelism: 1 },
-        keyPolicy: {
-          prekeyTarget: 4,
-          prekeyLowWater: 2,
-          keyPackageTarget: 1,
-          keyPackageLowWater: 1,
-        },
+        passphrase: PASSPHRASE,
+        kdf: TEST_KDF,
+        keyPolicy: TEST_KEYS,
       });
-      await client.register(`${name}_${crypto.randomUUID().slice(0, 8)}`, "correct horse battery");
+      await client.register(`${name}_${crypto.randomUUID().slice(0, 8)}`, PASSWORD);
       client.connect();
       await waitUntil(() => client.online, `${name} online`);
       return client;

@@ -12,7 +12,13 @@
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { frame, FrameReader, parseGrpcWebTrailer, type WireStatus } from "../../proto/web_wire.ts";
+import { frame, type WireStatus } from "../../proto/web_wire.ts";
+import { readGrpcWebBody, toGrpcStatus } from "../../proto/web_status.ts";
+import {
+  FORWARDED_HEADERS,
+  GATEWAY_HEADER,
+  GATEWAY_PEER_HEADER,
+} from "../platform/gateway_headers.ts";
 
 export interface GatewayRoute {
   path: string;
@@ -27,7 +33,6 @@ export interface GatewayLimits {
 }
 
 const passthrough = (bytes: Buffer) => bytes;
-const FORWARDED = ["authorization", "x-request-id", "x-forwarded-for"];
 
 function env(name: string): string {
   const value = Deno.env.get(name);
@@ -77,10 +82,10 @@ function headersOf(
 ) {
   const headers = new Headers({
     "content-type": "application/grpc-web+proto",
-    "x-guardyn-gateway": secret,
-    "x-guardyn-client-peer": call.getPeer(),
+    [GATEWAY_HEADER]: secret,
+    [GATEWAY_PEER_HEADER]: call.getPeer(),
   });
-  for (const key of FORWARDED) {
+  for (const key of FORWARDED_HEADERS) {
     const value = call.metadata.get(key)[0];
     if (typeof value === "string") headers.set(key, value);
   }
@@ -90,18 +95,6 @@ function headersOf(
     headers.set("grpc-timeout", `${Math.max(1, Math.min(99_999_999, at - Date.now()))}m`);
   }
   return headers;
-}
-
-function statusObject(status: WireStatus): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  for (const [key, value] of status.metadata) {
-    try {
-      metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
-    } catch {
-      // A key grpc-js refuses: dropped.
-    }
-  }
-  return { code: status.code, details: status.message, metadata };
 }
 
 const UPSTREAM_DOWN: WireStatus = {
@@ -120,14 +113,7 @@ async function readUpstream(
     await response.body?.cancel();
     return { ...UPSTREAM_DOWN, message: `the instance answered HTTP ${response.status}` };
   }
-  const reader = new FrameReader(maxBytes);
-  for await (const chunk of response.body) {
-    for (const { flags, payload } of reader.push(chunk)) {
-      if (flags & 0x80) return parseGrpcWebTrailer(payload);
-      await onMessage(payload);
-    }
-  }
-  return { ...UPSTREAM_DOWN, message: "the instance ended the call without a status" };
+  return await readGrpcWebBody(response.body, maxBytes, onMessage);
 }
 
 function forwarder(
@@ -155,7 +141,7 @@ function forwarder(
         .catch(() => UPSTREAM_DOWN)
         .then((status) => {
           if (status.code === 0 && message) callback(null, message);
-          else callback(statusObject(status.code === 0 ? UPSTREAM_DOWN : status));
+          else callback(toGrpcStatus(status.code === 0 ? UPSTREAM_DOWN : status));
         });
     };
   }
@@ -202,8 +188,8 @@ function forwarder(
       .catch(() => UPSTREAM_DOWN)
       .then((status) => {
         if (controller.signal.aborted) return;
-        if (status.code === 0) call.end(statusObject(status).metadata);
-        else call.emit("error", statusObject(status));
+        if (status.code === 0) call.end(toGrpcStatus(status).metadata);
+        else call.emit("error", toGrpcStatus(status));
       });
   };
 }

@@ -11,17 +11,9 @@ import { GuardynClient } from "../../client/mod.ts";
 import { freePort } from "../support/net.ts";
 import { type SpawnedPlatform, spawnPlatform } from "../support/platform.ts";
 import { sleep, waitUntil } from "../support/wait.ts";
-import { grpcData, headers, RawH2, requestHeaders } from "./h2_frames.ts";
-import { FrameType } from "./h2_frames.ts";
-
-const PASSWORD = "correct horse battery staple";
-const TEST_KDF = { memoryKiB: 256, iterations: 1, parallelism: 1 };
-const TEST_KEYS = {
-  prekeyTarget: 8,
-  prekeyLowWater: 3,
-  keyPackageTarget: 2,
-  keyPackageLowWater: 1,
-};
+import { assert, assertEquals } from "../assert.ts";
+import { PASSPHRASE, PASSWORD, TEST_KDF, TEST_KEYS } from "../e2e/e2e_test_kit.ts";
+import { FrameType, grpcData, headers, RawH2, requestHeaders } from "./h2_frames.ts";
 
 /**
  * What Deno's HTTP server prints for each connection an attack breaks (from hyper/h2; the
@@ -137,7 +129,7 @@ export async function conversation(target: Target, port = target.httpPort): Prom
     const client = await GuardynClient.open({
       server: `127.0.0.1:${port}`,
       profilePath: join(target.dir, `${name}.profile`),
-      passphrase: "local profile passphrase",
+      passphrase: PASSPHRASE,
       deviceName: name,
       kdf: TEST_KDF,
       keyPolicy: TEST_KEYS,
@@ -216,6 +208,30 @@ export async function underAttack(
     alive,
     healthy,
   };
+}
+
+/**
+ * The checks every case makes: the process is alive, health answers, at least 99 % of the
+ * legitimate sends succeeded and none was lost. `name` says which attack (and path).
+ */
+export function assertSurvived(name: string, report: AttackReport): void {
+  const rate = report.succeeded / report.attempted;
+  console.log(
+    `abuse ${name}: ${report.succeeded}/${report.attempted} legitimate sends succeeded ` +
+      `(${(rate * 100).toFixed(1)} %), ${report.lost} lost, process ${
+        report.alive ? "alive" : "DEAD"
+      }, health ${report.healthy ? "SERVING" : "NOT ANSWERING"}`,
+  );
+  assert(report.alive, `${name}: the serving process died`);
+  assert(report.healthy, `${name}: health does not answer after the attack`);
+  assert(rate >= 0.99, `${name}: only ${(rate * 100).toFixed(1)} % of legitimate sends succeeded`);
+  assertEquals(report.lost, 0, `${name}: messages were lost`);
+}
+
+/** Repeats `round` until `ms` passed. */
+export async function forMs(ms: number, round: () => Promise<unknown>): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) await round();
 }
 
 /** Runs an external tool bounded in time; its output is returned, never thrown. */

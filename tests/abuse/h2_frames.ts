@@ -4,6 +4,8 @@
  * resets, CONTINUATION floods, GOAWAY with open streams, zero windows). Loopback only.
  */
 
+import { concatBytes } from "../../crypto/primitives.ts";
+
 export const FrameType = {
   DATA: 0x0,
   HEADERS: 0x1,
@@ -159,14 +161,7 @@ export class RawH2 {
 
   async write(...chunks: Uint8Array[]): Promise<boolean> {
     if (this.#closed) return false;
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    const buffer = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      buffer.set(chunk, offset);
-      offset += chunk.length;
-    }
+    const buffer = concatBytes(...chunks);
     try {
       let written = 0;
       while (written < buffer.length) written += await this.#conn.write(buffer.subarray(written));

@@ -12,10 +12,11 @@
 import { assert, assertEquals } from "../assert.ts";
 import { NO_SANITIZERS, sleep } from "../support/wait.ts";
 import {
-  type AttackReport,
+  assertSurvived,
   type Conversation,
   conversation,
   emptyGrpcBody,
+  forMs,
   nativeAnswers,
   run,
   startTarget,
@@ -51,26 +52,6 @@ const setup = async () => {
   talk ??= await conversation(target);
   return { target, talk };
 };
-
-function assertSurvived(name: string, report: AttackReport): void {
-  const rate = report.succeeded / report.attempted;
-  console.log(
-    `abuse ${name}: ${report.succeeded}/${report.attempted} legitimate sends succeeded ` +
-      `(${(rate * 100).toFixed(1)} %), ${report.lost} lost, process ${
-        report.alive ? "alive" : "DEAD"
-      }, health ${report.healthy ? "SERVING" : "NOT ANSWERING"}`,
-  );
-  assert(report.alive, `${name}: the serving process died`);
-  assert(report.healthy, `${name}: health does not answer after the attack`);
-  assert(rate >= 0.99, `${name}: only ${(rate * 100).toFixed(1)} % of legitimate sends succeeded`);
-  assertEquals(report.lost, 0, `${name}: messages were lost`);
-}
-
-/** Repeats `round` until `ms` passed. */
-async function forMs(ms: number, round: () => Promise<unknown>): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) await round();
-}
 
 function abuse(name: string, attack: (target: Target) => Promise<void>) {
   Deno.test({

@@ -14,13 +14,13 @@ import {
 } from "../../services/bus/conformance/nats_server.ts";
 import {
   account,
-  authClients,
   messageTo,
   messagingClient,
   type TestAccount,
   textOf,
 } from "../../services/messaging/messaging_test_kit.ts";
 import { MessagingProcess, ResilientReceiver, sendWithRetry } from "./faults_test_kit.ts";
+import { clients } from "../support/accounts_test_kit.ts";
 import { NO_SANITIZERS, sleep, waitUntil } from "../support/wait.ts";
 
 const FAST = {
@@ -33,7 +33,7 @@ const FAST = {
 
 /** Two accounts with one device each, registered through the auth service. */
 async function pair(platform: TestPlatform): Promise<[TestAccount, TestAccount]> {
-  const c = authClients(platform.address);
+  const c = clients(platform.address);
   try {
     return [await account(c, 1), await account(c, 1)];
   } finally {

@@ -117,32 +117,12 @@ async function measureEcho() {
     () =>
       new Echo(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), OWN_CONNECTION) as unknown as
         & grpc.Client
-        & { echo: (r: Uint8Array, cb: (e: grpc.ServiceError | null) => void) => void },
+        & EchoClient,
   );
-  const call = (lane: number) =>
-    new Promise<void>((resolve, reject) =>
-      lanes[lane % lanes.length]!.echo(PAYLOAD, (e) => e ? reject(e) : resolve())
-    );
-  for (let i = 0; i < 200; i++) await call(i); // warm up
-  const latencies: number[] = [];
-  const deadline = performance.now() + SECONDS * 1000;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async (_, worker) => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      await call(worker);
-      latencies.push(performance.now() - t0);
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
+  const result = await echoRun(lanes);
   lanes.forEach((lane) => lane.close());
   await child.kill();
-  latencies.sort((a, b) => a - b);
-  return {
-    roundTripsPerSecond: Math.round(latencies.length / elapsed),
-    p50Ms: round(percentile(latencies, 50), 2),
-    p99Ms: round(percentile(latencies, 99), 2),
-  };
+  return result;
 }
 
 /** The other ceiling: Deno.serve answering gRPC-Web with the request's message. */
@@ -167,11 +147,7 @@ async function measureWebEcho() {
     { length: 4 },
     () => webClient<EchoClient>({ echo: ECHO_METHOD }, `127.0.0.1:${port}`),
   );
-  const result = await echoRun((lane) =>
-    new Promise<void>((resolve, reject) =>
-      lanes[lane % lanes.length]!.echo(PAYLOAD, (e) => e ? reject(e) : resolve())
-    )
-  );
+  const result = await echoRun(lanes);
   lanes.forEach((lane) => lane.close());
   await child.kill();
   return result;
@@ -179,8 +155,12 @@ async function measureWebEcho() {
 
 type EchoClient = { echo: (r: Uint8Array, cb: (e: grpc.ServiceError | null) => void) => void };
 
-/** CONCURRENCY callers for SECONDS after a warm-up: round trips/s and latency. */
-async function echoRun(call: (lane: number) => Promise<void>) {
+/** CONCURRENCY callers over `lanes` for SECONDS after a warm-up: round trips/s and latency. */
+async function echoRun(lanes: EchoClient[]) {
+  const call = (lane: number) =>
+    new Promise<void>((resolve, reject) =>
+      lanes[lane % lanes.length]!.echo(PAYLOAD, (e) => e ? reject(e) : resolve())
+    );
   for (let i = 0; i < 200; i++) await call(i); // warm up
   const latencies: number[] = [];
   const deadline = performance.now() + SECONDS * 1000;
