@@ -91,3 +91,37 @@ Deno.test("bus namespace settings: optional and validated", () => {
     assert(error.message.includes("NATS_STREAM") && error.message.includes("NATS_SUBJECT_PREFIX"));
   }
 });
+
+Deno.test("config: the listeners: defaults, choices and every problem at once", () => {
+  const config = parseConfig({});
+  assertEquals(config.http, { host: "127.0.0.1", port: 8080, corsOrigins: [] });
+  assertEquals([config.grpc.listener, config.grpc.workers], ["workers", 2]);
+  const tls = parseConfig({
+    HTTP_TLS_CERT_FILE: "/run/tls/cert.pem",
+    HTTP_TLS_KEY_FILE: "/run/tls/key.pem",
+    GRPC_LISTENER: "off",
+  });
+  assertEquals(tls.http.tls, { certFile: "/run/tls/cert.pem", keyFile: "/run/tls/key.pem" });
+  assertEquals(tls.grpc.listener, "off");
+  const error = captureError(() =>
+    parseConfig({
+      HTTP_PORT: "70000",
+      HTTP_TLS_CERT_FILE: "/run/tls/cert.pem",
+      GRPC_LISTENER: "threads",
+      GRPC_WORKERS: "0",
+      HTTP_CORS_ORIGINS: "app.example.org",
+    })
+  );
+  assert(error instanceof ConfigError);
+  for (
+    const name of [
+      "HTTP_PORT",
+      "HTTP_TLS_KEY_FILE",
+      "GRPC_LISTENER",
+      "GRPC_WORKERS",
+      "HTTP_CORS_ORIGINS",
+    ]
+  ) {
+    assert(error.message.includes(name), `${name} in ${error.message}`);
+  }
+});
