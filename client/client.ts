@@ -636,7 +636,9 @@ export class GuardynClient {
     const id = prepared.message.clientMessageId;
     try {
       const response = await this.#outbox.transmit(prepared);
-      return await this.#updateOutgoing(peer, id, "sent", response.serverTimestampMs);
+      // 0: a retry of a send every recipient already acknowledged; the server kept no time.
+      const serverTime = response.serverTimestampMs > 0 ? response.serverTimestampMs : undefined;
+      return await this.#updateOutgoing(peer, id, "sent", serverTime);
     } catch (error) {
       await this.#updateOutgoing(peer, id, "failed").catch(() => {});
       throw error;

@@ -26,6 +26,7 @@ import {
 } from "./device_stream.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
 import { waitUntil } from "../../tests/support/wait.ts";
+import { keyed } from "../store/conformance/record_keys.ts";
 
 /** Just enough of a grpc-js duplex call: records writes, lets the test push requests. */
 class FakeCall extends EventEmitter {
@@ -109,13 +110,13 @@ interface Opened {
 
 function deliver(store: Store, n: number) {
   const now = Date.now();
-  return store.mailbox.deliver({
+  return store.mailbox.deliver(keyed({
     sender: { accountId: "alice", deviceId: "laptop" },
     clientMessageId: `m${n}-${crypto.randomUUID()}`,
     serverTimestampMs: now,
     expiresAtMs: now + 60_000,
     items: [{ recipient: owner, type: 2, content: new Uint8Array([n]) }],
-  });
+  }));
 }
 
 Deno.test("device stream: the stream ends with TOKEN_EXPIRED when its token expires", async () => {

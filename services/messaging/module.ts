@@ -95,6 +95,7 @@ export const messagingModule = defineService({
       },
       mailboxTtlMs: settings.mailboxTtlSeconds * 1000,
       idempotencyWindowMs: settings.idempotencyWindowSeconds * 1000,
+      recordSecret: deps.tokenKeys.pseudonymKey,
       limiter: new RateLimiter({ burst: settings.sendBurst, perSecond: settings.sendPerSecond }),
       now,
       offerLocal: (recipient, envelope) => hub.get(recipient)?.offer(envelope) ?? false,

@@ -11,6 +11,7 @@ import { type CallContext, requireAuth } from "../platform/grpc_server.ts";
 import type { Logger } from "../platform/log.ts";
 import type { RateLimiter } from "../platform/rate_limit.ts";
 import type { DeviceRef, MailboxStore } from "../store/ports.ts";
+import { deliveryRecordKey } from "../store/mailbox_rules.ts";
 import { MismatchedDevices } from "../../proto/gen/guardyn/v1/common.ts";
 import {
   Envelope,
@@ -39,6 +40,8 @@ export interface SendDeps {
   mailboxTtlMs: number;
   /** How long the idempotency record of a send is kept (a retry after it is a new message). */
   idempotencyWindowMs: number;
+  /** Keys the idempotency records (TokenKeys.pseudonymKey): they never name the sender. */
+  recordSecret: Uint8Array;
   /** Sends per sender device. */
   limiter: RateLimiter;
   now: () => number;
@@ -166,6 +169,7 @@ async function deliver(
   const result = await deps.mailbox.deliver({
     sender,
     clientMessageId: send.clientMessageId,
+    recordKey: deliveryRecordKey(deps.recordSecret, sender, send.clientMessageId),
     serverTimestampMs: now,
     expiresAtMs: now + deps.mailboxTtlMs,
     recordUntilMs: now + deps.idempotencyWindowMs,

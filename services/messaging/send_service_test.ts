@@ -11,6 +11,7 @@ import type { CurrentDevice } from "./device_set.ts";
 import { cachedDirectory, type DeviceDirectory } from "./directory.ts";
 import { MailboxEvents } from "./mailbox_events.ts";
 import { sendMessageHandler } from "./send_service.ts";
+import { TEST_RECORD_SECRET } from "../store/conformance/record_keys.ts";
 
 const ctx = (deviceId = "a1") =>
   ({
@@ -80,6 +81,7 @@ async function setup(directory: DeviceDirectory, mailbox: MailboxStore, maxConcu
     limits: { envelopeMaxBytes: 1024, maxEnvelopes: 10 },
     mailboxTtlMs: 60_000,
     idempotencyWindowMs: 86_400_000,
+    recordSecret: TEST_RECORD_SECRET,
     limiter: new RateLimiter({ burst: 1000, perSecond: 1000 }),
     now: () => 1_000,
     maxConcurrentSends,

@@ -7,6 +7,7 @@
  *   { "active": "<kid>", "keys": [ { "kid": "...", "kty": "OKP", "crv": "Ed25519", "x": "...", "d": "..." } ] }
  */
 
+import { hkdfSync } from "node:crypto";
 import * as jose from "jose";
 import type { AuthContext, Authenticator } from "./auth.ts";
 import { unauthenticated } from "./errors.ts";
@@ -24,6 +25,13 @@ export interface TokenKeys {
   activeKid: string;
   signing: CryptoKey;
   verifying: Map<string, CryptoKey>;
+  /**
+   * A 32-byte secret for keyed hashes that name server records without naming whom they are
+   * about (the idempotency records of sends). Derived by HKDF from the active signing key, so
+   * every instance has it and no second secret needs managing; a key rotation changes it,
+   * which only starts a fresh idempotency window.
+   */
+  pseudonymKey: Uint8Array;
 }
 
 /** Generates a fresh key file content (for `deno task dev` and for operators' tooling). */
@@ -54,7 +62,16 @@ export async function importTokenKeys(file: TokenKeyFile): Promise<TokenKeys> {
   if (!signing) {
     throw new Error(`active token key ${JSON.stringify(file.active)} is not in the key file`);
   }
-  return { activeKid: file.active, signing, verifying };
+  const active = file.keys.find((jwk) => jwk.kid === file.active)!;
+  return { activeKid: file.active, signing, verifying, pseudonymKey: pseudonymKeyOf(active.d!) };
+}
+
+const PSEUDONYM_INFO = "guardyn/v1 record pseudonyms";
+
+/** HKDF-SHA-256 of the private key bytes, with its own label: no other use shares the output. */
+function pseudonymKeyOf(privateKeyBase64Url: string): Uint8Array {
+  const ikm = jose.base64url.decode(privateKeyBase64Url);
+  return new Uint8Array(hkdfSync("sha256", ikm, new Uint8Array(0), PSEUDONYM_INFO, 32));
 }
 
 async function importKey(jwk: jose.JWK): Promise<CryptoKey> {

@@ -3,6 +3,8 @@
  * idempotency digest. No I/O here, so the rules are identical on every backend.
  */
 import { createHash } from "node:crypto";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { StoreInputError } from "./errors.ts";
 import {
   type DeviceRef,
@@ -57,6 +59,12 @@ export function validateDelivery(delivery: MailboxDelivery): void {
   checkId(delivery.clientMessageId, "clientMessageId");
   checkMs(delivery.serverTimestampMs, "serverTimestampMs");
   checkMs(delivery.expiresAtMs, "expiresAtMs");
+  if (
+    !(delivery.recordKey instanceof Uint8Array) ||
+    delivery.recordKey.byteLength !== DELIVERY_RECORD_KEY_BYTES
+  ) {
+    fail(`recordKey must be ${DELIVERY_RECORD_KEY_BYTES} bytes (deliveryRecordKey)`);
+  }
   if (delivery.recordUntilMs !== undefined) {
     checkMs(delivery.recordUntilMs, "recordUntilMs");
     if (delivery.recordUntilMs <= delivery.serverTimestampMs) {
@@ -192,6 +200,40 @@ export function deliveryDigest(delivery: MailboxDelivery): Uint8Array {
   });
   return new Uint8Array(createHash("sha256").update(buffer).digest());
 }
+
+/** Bytes of a delivery record key: an HMAC-SHA-256. */
+export const DELIVERY_RECORD_KEY_BYTES = 32;
+
+/**
+ * The idempotency record's key: HMAC-SHA-256 under a server secret of the sender device and
+ * client message id, length-prefixed. The record then names nobody: without the secret, a
+ * copy of the database cannot tell whose send a record was, or test a guess.
+ */
+export function deliveryRecordKey(
+  secret: Uint8Array,
+  sender: DeviceRef,
+  clientMessageId: string,
+): Uint8Array {
+  let keyed = KEYED_STATES.get(secret);
+  if (!keyed) {
+    // The key's inner and outer pads are hashed once per secret; each call clones that state.
+    keyed = hmac.create(sha256, secret);
+    KEYED_STATES.set(secret, keyed);
+  }
+  const encoder = new TextEncoder();
+  const parts = [sender.accountId, sender.deviceId, clientMessageId].map((p) => encoder.encode(p));
+  const message = new Uint8Array(parts.reduce((n, part) => n + 4 + part.byteLength, 0));
+  const view = new DataView(message.buffer);
+  let at = 0;
+  for (const part of parts) {
+    view.setUint32(at, part.byteLength);
+    message.set(part, at + 4);
+    at += 4 + part.byteLength;
+  }
+  return keyed.clone().update(message).digest();
+}
+
+const KEYED_STATES = new WeakMap<Uint8Array, ReturnType<typeof hmac.create>>();
 
 /** Whole seconds of row TTL for a delivery (CQL TTLs are in seconds; round up, never 0). */
 export function ttlSeconds(delivery: { serverTimestampMs: number; expiresAtMs: number }): number {

@@ -10,8 +10,9 @@ import {
 } from "./mailbox_rules.ts";
 import { MAILBOX_DELIVERY_MAX_BYTES, type MailboxDelivery } from "./ports.ts";
 import { constantTimeEqual } from "../../crypto/primitives.ts";
+import { keyed } from "./conformance/record_keys.ts";
 
-const base: MailboxDelivery = {
+const base: MailboxDelivery = keyed({
   sender: { accountId: "alice", deviceId: "phone" },
   clientMessageId: "m-1",
   serverTimestampMs: 1_000,
@@ -21,7 +22,7 @@ const base: MailboxDelivery = {
     type: 2,
     content: new Uint8Array([1]),
   }],
-};
+});
 
 Deno.test("envelope ids carry their seq and 128 random bits", () => {
   const id = newEnvelopeId(42);

@@ -33,12 +33,18 @@ export interface MailboxEnvelope {
 export interface MailboxDelivery {
   sender: DeviceRef;
   clientMessageId: string;
+  /**
+   * The idempotency record's key, `deliveryRecordKey(secret, sender, clientMessageId)`: the
+   * record stores this keyed hash, never the sender or the client message id.
+   */
+  recordKey: Uint8Array;
   serverTimestampMs: number;
   expiresAtMs: number;
   /**
-   * Until when the idempotency record (sender device, client message id, digest, envelope ids)
-   * is kept: a retry after it is a new message. Default and latest: `expiresAtMs`. Metadata is
-   * kept as briefly as retries need it, not as long as the envelopes may wait.
+   * Until when the idempotency record is kept: a retry after it is a new message. Default and
+   * latest: `expiresAtMs`. While envelopes of the delivery wait, the record also holds the
+   * content digest, the times and the envelope ids (to answer a retry with the first result);
+   * when the last of them is acknowledged, only the key stays, until this time.
    */
   recordUntilMs?: number;
   items: { recipient: DeviceRef; type: number; content: Uint8Array }[];
@@ -47,8 +53,12 @@ export interface MailboxDelivery {
 export interface MailboxDeliveryResult {
   /** True when this (sender device, clientMessageId) was already delivered: nothing new written. */
   duplicate: boolean;
-  /** The envelopes as stored (for a duplicate: as stored by the first delivery). */
+  /**
+   * The envelopes as stored (for a duplicate: as stored by the first delivery). Empty for a
+   * duplicate whose envelopes were all acknowledged: nothing of them is kept.
+   */
   envelopes: MailboxEnvelope[];
+  /** The first delivery's time; 0 for a duplicate whose envelopes were all acknowledged. */
   serverTimestampMs: number;
 }
 
@@ -65,13 +75,19 @@ export interface MailboxStore {
     limit: number,
     nowMs: number,
   ): Promise<MailboxEnvelope[]>;
-  /** Deletes the owner's envelopes with these ids; ids of other mailboxes are ignored. */
+  /**
+   * Deletes the owner's envelopes with these ids; ids of other mailboxes are ignored. When the
+   * last envelope of a delivery goes, its record keeps only its key (see recordUntilMs).
+   */
   ack(owner: DeviceRef, ids: string[]): Promise<number>;
   /** Number of unexpired envelopes waiting for `owner`. */
   count(owner: DeviceRef, nowMs: number): Promise<number>;
   /** Deletes up to `limit` expired envelopes; returns how many. */
   purgeExpired(nowMs: number, limit: number): Promise<number>;
-  /** Deletes a device's whole mailbox (device revoked or account deleted). */
+  /**
+   * Deletes a device's whole mailbox (device revoked or account deleted); its envelopes count
+   * as acknowledged for their deliveries' records.
+   */
   purgeDevice(owner: DeviceRef): Promise<number>;
 }
 

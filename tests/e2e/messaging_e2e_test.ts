@@ -25,6 +25,7 @@ import {
 } from "./e2e_test_kit.ts";
 import { type Needle, scanCql, scanSqlite } from "./server_tables.ts";
 import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
+import { keyed } from "../../services/store/conformance/record_keys.ts";
 
 function e2eSuite(backend: Backend) {
   let running: Promise<World> | undefined;
@@ -282,7 +283,7 @@ function e2eSuite(backend: Backend) {
     // Replayed as if from another device of the sender, no session matches: the remembered
     // base key refuses it (the last-resort key alone cannot tell).
     const replay = (clientMessageId: string, deviceId: string) =>
-      store.mailbox.deliver({
+      store.mailbox.deliver(keyed({
         sender: { accountId: lastResortHandshake.sender.accountId, deviceId },
         clientMessageId,
         serverTimestampMs: Date.now(),
@@ -292,7 +293,7 @@ function e2eSuite(backend: Backend) {
           type: lastResortHandshake.type,
           content: lastResortHandshake.content,
         }],
-      });
+      }));
     await replay("replay-as-is", lastResortHandshake.sender.deviceId);
     await replay("replay-elsewhere", "another-device");
     await w.instances[0]!.platform.deps.bus.wake(ivyDevice.accountId, ivyDevice.deviceId);

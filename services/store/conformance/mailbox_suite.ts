@@ -17,6 +17,7 @@ import {
   type MailboxEnvelope,
   type Store,
 } from "../ports.ts";
+import { keyed } from "./record_keys.ts";
 
 export interface MailboxSuiteOptions {
   /** Prefix of every test name, e.g. "sqlite". */
@@ -49,7 +50,7 @@ function delivery(
   options: { cmid?: string; ts?: number; ttlMs?: number; size?: number } = {},
 ): MailboxDelivery {
   const ts = options.ts ?? Date.now();
-  return {
+  return keyed({
     sender,
     clientMessageId: options.cmid ?? crypto.randomUUID(),
     serverTimestampMs: ts,
@@ -61,7 +62,7 @@ function delivery(
         ? new Uint8Array(options.size).fill(i + 1)
         : crypto.getRandomValues(new Uint8Array(32 + i)),
     })),
-  };
+  });
 }
 
 function strip(envelopes: MailboxEnvelope[]) {
@@ -249,6 +250,40 @@ export function registerMailboxSuite(options: MailboxSuiteOptions): void {
       toBob!.id,
     ]);
     assertEquals(await store.mailbox.read(eve, 0, 10, Date.now()), []);
+  });
+
+  // Audit finding 8: the record kept the envelope ids and times after the last ack.
+  test("a retry after every envelope was acknowledged is a duplicate with nothing kept", async (store) => {
+    const alice = device(newAccount("alice"));
+    const bob = device(newAccount("bob"));
+    const eve = device(newAccount("eve"));
+    const first = delivery(alice, [bob, eve]);
+    const sent = await store.mailbox.deliver(first);
+    const [toBob, toEve] = sent.envelopes;
+    await store.mailbox.ack(bob, [toBob!.id]);
+    const halfway = await store.mailbox.deliver({ ...first, serverTimestampMs: Date.now() + 5 });
+    assertEquals(halfway.duplicate, true);
+    assertEquals(halfway.envelopes.map((e) => e.id), [toBob!.id, toEve!.id]);
+    assertEquals(halfway.serverTimestampMs, sent.serverTimestampMs);
+    await store.mailbox.ack(eve, [toEve!.id]);
+    const after = await store.mailbox.deliver({ ...first, serverTimestampMs: Date.now() + 10 });
+    assertEquals(after, { duplicate: true, envelopes: [], serverTimestampMs: 0 });
+    assertEquals(await store.mailbox.count(bob, Date.now()), 0);
+    assertEquals(await store.mailbox.count(eve, Date.now()), 0);
+  });
+
+  test("the record key, not the clear sender and id, decides what is a retry", async (store) => {
+    const alice = device(newAccount("alice"));
+    const bob = device(newAccount("bob"));
+    const first = delivery(alice, [bob], { cmid: "same" });
+    await store.mailbox.deliver(first);
+    const otherKey = { ...first, recordKey: new Uint8Array(32).fill(1) };
+    assertEquals((await store.mailbox.deliver(otherKey)).duplicate, false);
+    await assertRejects(
+      () => store.mailbox.deliver({ ...first, recordKey: new Uint8Array(31) }),
+      StoreInputError,
+      "recordKey",
+    );
   });
 
   test("ack ignores unknown, malformed and repeated ids", async (store) => {

@@ -2,7 +2,8 @@
  * MailboxStore on ScyllaDB/Cassandra. Table design and trade-offs: docs/STORAGE.md.
  *
  * Lightweight transactions are used in exactly two places, the two unique decisions:
- * - the idempotency record (INSERT ... IF NOT EXISTS, and the takeover of an abandoned one);
+ * - the idempotency record (INSERT ... IF NOT EXISTS, and the takeover of an abandoned one),
+ *   named by its keyed hash (MailboxDelivery.recordKey);
  * - per-device seq allocation: a conditional batch moves the partition's static next_seq and
  *   writes the envelope row in the same Paxos round, so a seq is visible iff its row exists.
  * Everything else is a plain prepared statement at the configured consistency.
@@ -18,6 +19,7 @@ import {
   envelopesOfDelivery,
   newEnvelopeId,
   recordTtlSeconds,
+  recordUntilMs,
   ttlSeconds,
   validateAck,
   validateCount,
@@ -66,31 +68,40 @@ const toBytes = (value: unknown) => new Uint8Array(value as Uint8Array);
 
 function statements(ks: string) {
   const device = "account_id = ? AND device_id = ?";
-  const delivery = "sender_account = ? AND sender_device = ? AND client_message_id = ?";
+  const delivery = "record_key = ?";
   return {
     nextSeq: `SELECT DISTINCT account_id, device_id, next_seq FROM ${ks}.mailbox WHERE ${device}`,
     casSeq: `UPDATE ${ks}.mailbox SET next_seq = ? WHERE ${device} IF next_seq = ?`,
     insertRow: `INSERT INTO ${ks}.mailbox (account_id, device_id, seq, id, sender_account,
-      sender_device, client_message_id, type, content, server_ts, expires_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`,
-    claim: `INSERT INTO ${ks}.mailbox_deliveries (sender_account, sender_device,
-      client_message_id, digest, server_ts, expires_at, owner_token, claimed_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?`,
-    takeover: `UPDATE ${ks}.mailbox_deliveries USING TTL ? SET owner_token = ?, claimed_at = ?
-      WHERE ${delivery} IF owner_token = ?`,
+      sender_device, client_message_id, type, content, server_ts, expires_at, record_key,
+      record_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`,
+    claim: `INSERT INTO ${ks}.mailbox_delivery_records (record_key, digest, server_ts,
+      expires_at, owner_token, claimed_at, items)
+      VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?`,
+    takeover: `UPDATE ${ks}.mailbox_delivery_records USING TTL ? SET owner_token = ?,
+      claimed_at = ? WHERE ${delivery} IF owner_token = ?`,
     recordWritten:
-      `UPDATE ${ks}.mailbox_deliveries USING TTL ? SET written[?] = ? WHERE ${delivery}`,
-    recordDone: `UPDATE ${ks}.mailbox_deliveries USING TTL ? SET done = true WHERE ${delivery}`,
+      `UPDATE ${ks}.mailbox_delivery_records USING TTL ? SET written[?] = ? WHERE ${delivery}`,
+    recordDone:
+      `UPDATE ${ks}.mailbox_delivery_records USING TTL ? SET done = true WHERE ${delivery}`,
     readRecord: `SELECT digest, server_ts, expires_at, owner_token, claimed_at, written, done
-      FROM ${ks}.mailbox_deliveries WHERE ${delivery}`,
+      FROM ${ks}.mailbox_delivery_records WHERE ${delivery}`,
+    recordAcked:
+      `UPDATE ${ks}.mailbox_delivery_records USING TTL ? SET acked = acked + ? WHERE ${delivery}`,
+    readAcked: `SELECT items, acked FROM ${ks}.mailbox_delivery_records WHERE ${delivery}`,
+    settleRecord: `DELETE digest, server_ts, expires_at, owner_token, claimed_at, items, written,
+      acked FROM ${ks}.mailbox_delivery_records WHERE ${delivery}`,
     watermark: `SELECT acked_below FROM ${ks}.mailbox_watermarks WHERE ${device}`,
     setWatermark: `UPDATE ${ks}.mailbox_watermarks SET acked_below = ? WHERE ${device}`,
     readRows: `SELECT seq, id, sender_account, sender_device, client_message_id, type, content,
       server_ts, expires_at FROM ${ks}.mailbox WHERE ${device} AND seq >= ?`,
-    rowsAt: `SELECT seq, id FROM ${ks}.mailbox WHERE ${device} AND seq IN ?`,
+    rowsAt: `SELECT seq, id, record_key, record_until FROM ${ks}.mailbox
+      WHERE ${device} AND seq IN ?`,
     deleteAt: `DELETE FROM ${ks}.mailbox WHERE ${device} AND seq IN ?`,
     firstLive: `SELECT seq FROM ${ks}.mailbox WHERE ${device} AND seq >= ? LIMIT 1`,
     expiries: `SELECT expires_at FROM ${ks}.mailbox WHERE ${device} AND seq >= ?`,
+    records: `SELECT id, record_key, record_until FROM ${ks}.mailbox
+      WHERE ${device} AND seq >= ?`,
     deleteFrom: `DELETE FROM ${ks}.mailbox WHERE ${device} AND seq >= ?`,
   };
 }
@@ -125,6 +136,7 @@ export class CqlMailbox implements MailboxStore {
       BigInt(delivery.expiresAtMs),
       crypto.randomUUID(),
       BigInt(this.#clock()),
+      delivery.items.length,
       recordTtl,
     ]);
     if (claim.applied) {
@@ -148,6 +160,8 @@ export class CqlMailbox implements MailboxStore {
     let record = found;
     for (let pause = 10;; pause = Math.min(pause * 2, 200)) {
       if (!record) break;
+      // Every envelope acknowledged: only the key was kept, so the answer is "already delivered".
+      if (record.digest === null) return { duplicate: true, envelopes: [], serverTimestampMs: 0 };
       if (!constantTimeEqual(digest, toBytes(record.digest))) {
         throw new IdempotencyConflictError(
           `clientMessageId '${delivery.clientMessageId}' of this sender device was already ` +
@@ -251,6 +265,8 @@ export class CqlMailbox implements MailboxStore {
             toBuffer(item.content),
             BigInt(delivery.serverTimestampMs),
             BigInt(delivery.expiresAtMs),
+            toBuffer(delivery.recordKey),
+            BigInt(recordUntilMs(delivery)),
             ttl,
           ],
         },
@@ -316,13 +332,44 @@ export class CqlMailbox implements MailboxStore {
     if (wanted.size === 0) return 0;
     const device = [owner.accountId, owner.deviceId];
     const found = await this.#s.execute(this.#q.rowsAt, [...device, [...wanted.keys()]]);
-    const matched = found.rows
-      .filter((row) => wanted.get(row.seq as bigint)?.has(String(row.id)))
-      .map((row) => row.seq as bigint);
+    const rows = found.rows.filter((row) => wanted.get(row.seq as bigint)?.has(String(row.id)));
+    const matched = rows.map((row) => row.seq as bigint);
     if (matched.length === 0) return 0;
     await this.#s.execute(this.#q.deleteAt, [...device, matched]);
     await this.#advanceWatermark(owner, matched.reduce((a, b) => (a > b ? a : b)));
+    await this.#settle(rows);
     return matched.length;
+  }
+
+  /**
+   * Counts deleted envelopes as acknowledged on their deliveries' records; the record whose
+   * every item is acknowledged keeps only its key. Each record's reader reads after its own
+   * write, so of two acks finishing a record at once, at least the later one sees it complete.
+   */
+  async #settle(rows: CqlRow[]): Promise<void> {
+    const byRecord = new Map<string, { key: Buffer; until: number; ids: string[] }>();
+    for (const row of rows) {
+      // Envelopes written before schema version 3 name no record.
+      if (row.record_key == null || row.record_until == null) continue;
+      const key = row.record_key as Buffer;
+      const hex = key.toString("hex");
+      const entry = byRecord.get(hex) ?? { key, until: Number(row.record_until), ids: [] };
+      entry.ids.push(String(row.id));
+      byRecord.set(hex, entry);
+    }
+    const now = this.#clock();
+    const live = [...byRecord.values()].filter((entry) => entry.until > now);
+    await forEachLimited(live, WRITE_CONCURRENCY, async ({ key, until, ids }) => {
+      // The record's own remaining lifetime: a plain write must not outlive it.
+      const ttl = Math.max(1, Math.ceil((until - now) / 1000));
+      await this.#s.execute(this.#q.recordAcked, [ttl, ids, key]);
+      const state = (await this.#s.execute(this.#q.readAcked, [key])).rows[0];
+      if (!state || state.items == null) return;
+      const acked = (state.acked ?? []) as unknown[];
+      if (acked.length >= Number(state.items)) {
+        await this.#s.execute(this.#q.settleRecord, [key]);
+      }
+    });
   }
 
   /**
@@ -379,16 +426,34 @@ export class CqlMailbox implements MailboxStore {
 
   async purgeDevice(owner: DeviceRef): Promise<number> {
     checkDevice(owner, "owner");
-    const n = await this.#countRows(owner, () => true, Number.MAX_SAFE_INTEGER);
+    const rows = await this.#recordsOf(owner);
     // One range tombstone for the whole mailbox; the static next_seq survives, so seqs are
     // never reused, and the watermark stays valid.
     await this.#s.execute(this.#q.deleteFrom, [owner.accountId, owner.deviceId, 0n]);
-    return n;
+    await this.#settle(rows);
+    return rows.length;
+  }
+
+  /** Every row of a mailbox, as (id, record_key, record_until) only. */
+  async #recordsOf(owner: DeviceRef): Promise<CqlRow[]> {
+    const from = await this.#watermark(owner);
+    const rows: CqlRow[] = [];
+    let pageState: string | undefined;
+    do {
+      const page = await this.#s.execute(
+        this.#q.records,
+        [owner.accountId, owner.deviceId, from],
+        { fetchSize: COUNT_PAGE_ROWS, pageState },
+      );
+      rows.push(...page.rows);
+      pageState = page.pageState;
+    } while (pageState);
+    return rows;
   }
 }
 
-function recordKey(delivery: MailboxDelivery): string[] {
-  return [delivery.sender.accountId, delivery.sender.deviceId, delivery.clientMessageId];
+function recordKey(delivery: MailboxDelivery): Buffer[] {
+  return [toBuffer(delivery.recordKey)];
 }
 
 /** The envelope ids of a delivery's items, in item order, from the record's `written` map. */

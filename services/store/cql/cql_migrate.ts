@@ -9,6 +9,7 @@ import { SchemaMismatchError } from "../errors.ts";
 import { behindError, latestVersion, type MigrationRef, planSchema } from "../schema.ts";
 import { type CqlTuning, replicationCql } from "./cql_options.ts";
 import {
+  addedColumn,
   type CqlMigration,
   orderMigrations,
   parseMigrationFileName,
@@ -140,7 +141,10 @@ export async function migrateCql(
     const done: number[] = [];
     for (const ref of plan.state === "behind" ? plan.pending : []) {
       const migration = known.find((m) => m.version === ref.version)!;
-      for (const statement of migration.statements) await client.execute(statement);
+      for (const statement of migration.statements) {
+        if (await columnExists(client, keyspace, addedColumn(statement))) continue;
+        await client.execute(statement);
+      }
       await client.execute(
         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
         [migration.version, migration.name, new Date()],
@@ -156,4 +160,20 @@ export async function migrateCql(
   } finally {
     await client.shutdown();
   }
+}
+
+/** True when `added` names a column the table already has (a rerun of its migration). */
+async function columnExists(
+  client: Awaited<ReturnType<typeof connectCql>>,
+  keyspace: string,
+  added: { table: string; column: string } | undefined,
+): Promise<boolean> {
+  if (!added) return false;
+  const found = await client.execute(
+    `SELECT column_name FROM system_schema.columns
+     WHERE keyspace_name = ? AND table_name = ? AND column_name = ?`,
+    [keyspace, added.table, added.column],
+    { prepare: true },
+  );
+  return found.rows.length > 0;
 }

@@ -61,3 +61,15 @@ export function orderMigrations(migrations: CqlMigration[]): CqlMigration[] {
   });
   return sorted;
 }
+
+const ADD_COLUMN = /^ALTER\s+TABLE\s+(\w+)\s+ADD\s+(\w+)\s+\w[\w<>, ]*$/i;
+
+/**
+ * The table and column an `ALTER TABLE t ADD c type` statement adds, else undefined. The
+ * migrator skips such a statement when the column exists, since ScyllaDB has no
+ * `ADD IF NOT EXISTS` and an interrupted migrate must be able to rerun.
+ */
+export function addedColumn(statement: string): { table: string; column: string } | undefined {
+  const match = ADD_COLUMN.exec(statement.trim());
+  return match ? { table: match[1]!.toLowerCase(), column: match[2]!.toLowerCase() } : undefined;
+}

@@ -1,6 +1,11 @@
 import { assertEquals, assertThrows } from "../../../tests/assert.ts";
 import { parseReplication, replicationCql } from "./cql_options.ts";
-import { orderMigrations, parseMigrationFileName, splitCqlStatements } from "./cql_script.ts";
+import {
+  addedColumn,
+  orderMigrations,
+  parseMigrationFileName,
+  splitCqlStatements,
+} from "./cql_script.ts";
 
 Deno.test("migration file names: 0001_name.cql only", () => {
   assertEquals(parseMigrationFileName("0001_init.cql"), { version: 1, name: "init" });
@@ -55,4 +60,17 @@ Deno.test("replication settings parse into CREATE KEYSPACE maps", () => {
   ) {
     assertThrows(() => parseReplication(bad), Error);
   }
+});
+
+Deno.test("cql script: ALTER TABLE ... ADD names the column a rerun skips", () => {
+  assertEquals(addedColumn("ALTER TABLE mailbox ADD record_key blob"), {
+    table: "mailbox",
+    column: "record_key",
+  });
+  assertEquals(addedColumn("alter table Mailbox add Seen map<text, int>"), {
+    table: "mailbox",
+    column: "seen",
+  });
+  assertEquals(addedColumn("ALTER TABLE mailbox DROP record_key"), undefined);
+  assertEquals(addedColumn("CREATE TABLE IF NOT EXISTS t (a int PRIMARY KEY)"), undefined);
 });

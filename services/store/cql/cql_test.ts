@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 /**
  * The CQL adapter against a real node on CQL_CONTACT_POINTS (default 127.0.0.1:9042, e.g.
  * `.ci/cassandra.sh start`). One fresh keyspace per run (schema changes are slow), migrated
@@ -16,6 +17,7 @@ import { connectCql, type CqlConfig, type CqlSession, driverSession } from "./cq
 import { type CqlStore, openCqlStore } from "./cql_store.ts";
 import { NO_SANITIZERS } from "../../../tests/support/wait.ts";
 import { CQL_PORTS } from "../../runtime/store_ports.ts";
+import { keyed } from "../conformance/record_keys.ts";
 
 const contactPoints = (Deno.env.get("CQL_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",");
 const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -156,6 +158,20 @@ Deno.test({
     const again = await migrateCql(config, { replication }, (line) => lines.push(line));
     assertEquals(again, { createdKeyspace: false, applied: [], version: LATEST });
     assertEquals(lines, [`keyspace ${config.keyspace} already at schema version ${LATEST}`]);
+    // A migrate interrupted after its statements but before its ledger row reruns them all:
+    // the column additions (ScyllaDB has no ADD IF NOT EXISTS) are skipped, not failed.
+    const client = await connectCql(config);
+    try {
+      await client.execute(
+        `DELETE FROM ${config.keyspace}.schema_migrations WHERE version = ?`,
+        [LATEST],
+        { prepare: true },
+      );
+    } finally {
+      await client.shutdown();
+    }
+    const rerun = await migrateCql(config, { replication }, () => {});
+    assertEquals(rerun, { createdKeyspace: false, applied: [LATEST], version: LATEST });
     const error = await captureRejection(
       migrateCql({ ...config, keyspace: `guardyn_absent_${suffix}` }, {}),
     );
@@ -177,7 +193,7 @@ function failingSession(inner: CqlSession, failAt: number): CqlSession {
 
 function threeDeviceDelivery(): MailboxDelivery {
   const now = Date.now();
-  return {
+  return keyed({
     sender: { accountId: `alice-${crypto.randomUUID()}`, deviceId: "phone" },
     clientMessageId: crypto.randomUUID(),
     serverTimestampMs: now,
@@ -187,7 +203,7 @@ function threeDeviceDelivery(): MailboxDelivery {
       type: 1,
       content: new Uint8Array([i + 1]),
     })),
-  };
+  });
 }
 
 // Audit finding 8, in part: the idempotency record lived as long as the envelopes (here an
@@ -207,13 +223,73 @@ Deno.test({
     const client = await connectCql(config);
     try {
       const row = (await client.execute(
-        `SELECT TTL(digest) AS ttl FROM ${config.keyspace}.mailbox_deliveries
-         WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
-        [delivery.sender.accountId, delivery.sender.deviceId, delivery.clientMessageId],
+        `SELECT TTL(digest) AS ttl FROM ${config.keyspace}.mailbox_delivery_records
+         WHERE record_key = ?`,
+        [Buffer.from(delivery.recordKey)],
         { prepare: true },
       )).rows[0];
       const ttl = Number(row?.ttl);
       assert(ttl > 0 && ttl <= 120 + 3600, `record TTL ${ttl} s`);
+    } finally {
+      await client.shutdown();
+    }
+  },
+});
+
+// Audit finding 8: the record named the sender device and client message id in clear and kept
+// the envelope ids after every envelope was acknowledged. Now it is named by a keyed hash and,
+// once the last envelope is acknowledged, keeps nothing but that key and its TTL.
+Deno.test({
+  name: "cql deliver: the record names nobody and keeps only its key once acknowledged",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const store = await sharedStore();
+    const delivery = { ...threeDeviceDelivery(), clientMessageId: `cmid-${crypto.randomUUID()}` };
+    const sent = await store.mailbox.deliver(delivery);
+    const client = await connectCql(config);
+    try {
+      const record = async () =>
+        (await client.execute(
+          `SELECT * FROM ${config.keyspace}.mailbox_delivery_records WHERE record_key = ?`,
+          [Buffer.from(delivery.recordKey)],
+          { prepare: true },
+        )).rows[0];
+      const columns = (await client.execute(
+        `SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
+        [config.keyspace, "mailbox_delivery_records"],
+        { prepare: true },
+      )).rows.map((row) => String(row.column_name)).sort();
+      assertEquals(columns, [
+        "acked",
+        "claimed_at",
+        "digest",
+        "done",
+        "expires_at",
+        "items",
+        "owner_token",
+        "record_key",
+        "server_ts",
+        "written",
+      ]);
+      const before = await record();
+      assertEquals(Object.keys(before?.written ?? {}).length, 3);
+      const dump = JSON.stringify(before, (_, v) => typeof v === "bigint" ? String(v) : v);
+      for (const clear of [delivery.sender.accountId, delivery.clientMessageId]) {
+        assert(!dump.includes(clear), `record holds ${clear}`);
+      }
+      const [a, b, c] = delivery.items.map((item) => item.recipient);
+      await store.mailbox.ack(a!, [sent.envelopes[0]!.id]);
+      await store.mailbox.ack(b!, [sent.envelopes[1]!.id]);
+      assert((await record())?.digest !== null, "kept while one envelope waits");
+      await store.mailbox.purgeDevice(c!);
+      const after = await record();
+      assertEquals(
+        Object.entries(after ?? {}).filter(([, value]) => value !== null).map(([key]) => key)
+          .sort(),
+        ["done", "record_key"],
+      );
+      const retry = await store.mailbox.deliver({ ...delivery, serverTimestampMs: Date.now() });
+      assertEquals(retry, { duplicate: true, envelopes: [], serverTimestampMs: 0 });
     } finally {
       await client.shutdown();
     }

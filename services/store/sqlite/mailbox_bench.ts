@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DeviceRef, MailboxDelivery } from "../ports.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import { SQLITE_PORTS } from "../../runtime/store_ports.ts";
+import { keyed } from "../conformance/record_keys.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "guardyn-bench-" });
 const store = await openSqliteStore(join(dir, "bench.db"), { ports: SQLITE_PORTS });
@@ -25,13 +26,13 @@ let n = 0;
 
 function message(recipients: DeviceRef[]): MailboxDelivery {
   const now = Date.now();
-  return {
+  return keyed({
     sender,
     clientMessageId: `m-${++n}`,
     serverTimestampMs: now,
     expiresAtMs: now + 30 * 24 * 3600_000,
     items: recipients.map((recipient) => ({ recipient, type: 1, content })),
-  };
+  });
 }
 
 Deno.bench("sqlite mailbox: deliver only, one message to one device", async () => {

@@ -68,4 +68,30 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       CREATE INDEX mailbox_deliveries_by_record_expiry ON mailbox_deliveries (record_expires_at);
     `,
   },
+  {
+    version: 4,
+    name: "pseudonymous_delivery_records",
+    sql: `
+      -- Idempotency records keyed by a keyed hash of (sender device, client message id), never
+      -- the clear values. While envelopes of the delivery wait, the record answers a retry with
+      -- the first result (digest, times, envelope ids); "pending" counts those envelopes and,
+      -- when it reaches 0, everything but the key and its end is cleared. Records of the old
+      -- table are dropped: a retry across this upgrade is delivered again (clients drop the
+      -- repeated message as a ratchet duplicate).
+      DROP TABLE mailbox_deliveries;
+      CREATE TABLE mailbox_delivery_records (
+        record_key BLOB NOT NULL PRIMARY KEY,
+        digest BLOB,
+        server_ts INTEGER,
+        expires_at INTEGER,
+        envelopes TEXT,
+        pending INTEGER NOT NULL,
+        record_expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX mailbox_delivery_records_by_expiry
+        ON mailbox_delivery_records (record_expires_at);
+      -- Which record an envelope counts for, so its acknowledgement can settle the record.
+      ALTER TABLE mailbox ADD COLUMN record_key BLOB;
+    `,
+  },
 ];

@@ -46,6 +46,7 @@ export class SqliteMailbox implements MailboxStore {
   readonly #insertDelivery: StatementSync;
   readonly #readRows: StatementSync;
   readonly #ackOne: StatementSync;
+  readonly #settleOne: StatementSync;
   readonly #countRows: StatementSync;
   readonly #deleteExpired: StatementSync;
   readonly #deleteExpiredDeliveries: StatementSync;
@@ -55,8 +56,8 @@ export class SqliteMailbox implements MailboxStore {
     this.#writes = new WriteBatcher(db);
     // Prepared once: db.exec would parse these on every call.
     this.#findDelivery = db.prepare(
-      `SELECT digest, server_ts, expires_at, envelopes FROM mailbox_deliveries
-       WHERE sender_account = ? AND sender_device = ? AND client_message_id = ?`,
+      `SELECT digest, server_ts, expires_at, envelopes FROM mailbox_delivery_records
+       WHERE record_key = ?`,
     );
     // One statement allocates the next seq, creating the device's counter on first use.
     this.#nextSeq = db.prepare(
@@ -66,13 +67,13 @@ export class SqliteMailbox implements MailboxStore {
     );
     this.#insertEnvelope = db.prepare(
       `INSERT INTO mailbox (account_id, device_id, seq, id, sender_account, sender_device,
-         client_message_id, type, content, server_ts, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         client_message_id, type, content, server_ts, expires_at, record_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#insertDelivery = db.prepare(
-      `INSERT INTO mailbox_deliveries (sender_account, sender_device, client_message_id, digest,
-         server_ts, expires_at, envelopes, record_expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO mailbox_delivery_records (record_key, digest, server_ts, expires_at,
+         envelopes, pending, record_expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#readRows = db.prepare(
       `SELECT seq, id, sender_account, sender_device, client_message_id, type, content,
@@ -81,7 +82,17 @@ export class SqliteMailbox implements MailboxStore {
        ORDER BY seq LIMIT ?`,
     );
     this.#ackOne = db.prepare(
-      "DELETE FROM mailbox WHERE account_id = ? AND device_id = ? AND seq = ? AND id = ?",
+      `DELETE FROM mailbox WHERE account_id = ? AND device_id = ? AND seq = ? AND id = ?
+       RETURNING record_key`,
+    );
+    // SET expressions read the old row: the last pending envelope clears all but the key.
+    this.#settleOne = db.prepare(
+      `UPDATE mailbox_delivery_records SET pending = pending - 1,
+         digest = iif(pending <= 1, NULL, digest),
+         server_ts = iif(pending <= 1, NULL, server_ts),
+         expires_at = iif(pending <= 1, NULL, expires_at),
+         envelopes = iif(pending <= 1, NULL, envelopes)
+       WHERE record_key = ? AND pending > 0`,
     );
     this.#countRows = db.prepare(
       `SELECT count(*) AS n FROM (SELECT 1 FROM mailbox
@@ -92,10 +103,12 @@ export class SqliteMailbox implements MailboxStore {
        (SELECT rowid FROM mailbox WHERE expires_at <= ? LIMIT ?)`,
     );
     this.#deleteExpiredDeliveries = db.prepare(
-      `DELETE FROM mailbox_deliveries WHERE rowid IN
-       (SELECT rowid FROM mailbox_deliveries WHERE record_expires_at <= ? LIMIT ?)`,
+      `DELETE FROM mailbox_delivery_records WHERE record_key IN
+       (SELECT record_key FROM mailbox_delivery_records WHERE record_expires_at <= ? LIMIT ?)`,
     );
-    this.#deleteDevice = db.prepare("DELETE FROM mailbox WHERE account_id = ? AND device_id = ?");
+    this.#deleteDevice = db.prepare(
+      "DELETE FROM mailbox WHERE account_id = ? AND device_id = ? RETURNING record_key",
+    );
   }
 
   /** Commits queued deliveries and acknowledgements now (before the connection closes). */
@@ -131,13 +144,9 @@ export class SqliteMailbox implements MailboxStore {
   #deliver(delivery: MailboxDelivery): Promise<MailboxDeliveryResult> {
     validateDelivery(delivery);
     const digest = deliveryDigest(delivery);
-    const { sender, clientMessageId } = delivery;
+    const { sender, clientMessageId, recordKey } = delivery;
     const written = this.#writes.run((): MailboxDeliveryResult | IdempotencyConflictError => {
-      const existing = this.#findDelivery.get(
-        sender.accountId,
-        sender.deviceId,
-        clientMessageId,
-      ) as Row | undefined;
+      const existing = this.#findDelivery.get(recordKey) as Row | undefined;
       // A conflict is returned, not thrown, inside the group transaction (write_batch.ts).
       if (existing) return duplicateResult(delivery, digest, existing);
       const stored: StoredItem[] = [];
@@ -157,17 +166,17 @@ export class SqliteMailbox implements MailboxStore {
           item.content,
           delivery.serverTimestampMs,
           delivery.expiresAtMs,
+          recordKey,
         );
         stored.push({ seq, id });
       }
       this.#insertDelivery.run(
-        sender.accountId,
-        sender.deviceId,
-        clientMessageId,
+        recordKey,
         digest,
         delivery.serverTimestampMs,
         delivery.expiresAtMs,
         JSON.stringify(stored),
+        stored.length,
         recordUntilMs(delivery),
       );
       return {
@@ -204,7 +213,10 @@ export class SqliteMailbox implements MailboxStore {
     return this.#writes.run(() => {
       let deleted = 0;
       for (const { id, seq } of targets) {
-        deleted += Number(this.#ackOne.run(owner.accountId, owner.deviceId, seq, id).changes);
+        const row = this.#ackOne.get(owner.accountId, owner.deviceId, seq, id) as Row | undefined;
+        if (!row) continue;
+        deleted++;
+        this.#settle(row);
       }
       return deleted;
     });
@@ -224,15 +236,25 @@ export class SqliteMailbox implements MailboxStore {
   #purgeExpired(nowMs: number, limit: number): number {
     validatePurge(nowMs, limit);
     const purged = Number(this.#deleteExpired.run(nowMs, limit).changes);
-    // Idempotency records live as long as their envelopes; a retry after that is a new message.
+    // A record ends with its window (never after its envelopes); a later retry is a new message.
     this.#deleteExpiredDeliveries.run(nowMs, limit);
     return purged;
   }
 
-  #purgeDevice(owner: DeviceRef): number {
+  #purgeDevice(owner: DeviceRef): Promise<number> {
     checkDevice(owner, "owner");
     // The seq counter in mailbox_heads stays, so a reused device id never sees a seq twice.
-    return Number(this.#deleteDevice.run(owner.accountId, owner.deviceId).changes);
+    return this.#writes.run(() => {
+      const rows = this.#deleteDevice.all(owner.accountId, owner.deviceId) as Row[];
+      for (const row of rows) this.#settle(row);
+      return rows.length;
+    });
+  }
+
+  /** One envelope of a record's delivery is gone: count it, clear the record at the last. */
+  #settle(row: Row): void {
+    // Envelopes written before schema version 4 name no record.
+    if (row.record_key instanceof Uint8Array) this.#settleOne.run(row.record_key);
   }
 }
 
@@ -241,12 +263,14 @@ function duplicateResult(
   digest: Uint8Array,
   existing: Row,
 ): MailboxDeliveryResult | IdempotencyConflictError {
-  if (!constantTimeEqual(digest, existing.digest as Uint8Array)) {
+  if (existing.digest !== null && !constantTimeEqual(digest, existing.digest as Uint8Array)) {
     return new IdempotencyConflictError(
       `clientMessageId '${delivery.clientMessageId}' of this sender device was already used ` +
         "for different envelopes",
     );
   }
+  // Every envelope acknowledged: only the key was kept, so the answer is "already delivered".
+  if (existing.digest === null) return { duplicate: true, envelopes: [], serverTimestampMs: 0 };
   const stored = JSON.parse(String(existing.envelopes)) as StoredItem[];
   const first = {
     serverTimestampMs: Number(existing.server_ts),

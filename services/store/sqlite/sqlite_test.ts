@@ -8,6 +8,7 @@ import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import { SQLITE_PORTS } from "../../runtime/store_ports.ts";
+import { keyed } from "../conformance/record_keys.ts";
 
 const LATEST = SQLITE_MIGRATIONS.at(-1)!.version;
 
@@ -120,13 +121,13 @@ Deno.test("sqlite: two stores on one file share one mailbox and one seq counter"
     const owner = { accountId: "bob", deviceId: "d1" };
     const sender = { accountId: "alice", deviceId: "d1" };
     const send = (store: typeof a, cmid: string) =>
-      store.mailbox.deliver({
+      store.mailbox.deliver(keyed({
         sender,
         clientMessageId: cmid,
         serverTimestampMs: Date.now(),
         expiresAtMs: Date.now() + 60_000,
         items: [{ recipient: owner, type: 1, content: new Uint8Array([1]) }],
-      });
+      }));
     const seqs = [];
     for (let i = 0; i < 4; i++) {
       seqs.push((await send(i % 2 ? a : b, `m${i}`)).envelopes[0]!.seq);
@@ -152,28 +153,85 @@ Deno.test("sqlite deliver: the idempotency record is purged when its window ends
   try {
     const now = Date.now();
     const recipient = { accountId: "bob", deviceId: "laptop" };
-    await store.mailbox.deliver({
+    await store.mailbox.deliver(keyed({
       sender: { accountId: "alice", deviceId: "phone" },
       clientMessageId: "m1",
       serverTimestampMs: now,
       expiresAtMs: now + 30 * 86_400_000,
       recordUntilMs: now + 60_000,
       items: [{ recipient, type: 1, content: new Uint8Array([1]) }],
-    });
-    const records = () => {
-      const db = new DatabaseSync(path);
-      try {
-        return (db.prepare("SELECT count(*) AS n FROM mailbox_deliveries").get() as { n: number })
-          .n;
-      } finally {
-        db.close();
-      }
-    };
-    assertEquals(records(), 1);
+    }));
+    assertEquals(readRecords(path).length, 1);
     await store.mailbox.purgeExpired(now + 61_000, 100);
-    assertEquals(records(), 0);
+    assertEquals(readRecords(path).length, 0);
     // The envelope itself waits for its recipient as before.
     assertEquals(await store.mailbox.count(recipient, now + 61_000), 1);
+  } finally {
+    await store.close();
+  }
+});
+
+/** Every idempotency record, read from the file itself, with every column. */
+function readRecords(path: string): Record<string, unknown>[] {
+  const db = new DatabaseSync(path);
+  try {
+    return db.prepare("SELECT * FROM mailbox_delivery_records").all() as Record<string, unknown>[];
+  } finally {
+    db.close();
+  }
+}
+
+// Audit finding 8: the record named the sender device and client message id in clear and kept
+// the envelope ids after every envelope was acknowledged. Now it holds a keyed hash of them and,
+// at the last acknowledgement (or purge of a recipient device), nothing else.
+Deno.test("sqlite deliver: the record names nobody and keeps only its key once acknowledged", async () => {
+  const path = freshPath();
+  const store = await openSqliteStore(path, { ports: SQLITE_PORTS });
+  try {
+    const now = Date.now();
+    const sender = { accountId: "alice-account", deviceId: "alice-phone" };
+    const bob = { accountId: "bob", deviceId: "laptop" };
+    const eve = { accountId: "eve", deviceId: "tablet" };
+    const delivery = keyed({
+      sender,
+      clientMessageId: "client-message-7",
+      serverTimestampMs: now,
+      expiresAtMs: now + 86_400_000,
+      recordUntilMs: now + 3_600_000,
+      items: [bob, eve].map((recipient) => ({ recipient, type: 1, content: new Uint8Array([1]) })),
+    });
+    const sent = await store.mailbox.deliver(delivery);
+    const [record] = readRecords(path);
+    assertEquals(Object.keys(record!).sort(), [
+      "digest",
+      "envelopes",
+      "expires_at",
+      "pending",
+      "record_expires_at",
+      "record_key",
+      "server_ts",
+    ]);
+    for (const clear of ["alice-account", "alice-phone", "client-message-7"]) {
+      assert(!JSON.stringify(record).includes(clear), `record holds ${clear}`);
+    }
+    assertEquals(record!.pending, 2);
+
+    await store.mailbox.ack(bob, [sent.envelopes[0]!.id]);
+    assertEquals(readRecords(path)[0]!.pending, 1);
+    assert(readRecords(path)[0]!.envelopes !== null, "kept while eve's envelope waits");
+    await store.mailbox.purgeDevice(eve);
+    const [settled] = readRecords(path);
+    assertEquals({ ...settled }, {
+      record_key: delivery.recordKey,
+      digest: null,
+      server_ts: null,
+      expires_at: null,
+      envelopes: null,
+      pending: 0,
+      record_expires_at: now + 3_600_000,
+    });
+    const retry = await store.mailbox.deliver({ ...delivery, serverTimestampMs: now + 1 });
+    assertEquals(retry, { duplicate: true, envelopes: [], serverTimestampMs: 0 });
   } finally {
     await store.close();
   }

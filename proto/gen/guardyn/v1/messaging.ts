@@ -247,7 +247,11 @@ export interface SendMessageResponse {
   serverTimestampMs: number;
   /** One entry per envelope and sync envelope, in request order (at most 19). */
   envelopes: SentEnvelope[];
-  /** True when this answers a retry of an already delivered client_message_id. */
+  /**
+   * True when this answers a retry of an already delivered client_message_id. Once every
+   * envelope of that first send was acknowledged, nothing of it is kept but a keyed hash:
+   * envelopes is then empty and server_timestamp_ms is 0.
+   */
   duplicate: boolean;
 }
 
@@ -472,7 +476,11 @@ export interface SendGroupMessageResponse {
   serverTimestampMs: number;
   /** Number of mailboxes written. */
   recipientCount: number;
-  /** True when this answers a retry of an already delivered client_message_id. */
+  /**
+   * True when this answers a retry of an already delivered client_message_id. Once every
+   * envelope of that first send was acknowledged, nothing of it is kept but a keyed hash:
+   * envelopes is then empty and server_timestamp_ms is 0.
+   */
   duplicate: boolean;
 }
 
