@@ -479,7 +479,7 @@ export interface SendGroupMessageResponse {
   /**
    * True when this answers a retry of an already delivered client_message_id. Once every
    * envelope of that first send was acknowledged, nothing of it is kept but a keyed hash:
-   * envelopes is then empty and server_timestamp_ms is 0.
+   * recipient_count and server_timestamp_ms are then 0.
    */
   duplicate: boolean;
 }
