@@ -94,4 +94,45 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       ALTER TABLE mailbox ADD COLUMN record_key BLOB;
     `,
   },
+  {
+    version: 5,
+    name: "groups",
+    sql: `
+      -- The MLS delivery service: one row per group; its epoch moves in the same transaction
+      -- that writes the winning commit into group_commits.
+      CREATE TABLE groups (
+        group_id BLOB NOT NULL PRIMARY KEY,
+        cipher_suite INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        members TEXT NOT NULL,
+        group_info BLOB NOT NULL,
+        group_info_epoch INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        fanned_out_epoch INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE group_commits (
+        group_id BLOB NOT NULL,
+        epoch INTEGER NOT NULL,
+        commit_message BLOB NOT NULL,
+        welcome BLOB NOT NULL,
+        sender_account TEXT NOT NULL,
+        sender_device TEXT NOT NULL,
+        record_key BLOB NOT NULL,
+        added TEXT NOT NULL,
+        removed TEXT NOT NULL,
+        server_ts INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (group_id, epoch)
+      ) WITHOUT ROWID;
+      CREATE INDEX group_commits_by_expiry ON group_commits (expires_at);
+      -- Which groups a device is in (ListGroups), kept with the roster in one transaction.
+      CREATE TABLE group_members (
+        account_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        group_id BLOB NOT NULL,
+        PRIMARY KEY (account_id, device_id, group_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

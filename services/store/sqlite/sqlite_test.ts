@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts";
 import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
+import { registerGroupSuite } from "../conformance/group_suite.ts";
 import { SchemaMismatchError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
@@ -21,6 +22,11 @@ registerMailboxSuite({
   name: "sqlite",
   open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
   expiresByTtl: false,
+});
+
+registerGroupSuite({
+  name: "sqlite",
+  open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
 });
 
 Deno.test("sqlite open: creates the folder, migrates and logs the real backend", async () => {
