@@ -25,6 +25,7 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   type Credential,
   decodeGroupState,
   decodeMlsMessage,
@@ -130,6 +131,11 @@ export interface PendingCommit {
   commit: Uint8Array;
   /** MLSMessage(Welcome) for the added devices, when the commit adds any. */
   welcome?: Uint8Array;
+  /**
+   * MLSMessage(GroupInfo) of the epoch this commit starts, with the ratchet tree, signed by
+   * this device: the delivery service checks the next commit against it.
+   */
+  groupInfo: Uint8Array;
 }
 
 export type IncomingMessage =
@@ -281,8 +287,11 @@ export class MlsGroup {
     if (fields.length === 6) {
       const epochBytes = fields[5]!;
       if (epochBytes.length !== 8) throw new GroupError("malformed", "bad pending commit epoch");
+      const pendingState = { ...decodeState(fields[2]!), clientConfig: config };
       pending = {
-        state: { ...decodeState(fields[2]!), clientConfig: config },
+        state: pendingState,
+        // Not stored: made again from the pending state (same tree, same signer).
+        groupInfo: await groupInfoOf(pendingState, impl),
         commit: fields[3]!.slice(),
         welcome: fields[4]!.length > 0 ? fields[4]!.slice() : undefined,
         epoch: new DataView(epochBytes.buffer, epochBytes.byteOffset).getBigUint64(0),
@@ -311,7 +320,12 @@ export class MlsGroup {
 
   get pendingCommit(): PendingCommit | undefined {
     const pending = this.#pending;
-    return pending && { epoch: pending.epoch, commit: pending.commit, welcome: pending.welcome };
+    return pending && {
+      epoch: pending.epoch,
+      commit: pending.commit,
+      welcome: pending.welcome,
+      groupInfo: pending.groupInfo,
+    };
   }
 
   /** Current members, by leaf index. */
@@ -366,6 +380,12 @@ export class MlsGroup {
     return await this.#commit(
       [...leaves].map((removed) => ({ proposalType: "remove", remove: { removed } })),
     );
+  }
+
+  /** MLSMessage(GroupInfo) of the current epoch, with the ratchet tree, signed by this device. */
+  groupInfo(): Promise<Uint8Array> {
+    this.#assertActive();
+    return groupInfoOf(this.#state, this.#impl);
   }
 
   /** Commits fresh keys for this device (post-compromise security). */
@@ -461,13 +481,19 @@ export class MlsGroup {
       commit: encodeMlsMessage(result.commit),
       welcome: result.welcome &&
         encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
+      groupInfo: await groupInfoOf(result.newState, this.#impl),
       state: result.newState,
       // Zeroed only on merge: they include secrets of the current epoch, which stays in use
       // if the server refuses this commit.
       consumed: result.consumed,
     };
     this.#pending = pending;
-    return { epoch: pending.epoch, commit: pending.commit, welcome: pending.welcome };
+    return {
+      epoch: pending.epoch,
+      commit: pending.commit,
+      welcome: pending.welcome,
+      groupInfo: pending.groupInfo,
+    };
   }
 
   async #processHandshake(
@@ -665,6 +691,18 @@ function clientConfig(options: GroupOptions): ClientConfig {
 }
 
 const implCache = new Map<MlsSuite, Promise<CiphersuiteImpl>>();
+
+async function groupInfoOf(state: ClientState, impl: CiphersuiteImpl): Promise<Uint8Array> {
+  const groupInfo = await mlsCall(() =>
+    createGroupInfoWithExternalPubAndRatchetTree(state, [], impl)
+  );
+  return encodeMlsMessage({ version: "mls10", wireformat: "mls_group_info", groupInfo });
+}
+
+/** The implementation of a cipher suite by its RFC 9420 registry value (delivery checks). */
+export function suiteImplById(id: number): Promise<CiphersuiteImpl> {
+  return suiteImpl(suiteFromId(id));
+}
 
 function suiteImpl(suite: MlsSuite): Promise<CiphersuiteImpl> {
   checkSuite(suite);
