@@ -53,6 +53,7 @@ import {
   zeroOutUint8Array,
 } from "ts-mls";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
+import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js";
 import { guardynCryptoProvider } from "./mls_provider.ts";
 import { decodeFrames, encodeFrames, MlsStateError, readU16, u16 } from "./mls_state.ts";
 import { constantTimeEqual } from "./primitives.ts";
@@ -244,9 +245,24 @@ export class MlsGroup {
   static async join(
     welcome: Uint8Array,
     privateKeyPackage: Uint8Array,
-    options: GroupOptions = {},
+    options: GroupOptions & {
+      /**
+       * The GroupInfo (with the ratchet tree) of the epoch the Welcome starts: Welcomes leave
+       * the tree out, so their size grows with the devices added, not with the group. The
+       * tree is checked against the tree hash the Welcome's encrypted GroupInfo carries.
+       */
+      groupInfo?: Uint8Array;
+    } = {},
   ): Promise<MlsGroup> {
     const bundle = decodePrivateKeyPackage(privateKeyPackage);
+    let ratchetTree: RatchetTree | undefined;
+    if (options.groupInfo !== undefined) {
+      const info = decodeMessage(options.groupInfo);
+      if (info.wireformat !== "mls_group_info") {
+        throw new GroupError("wrong-wire-format", `expected a GroupInfo, got ${info.wireformat}`);
+      }
+      ratchetTree = ratchetTreeFromExtension(info.groupInfo);
+    }
     const message = decodeMessage(welcome);
     if (message.wireformat !== "mls_welcome") {
       throw new GroupError("wrong-wire-format", `expected a Welcome, got ${message.wireformat}`);
@@ -262,7 +278,7 @@ export class MlsGroup {
         bundle.privatePackage,
         emptyPskIndex,
         impl,
-        undefined,
+        ratchetTree,
         undefined,
         clientConfig(options),
       )
@@ -473,7 +489,8 @@ export class MlsGroup {
       createCommit({ state: this.#state, cipherSuite: this.#impl }, {
         wireAsPublicMessage: true,
         extraProposals: proposals,
-        ratchetTreeExtension: true,
+        // The tree travels in the published GroupInfo (GetGroupState), not in every Welcome.
+        ratchetTreeExtension: false,
       })
     );
     const pending: Pending = {
@@ -700,8 +717,8 @@ async function groupInfoOf(state: ClientState, impl: CiphersuiteImpl): Promise<U
 }
 
 /** The implementation of a cipher suite by its RFC 9420 registry value (delivery checks). */
-export function suiteImplById(id: number): Promise<CiphersuiteImpl> {
-  return suiteImpl(suiteFromId(id));
+export async function suiteImplById(id: number): Promise<CiphersuiteImpl> {
+  return await suiteImpl(suiteFromId(id));
 }
 
 function suiteImpl(suite: MlsSuite): Promise<CiphersuiteImpl> {

@@ -12,7 +12,9 @@ for (let i = 1; i < GROUP_SIZE; i++) initial.push(await generateKeyPackage(`memb
 const keygenMs = performance.now() - setupStart;
 const built = await admin.add(initial.map((b) => b.keyPackage));
 admin.mergePendingCommit();
-const receiver = await MlsGroup.join(built.welcome!, initial[0]!.privateKeyPackage);
+const receiver = await MlsGroup.join(built.welcome!, initial[0]!.privateKeyPackage, {
+  groupInfo: built.groupInfo,
+});
 if (admin.roster().length !== GROUP_SIZE) throw new Error("group not built");
 console.log(
   `setup: ${GROUP_SIZE - 1} key packages in ${keygenMs.toFixed(0)} ms, ` +

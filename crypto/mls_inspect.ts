@@ -225,3 +225,33 @@ function credentialIdentity(
     throw new MlsInspectError("malformed", "credential identity is not UTF-8");
   }
 }
+
+/**
+ * The group id in the clear framing of an MLSMessage holding a PublicMessage or PrivateMessage
+ * (RFC 9420 §6: version, wire format, then group_id<V>), read from the header only; undefined
+ * for any other message or malformed bytes. Lets a server label an envelope with its group
+ * without decoding the whole message.
+ */
+export function mlsGroupIdOf(bytes: Uint8Array): Uint8Array | undefined {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 5) return undefined;
+  const version = (bytes[0]! << 8) | bytes[1]!;
+  const wireFormat = (bytes[2]! << 8) | bytes[3]!;
+  if (version !== 1 || (wireFormat !== 1 && wireFormat !== 2)) return undefined;
+  const first = bytes[4]!;
+  let length: number;
+  let at: number;
+  switch (first >> 6) {
+    case 0:
+      [length, at] = [first & 0x3f, 5];
+      break;
+    case 1:
+      if (bytes.length < 6) return undefined;
+      [length, at] = [((first & 0x3f) << 8) | bytes[5]!, 6];
+      break;
+    default:
+      // Group ids are at most 255 bytes here; longer prefixes are not a group id we issue.
+      return undefined;
+  }
+  if (length === 0 || at + length > bytes.length) return undefined;
+  return bytes.slice(at, at + length);
+}

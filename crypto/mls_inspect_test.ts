@@ -3,6 +3,7 @@ import {
   applyCommitToRoster,
   inspectKeyPackage,
   inspectPublicMessage,
+  mlsGroupIdOf,
   MlsInspectError,
   type RosterEntry,
 } from "./mls_inspect.ts";
@@ -68,7 +69,12 @@ Deno.test("server mirrors the roster from PublicMessage commits alone", async ()
       "add proposals visible",
     );
     for (const [i, bundle] of bundles.entries()) {
-      members.set(addresses[i]!, await MlsGroup.join(pending.welcome!, bundle.privateKeyPackage));
+      members.set(
+        addresses[i]!,
+        await MlsGroup.join(pending.welcome!, bundle.privateKeyPackage, {
+          groupInfo: pending.groupInfo,
+        }),
+      );
     }
   };
 
@@ -122,4 +128,17 @@ Deno.test("inspection refuses what the server must not accept", async () => {
   assertThrowsCode(() => applyCommitToRoster(stranger, commit), "not-member", "non-member");
   const truncated = alice.pendingCommit!.commit.subarray(0, 40);
   assertThrowsCode(() => inspectPublicMessage(truncated), "malformed", "truncated");
+});
+
+Deno.test("the group id is read from the clear header of public and private messages", async () => {
+  const group = await MlsGroup.create({ deviceAddress: "alice:phone" });
+  const pending = await group.update();
+  const id = (bytes: Uint8Array | undefined) => bytes && Array.from(bytes).join();
+  assertEquals(id(mlsGroupIdOf(pending.commit)), id(group.groupId), "commit");
+  group.mergePendingCommit();
+  const message = await group.encrypt(new TextEncoder().encode("hi"));
+  assertEquals(id(mlsGroupIdOf(message)), id(group.groupId), "private message");
+  assertEquals(mlsGroupIdOf(await group.groupInfo()), undefined, "a GroupInfo has none here");
+  assertEquals(mlsGroupIdOf(new Uint8Array([0, 1, 0, 2, 40, 1])), undefined, "truncated");
+  assertEquals(mlsGroupIdOf(new Uint8Array(0)), undefined, "empty");
 });

@@ -79,8 +79,12 @@ Deno.test("four devices: add, welcome, update, remove, messages, restore mid-way
   assert(addBobCarol.welcome !== undefined, "welcome for new members");
   assertEquals(alice.epoch, 0n, "pending commit does not advance the epoch");
   alice.mergePendingCommit();
-  const bob = await MlsGroup.join(addBobCarol.welcome, bobKp.privateKeyPackage);
-  const carol = await MlsGroup.join(addBobCarol.welcome, carolKp.privateKeyPackage);
+  const bob = await MlsGroup.join(addBobCarol.welcome, bobKp.privateKeyPackage, {
+    groupInfo: addBobCarol.groupInfo,
+  });
+  const carol = await MlsGroup.join(addBobCarol.welcome, carolKp.privateKeyPackage, {
+    groupInfo: addBobCarol.groupInfo,
+  });
   for (const g of [alice, bob, carol]) {
     assertEquals(g.epoch, 1n, "epoch after add");
     assertEquals(identities(g), ["alice/1", "bob/1", "carol/1"], "roster after add");
@@ -114,7 +118,9 @@ Deno.test("four devices: add, welcome, update, remove, messages, restore mid-way
   const [aliceSeesDave, carolSeesDave] = await acceptCommit(bobRestored, [alice, carol]);
   assert(aliceSeesDave?.kind === "commit" && carolSeesDave?.kind === "commit", "commits");
   assertEquals(aliceSeesDave.added, [{ leafIndex: 3, identity: "dave/1" }], "dave added");
-  const dave = await MlsGroup.join(addDave.welcome!, daveKp.privateKeyPackage);
+  const dave = await MlsGroup.join(addDave.welcome!, daveKp.privateKeyPackage, {
+    groupInfo: addDave.groupInfo,
+  });
   await chat(dave, [alice, bobRestored, carol], "hi, dave here");
 
   // Alice removes Carol; Carol learns she is out and can no longer read or send.
@@ -147,9 +153,9 @@ Deno.test("four devices: add, welcome, update, remove, messages, restore mid-way
 Deno.test("concurrent commits: the server's winner applies, the loser is discarded", async () => {
   const alice = await MlsGroup.create({ deviceAddress: "alice/1" });
   const bobKp = await device("bob/1");
-  const { welcome } = await alice.add([bobKp.keyPackage]);
+  const { welcome, groupInfo } = await alice.add([bobKp.keyPackage]);
   alice.mergePendingCommit();
-  const bob = await MlsGroup.join(welcome!, bobKp.privateKeyPackage);
+  const bob = await MlsGroup.join(welcome!, bobKp.privateKeyPackage, { groupInfo });
 
   // Both commit at epoch 1; the delivery service accepts Alice's.
   const aliceCommit = await alice.update();
@@ -175,7 +181,9 @@ Deno.test("export with a pending commit, restore, merge", async () => {
   assertEquals(restored.pendingCommit?.epoch, 0n, "pending epoch restored");
   assert(restored.pendingCommit?.welcome !== undefined, "pending welcome restored");
   restored.mergePendingCommit();
-  const bob = await MlsGroup.join(pending.welcome!, bobKp.privateKeyPackage);
+  const bob = await MlsGroup.join(pending.welcome!, bobKp.privateKeyPackage, {
+    groupInfo: pending.groupInfo,
+  });
   await chat(restored, [bob], "restored and merged");
   await chat(bob, [restored], "reply");
 });
@@ -214,9 +222,9 @@ Deno.test("X-Wing suite: create, add, message", async () => {
   const bobKp = await device("bob/1", "xwing");
   const x25519Kp = await device("carol/1");
   await assertRejects(() => alice.add([x25519Kp.keyPackage]), "invalid-argument", "suite mix");
-  const { welcome } = await alice.add([bobKp.keyPackage]);
+  const { welcome, groupInfo } = await alice.add([bobKp.keyPackage]);
   alice.mergePendingCommit();
-  const bob = await MlsGroup.join(welcome!, bobKp.privateKeyPackage);
+  const bob = await MlsGroup.join(welcome!, bobKp.privateKeyPackage, { groupInfo });
   assertEquals(bob.suite, "xwing", "suite");
   await chat(alice, [bob], "post-quantum hello");
   await chat(bob, [alice], "post-quantum reply");

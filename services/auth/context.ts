@@ -7,6 +7,7 @@ import { RateLimiter } from "../platform/rate_limit.ts";
 import { type AuthStores, KeyLimitError } from "../store/auth_ports.ts";
 import type { SessionTokens } from "./session_tokens.ts";
 import type { AuthSettings } from "./settings.ts";
+import type { DeviceRef } from "../store/ports.ts";
 import * as grpc from "@grpc/grpc-js";
 
 export interface AuthLimiters {
@@ -43,6 +44,8 @@ export interface AuthContextDeps {
   dummyPasswordHash: string;
   /** Drops cached device status after a revocation on this instance. */
   forgetDevice: (accountId: string, deviceId?: string) => void;
+  /** Remembers a key package handed out for `device` (its SHA-256, hex) for group adds. */
+  recordKeyPackageClaim?: (device: DeviceRef, ref: string) => Promise<void>;
   now: () => number;
 }
 

@@ -11,6 +11,7 @@ import { addressableDevices } from "../store/addressable.ts";
 import { type AuthContextDeps, deviceOf, keyLimitReached } from "./context.ts";
 import { checkClaimCounts, checkKeyPackage, checkKeyPackages, checkSuite } from "./key_rules.ts";
 import { checkId } from "./validation.ts";
+import { sha256, toHex } from "../../crypto/primitives.ts";
 
 type KeyPackageMethods = "uploadKeyPackages" | "claimKeyPackages" | "getKeyPackageCount";
 
@@ -85,6 +86,7 @@ export function keyPackageHandlers(
         );
         const claimed = await stores.keyPackages.claim(address, suite, { oneTime });
         if (claimed) {
+          await deps.recordKeyPackageClaim?.(address, toHex(sha256(claimed.data)));
           keyPackages.push({
             device: address,
             keyPackage: claimed.data,

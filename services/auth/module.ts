@@ -5,6 +5,7 @@ import {
   DirectoryServiceService,
   KeyDirectoryServiceService,
 } from "../../proto/gen/guardyn/v1/auth.ts";
+import "../store/group_ports.ts";
 import { defineService } from "../kit/service_module.ts";
 import { TokenIssuer } from "../platform/tokens.ts";
 import { AUTH_PUBLIC_METHODS, authServiceHandlers } from "./auth_service.ts";
@@ -17,6 +18,13 @@ import { readAuthSettings } from "./settings.ts";
 
 const PROVISIONING_PURGE_INTERVAL_MS = 60_000;
 
+/**
+ * How long a handed-out key package may still be used to add its device to a group (the
+ * groups service refuses an Add with any other package). A week covers a commit retried
+ * after a long offline spell; the package itself is single-use in MLS anyway.
+ */
+const KEY_PACKAGE_CLAIM_KEPT_MS = 7 * 86_400_000;
+
 export const authModule = defineService({
   name: "auth",
   grpcServices: [
@@ -25,7 +33,7 @@ export const authModule = defineService({
     "guardyn.v1.DirectoryService",
   ],
   settings: readAuthSettings,
-  stores: ["auth"],
+  stores: ["auth", "groups"],
   events: { publishes: ["device.revoked", "identity.changed", "account.deleted"], consumes: [] },
   deploy: {
     resources: { cpu: "250m", memory: "256Mi", memoryLimit: "768Mi" },
@@ -54,6 +62,8 @@ export const authModule = defineService({
       limiters: createLimiters(settings),
       dummyPasswordHash: await dummyHash(),
       forgetDevice: deps.deviceStatus.forget,
+      recordKeyPackageClaim: (device, ref) =>
+        store.groups.recordClaim(device, ref, now(), now() + KEY_PACKAGE_CLAIM_KEPT_MS),
       now,
     };
     // Expired linking sessions are removed in the background (bounded batches).

@@ -23,7 +23,6 @@ import {
   type DeviceRef,
   MAILBOX_ACK_MAX,
   MAILBOX_READ_MAX,
-  type MailboxEnvelope,
   type MailboxStore,
 } from "../store/ports.ts";
 import {
@@ -32,7 +31,8 @@ import {
   type ReceiveRequest,
   type ReceiveResponse,
 } from "../../proto/gen/guardyn/v1/messaging.ts";
-import type { MailboxEvents } from "./mailbox_events.ts";
+import type { MailboxEvents } from "../kit/mailbox_events.ts";
+import { toEnvelope } from "../kit/envelopes.ts";
 import { backendFailure } from "./store_errors.ts";
 import { ACK_IDS_MAX, ackIdsProblem } from "./ack_rules.ts";
 
@@ -433,19 +433,4 @@ export class DeviceStream {
     }
     this.#subscriptions = [];
   }
-}
-
-/** A stored envelope as the Receive stream sends it. */
-export function toEnvelope(envelope: MailboxEnvelope): Envelope {
-  return {
-    id: envelope.id,
-    seq: envelope.seq,
-    sender: { accountId: envelope.sender.accountId, deviceId: envelope.sender.deviceId },
-    clientMessageId: envelope.clientMessageId,
-    type: envelope.type,
-    content: envelope.content,
-    serverTimestampMs: envelope.serverTimestampMs,
-    ephemeral: false,
-    groupId: new Uint8Array(),
-  };
 }

@@ -22,11 +22,11 @@ import {
   type DeviceStreamDeps,
   opensAfter,
   type ReceiveCall,
-  toEnvelope,
 } from "./device_stream.ts";
-import { MailboxEvents } from "./mailbox_events.ts";
+import { MailboxEvents } from "../kit/mailbox_events.ts";
 import { waitUntil } from "../../tests/support/wait.ts";
 import { keyed } from "../store/conformance/record_keys.ts";
+import { toEnvelope } from "../kit/envelopes.ts";
 
 /** Just enough of a grpc-js duplex call: records writes, lets the test push requests. */
 class FakeCall extends EventEmitter {

@@ -12,7 +12,7 @@ import { defineService } from "../kit/service_module.ts";
 import { ClosedReason, MessagingServiceService } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { cachedDirectory, storeDirectory } from "./directory.ts";
 import { startLifecycle } from "./lifecycle.ts";
-import { MailboxEvents } from "./mailbox_events.ts";
+import { MailboxEvents } from "../kit/mailbox_events.ts";
 import { readMessagingSettings } from "./settings.ts";
 import { sendMessageHandler } from "./send_service.ts";
 import { SendStreamSlots, serveSendStream } from "./send_stream.ts";

@@ -20,7 +20,7 @@ import {
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { type AccountTargets, checkDeviceSets, type CurrentDevice } from "./device_set.ts";
 import type { DeviceDirectory } from "./directory.ts";
-import type { MailboxEvents } from "./mailbox_events.ts";
+import type { MailboxEvents } from "../kit/mailbox_events.ts";
 import {
   type CheckedEnvelope,
   type CheckedSend,
@@ -28,7 +28,7 @@ import {
   type SendLimits,
 } from "./send_rules.ts";
 import { backendFailure } from "./store_errors.ts";
-import { toEnvelope } from "./device_stream.ts";
+import { toEnvelope } from "../kit/envelopes.ts";
 
 export interface SendDeps {
   mailbox: MailboxStore;

@@ -9,7 +9,7 @@ import type { MailboxDelivery, MailboxDeliveryResult, MailboxStore } from "../st
 import { EnvelopeType, type SendMessageRequest } from "../../proto/gen/guardyn/v1/messaging.ts";
 import type { CurrentDevice } from "./device_set.ts";
 import { cachedDirectory, type DeviceDirectory } from "./directory.ts";
-import { MailboxEvents } from "./mailbox_events.ts";
+import { MailboxEvents } from "../kit/mailbox_events.ts";
 import { sendMessageHandler } from "./send_service.ts";
 import { TEST_RECORD_SECRET } from "../store/conformance/record_keys.ts";
 

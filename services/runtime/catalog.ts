@@ -7,10 +7,12 @@
 import { authModule } from "../auth/module.ts";
 import type { AnyServiceModule } from "../kit/service_module.ts";
 import { messagingModule } from "../messaging/module.ts";
+import { groupsModule } from "../groups/module.ts";
 
 export const CATALOG: readonly AnyServiceModule[] = [
   authModule,
   messagingModule,
+  groupsModule,
 ];
 
 /** The catalog's modules of these names, in catalog order; an unknown name is an error. */

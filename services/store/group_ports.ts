@@ -48,6 +48,11 @@ export interface StoredCommit {
   commit: Uint8Array;
   /** Kept until the commit's fan-out finished, then cleared. */
   welcome: Uint8Array;
+  /**
+   * For a commit that adds devices: the GroupInfo (with the ratchet tree) of the epoch it
+   * starts, which its Welcome leaves out; kept with the commit for the joiners. Else empty.
+   */
+  groupInfo: Uint8Array;
   sender: DeviceRef;
   /** The idempotency record key of the sender's request (a keyed hash). */
   recordKey: Uint8Array;
@@ -104,6 +109,13 @@ export interface GroupStore {
   ): Promise<{ groupId: Uint8Array; epoch: number }[]>;
   /** Deletes a group, its log and its membership index. */
   delete(groupId: Uint8Array): Promise<void>;
+  /**
+   * Remembers that a key package of `device` (its SHA-256 ref, hex) was handed out to someone
+   * adding devices to a group, until `untilMs`.
+   */
+  recordClaim(device: DeviceRef, ref: string, nowMs: number, untilMs: number): Promise<void>;
+  /** Which of `refs` were handed out for `device` and are still remembered. */
+  claimed(device: DeviceRef, refs: readonly string[], nowMs: number): Promise<Set<string>>;
   /** Deletes up to `limit` commits past their retention (CQL: nothing to do, rows have a TTL). */
   purgeExpired(nowMs: number, limit: number): Promise<number>;
 }

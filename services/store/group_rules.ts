@@ -74,6 +74,7 @@ export function validateCommit(attempt: CommitAttempt): void {
   if (commit.epoch !== attempt.epoch) fail("commit.epoch must equal the attempt's epoch");
   checkBytes(commit.commit, "commit", 1);
   checkBytes(commit.welcome, "welcome");
+  checkBytes(commit.groupInfo, "commit.groupInfo");
   checkBytes(attempt.groupInfo, "groupInfo");
   checkDevice(commit.sender, "sender");
   if (!(commit.recordKey instanceof Uint8Array) || commit.recordKey.byteLength !== 32) {
@@ -86,6 +87,20 @@ export function validateCommit(attempt: CommitAttempt): void {
   checkCount(attempt.nowMs, "nowMs");
   checkCount(attempt.retentionMs, "retentionMs");
   if (attempt.retentionMs < 1000) fail("retentionMs must be at least 1000");
+}
+
+const REF = /^[0-9a-f]{64}$/;
+
+/** A key package ref: the SHA-256 of the package as published, in lowercase hex. */
+export function checkRef(ref: string): void {
+  if (typeof ref !== "string" || !REF.test(ref)) fail("ref must be 64 lowercase hex characters");
+}
+
+export function checkRefs(refs: readonly string[]): void {
+  if (!Array.isArray(refs) || refs.length > GROUP_MEMBERS_MAX) {
+    fail(`refs: at most ${GROUP_MEMBERS_MAX}`);
+  }
+  refs.forEach(checkRef);
 }
 
 /** A roster in one text column: `[[leaf, account, device], ...]` by leaf index. */

@@ -42,6 +42,7 @@ function attempt(
       epoch,
       commit: crypto.getRandomValues(new Uint8Array(40)),
       welcome: extra.added?.length ? new Uint8Array([9, 9]) : new Uint8Array(0),
+      groupInfo: extra.added?.length ? new Uint8Array([8]) : new Uint8Array(0),
       sender,
       recordKey: crypto.getRandomValues(new Uint8Array(32)),
       added: extra.added ?? [],
@@ -122,6 +123,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
     assertEquals(log.map((c) => c.epoch), [0, 1]);
     assertEquals(log[0]!.commit, first.commit.commit);
     assertEquals(log[0]!.welcome, new Uint8Array([9, 9]));
+    assertEquals(log[0]!.groupInfo, new Uint8Array([8]), "kept for the joiners");
     assertEquals(log[0]!.added, [bob]);
     assertEquals(log[1]!.removed, [bob]);
     assertEquals(log[1]!.recordKey, second.commit.recordKey);
@@ -221,6 +223,19 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
     assertEquals(await store.groups.get(groupId), undefined);
     assertEquals(await store.groups.commits(groupId, 0, 10), []);
     assertEquals(await store.groups.groupsOf(alice, undefined, 10), []);
+  });
+
+  test("a handed-out key package is remembered for its device until its time", async (store) => {
+    const bob = device("bob");
+    const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(64));
+    const now = Date.now();
+    await store.groups.recordClaim(bob, a!, now, now + HOUR_MS);
+    await store.groups.recordClaim(bob, b!, now, now + HOUR_MS);
+    assertEquals(await store.groups.claimed(bob, [a!, c!], now), new Set([a!]));
+    assertEquals(await store.groups.claimed(device("carol"), [a!], now), new Set<string>());
+    assertEquals(await store.groups.claimed(bob, [], now), new Set<string>());
+    const error = await captureRejection(store.groups.recordClaim(bob, "nothex", now, now + 1));
+    assert(error instanceof StoreInputError, String(error));
   });
 
   test("bad input is refused with a clear error before anything is written", async (store) => {

@@ -9,6 +9,8 @@
 import { Buffer } from "node:buffer";
 import {
   checkGroupId,
+  checkRef,
+  checkRefs,
   decodeDevices,
   decodeMembers,
   encodeDevices,
@@ -53,18 +55,23 @@ function statements(ks: string) {
     moveWithInfo: `UPDATE ${ks}.groups SET current_epoch = ?, members = ?, updated_at = ?,
       group_info = ?, group_info_epoch = ? WHERE group_id = ? IF current_epoch = ?`,
     logCommit: `INSERT INTO ${ks}.groups (group_id, epoch, commit_message, welcome,
-      sender_account, sender_device, record_key, added, removed, server_ts)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`,
+      commit_group_info, sender_account, sender_device, record_key, added, removed, server_ts)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`,
     fannedOut: `UPDATE ${ks}.groups SET fanned_out_epoch = ? WHERE group_id = ?`,
     dropWelcome: `DELETE welcome FROM ${ks}.groups WHERE group_id = ? AND epoch = ?`,
-    commits: `SELECT epoch, commit_message, welcome, sender_account, sender_device, record_key,
-      added, removed, server_ts FROM ${ks}.groups WHERE group_id = ? AND epoch >= ? LIMIT ?`,
+    commits: `SELECT epoch, commit_message, welcome, commit_group_info, sender_account,
+      sender_device, record_key, added, removed, server_ts FROM ${ks}.groups
+      WHERE group_id = ? AND epoch >= ? LIMIT ?`,
     indexAdd: `INSERT INTO ${ks}.group_members (account_id, device_id, group_id) VALUES (?, ?, ?)`,
     indexDrop:
       `DELETE FROM ${ks}.group_members WHERE account_id = ? AND device_id = ? AND group_id = ?`,
     indexRead: `SELECT group_id FROM ${ks}.group_members
       WHERE account_id = ? AND device_id = ? AND group_id > ? LIMIT ?`,
     deleteGroup: `DELETE FROM ${ks}.groups WHERE group_id = ?`,
+    recordClaim: `INSERT INTO ${ks}.key_package_claims (account_id, device_id, ref)
+      VALUES (?, ?, ?) USING TTL ?`,
+    claimed: `SELECT ref FROM ${ks}.key_package_claims
+      WHERE account_id = ? AND device_id = ? AND ref IN ?`,
   };
 }
 
@@ -123,6 +130,7 @@ export class CqlGroups implements GroupStore {
         BigInt(attempt.epoch),
         toBuffer(commit.commit),
         toBuffer(commit.welcome),
+        toBuffer(commit.groupInfo),
         commit.sender.accountId,
         commit.sender.deviceId,
         toBuffer(commit.recordKey),
@@ -194,6 +202,27 @@ export class CqlGroups implements GroupStore {
     await this.#index(state.members.map((m) => m.device), id, "drop");
   }
 
+  async recordClaim(device: DeviceRef, ref: string, nowMs: number, untilMs: number) {
+    checkDevice(device, "device");
+    checkRef(ref);
+    if (!(untilMs > nowMs)) throw new StoreInputError("untilMs must be after nowMs");
+    const ttl = Math.max(1, Math.ceil((untilMs - nowMs) / 1000));
+    await this.#s.execute(this.#q.recordClaim, [device.accountId, device.deviceId, ref, ttl]);
+  }
+
+  async claimed(device: DeviceRef, refs: readonly string[], _nowMs: number) {
+    checkDevice(device, "device");
+    checkRefs(refs);
+    if (refs.length === 0) return new Set<string>();
+    // Rows leave by their TTL on the cluster's clock.
+    const result = await this.#s.execute(this.#q.claimed, [
+      device.accountId,
+      device.deviceId,
+      [...refs],
+    ]);
+    return new Set(result.rows.map((row) => String(row.ref)));
+  }
+
   purgeExpired(nowMs: number, limit: number): Promise<number> {
     // Commit rows carry their retention as a TTL: nothing to scan or delete.
     return Promise.try(() => {
@@ -235,6 +264,7 @@ function commitOf(row: CqlRow): StoredCommit {
     epoch: Number(row.epoch),
     commit: toBytes(row.commit_message),
     welcome: toBytes(row.welcome),
+    groupInfo: toBytes(row.commit_group_info),
     sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
     recordKey: toBytes(row.record_key),
     added: decodeDevices(String(row.added)),

@@ -116,6 +116,7 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
         epoch INTEGER NOT NULL,
         commit_message BLOB NOT NULL,
         welcome BLOB NOT NULL,
+        group_info BLOB NOT NULL,
         sender_account TEXT NOT NULL,
         sender_device TEXT NOT NULL,
         record_key BLOB NOT NULL,
@@ -133,6 +134,16 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
         group_id BLOB NOT NULL,
         PRIMARY KEY (account_id, device_id, group_id)
       ) WITHOUT ROWID;
+      -- Key packages handed out by ClaimKeyPackages (SHA-256 refs), for a while: a commit may
+      -- add a device only with a package that device published and someone claimed.
+      CREATE TABLE key_package_claims (
+        account_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, device_id, ref)
+      ) WITHOUT ROWID;
+      CREATE INDEX key_package_claims_by_expiry ON key_package_claims (expires_at);
     `,
   },
 ];

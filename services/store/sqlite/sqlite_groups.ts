@@ -7,6 +7,8 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   checkGroupId,
+  checkRef,
+  checkRefs,
   decodeDevices,
   decodeMembers,
   encodeDevices,
@@ -46,8 +48,8 @@ export class SqliteGroups implements GroupStore {
         group_info_epoch = iif(length(?) > 0, epoch + 1, group_info_epoch)
         WHERE group_id = ? AND epoch = ?`,
       insertCommit: `INSERT INTO group_commits (group_id, epoch, commit_message, welcome,
-        sender_account, sender_device, record_key, added, removed, server_ts, expires_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        group_info, sender_account, sender_device, record_key, added, removed, server_ts,
+        expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       fannedOut: `UPDATE groups SET fanned_out_epoch = max(fanned_out_epoch, ?)
         WHERE group_id = ?`,
       dropWelcome: "UPDATE group_commits SET welcome = x'' WHERE group_id = ? AND epoch = ?",
@@ -65,6 +67,12 @@ export class SqliteGroups implements GroupStore {
       deleteMembers: "DELETE FROM group_members WHERE group_id = ?",
       purge: `DELETE FROM group_commits WHERE (group_id, epoch) IN
         (SELECT group_id, epoch FROM group_commits WHERE expires_at <= ? LIMIT ?)`,
+      recordClaim: `INSERT INTO key_package_claims VALUES (?, ?, ?, ?)
+        ON CONFLICT DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+      claimed: `SELECT ref FROM key_package_claims
+        WHERE account_id = ? AND device_id = ? AND ref = ? AND expires_at > ?`,
+      purgeClaims: `DELETE FROM key_package_claims WHERE (account_id, device_id, ref) IN
+        (SELECT account_id, device_id, ref FROM key_package_claims WHERE expires_at <= ? LIMIT ?)`,
     };
     this.#q = Object.fromEntries(
       Object.entries(sql).map(([name, text]) => [name, db.prepare(text)]),
@@ -124,6 +132,7 @@ export class SqliteGroups implements GroupStore {
           attempt.epoch,
           commit.commit,
           commit.welcome,
+          commit.groupInfo,
           commit.sender.accountId,
           commit.sender.deviceId,
           commit.recordKey,
@@ -188,9 +197,31 @@ export class SqliteGroups implements GroupStore {
     });
   }
 
+  recordClaim(device: DeviceRef, ref: string, nowMs: number, untilMs: number): Promise<void> {
+    return Promise.try(() => {
+      checkDevice(device, "device");
+      checkRef(ref);
+      if (!(untilMs > nowMs)) throw new StoreInputError("untilMs must be after nowMs");
+      this.#q.recordClaim!.run(device.accountId, device.deviceId, ref, untilMs);
+    });
+  }
+
+  claimed(device: DeviceRef, refs: readonly string[], nowMs: number): Promise<Set<string>> {
+    return Promise.try(() => {
+      checkDevice(device, "device");
+      checkRefs(refs);
+      const found = new Set<string>();
+      for (const ref of refs) {
+        if (this.#q.claimed!.get(device.accountId, device.deviceId, ref, nowMs)) found.add(ref);
+      }
+      return found;
+    });
+  }
+
   purgeExpired(nowMs: number, limit: number): Promise<number> {
     return Promise.try(() => {
       validatePurge(nowMs, limit);
+      this.#q.purgeClaims!.run(nowMs, limit);
       return Number(this.#q.purge!.run(nowMs, limit).changes);
     });
   }
@@ -221,6 +252,7 @@ function commitOf(row: Row): StoredCommit {
     epoch: Number(row.epoch),
     commit: blob(row.commit_message)!,
     welcome: blob(row.welcome) ?? new Uint8Array(0),
+    groupInfo: blob(row.group_info) ?? new Uint8Array(0),
     sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
     recordKey: blob(row.record_key)!,
     added: decodeDevices(String(row.added)),

@@ -399,8 +399,9 @@ export interface CreateGroupRequest {
   /** MLS cipher suite of the group (RFC 9420 registry value). */
   cipherSuite: number;
   /**
-   * Optional GroupInfo (MLSMessage bytes) for epoch 0, served to the caller's own other
-   * devices for external joins (0..1048576 bytes).
+   * GroupInfo (MLSMessage bytes) for epoch 0 with the ratchet_tree extension, signed by the
+   * caller, whose only member is the caller (1..2097152 bytes). The server checks every later
+   * commit against the GroupInfo of its epoch.
    */
   groupInfo: Uint8Array;
 }
@@ -416,13 +417,18 @@ export interface CreateGroupResponse {
 /**
  * SendCommit: the commit that moves the group from `epoch` to `epoch + 1`.
  *
- * The server checks: the caller is a member, or this is an external join (the commit adds
- * only the caller and the caller's account already has a member device); `epoch` is the
- * current epoch (else ABORTED / STALE_EPOCH with EpochConflict); the PublicMessage names the
- * same group and epoch; added devices exist and are not members; removed devices are members;
- * a welcome is present exactly when devices are added. Then atomically: the epoch advances,
- * the roster mirror changes, the commit goes to every member device except the sender (the
- * removed ones included, so they learn it), and the welcome goes to each added device.
+ * The server checks: the caller is a member; `epoch` is the current epoch (else ABORTED /
+ * STALE_EPOCH with EpochConflict); the PublicMessage names the same group and epoch, comes
+ * from the caller's leaf and its signature verifies with that leaf's key in the current
+ * GroupInfo's ratchet tree; its proposals are inline Add and Remove only; added_devices and
+ * removed_devices are exactly the devices those proposals name; each added device exists, is
+ * not a member, and its KeyPackage is one that device published and ClaimKeyPackages handed
+ * out; a welcome is present exactly when devices are added; group_info is the new epoch's,
+ * signed by the caller, showing the resulting roster. Refusals are INVALID_ARGUMENT naming
+ * the check. Then atomically: the epoch advances, the roster mirror changes and the commit is
+ * logged; the commit then goes to every member device except the sender (the removed ones
+ * included, so they learn it) and the welcome to each added device. A commit above 65536 bytes
+ * reaches mailboxes as a one-byte notice (0x00): fetch it with FetchCommits.
  */
 export interface SendCommitRequest {
   /** The group. */
@@ -431,13 +437,19 @@ export interface SendCommitRequest {
   epoch: number;
   /** The commit as an MLSMessage holding a PublicMessage (1..1048576 bytes). */
   commit: Uint8Array;
-  /** MLSMessage holding the Welcome for added devices (0..1048576 bytes). */
+  /**
+   * MLSMessage holding the Welcome for added devices, without the ratchet_tree extension
+   * (joiners take the tree from GetGroupState's group_info) (0..262144 bytes).
+   */
   welcome: Uint8Array;
   /** Devices this commit adds (0..100). */
   addedDevices: DeviceAddress[];
   /** Devices this commit removes (0..100). */
   removedDevices: DeviceAddress[];
-  /** Optional GroupInfo for the new epoch, for later external joins (0..1048576 bytes). */
+  /**
+   * GroupInfo of the new epoch with the ratchet_tree extension, signed by the caller
+   * (1..2097152 bytes; X-Wing groups need about 1.4 MB at 1,000 devices).
+   */
   groupInfo: Uint8Array;
   /**
    * Idempotency key, unique per sending device (1..64 chars of [A-Za-z0-9._-]): a retry
@@ -530,6 +542,11 @@ export interface GroupCommit {
     | undefined;
   /** When the server accepted it. */
   serverTimestampMs: number;
+  /**
+   * For a commit that added devices: the GroupInfo of the epoch it started, with the ratchet
+   * tree its Welcome leaves out; an added device joins with it. Empty for other commits.
+   */
+  groupInfo: Uint8Array;
 }
 
 /** Commits in epoch order. */
@@ -3742,7 +3759,7 @@ export const FetchCommitsRequest: MessageFns<FetchCommitsRequest> = {
 };
 
 function createBaseGroupCommit(): GroupCommit {
-  return { epoch: 0, commit: new Uint8Array(0), sender: undefined, serverTimestampMs: 0 };
+  return { epoch: 0, commit: new Uint8Array(0), sender: undefined, serverTimestampMs: 0, groupInfo: new Uint8Array(0) };
 }
 
 export const GroupCommit: MessageFns<GroupCommit> = {
@@ -3758,6 +3775,9 @@ export const GroupCommit: MessageFns<GroupCommit> = {
     }
     if (message.serverTimestampMs !== 0) {
       writer.uint32(32).int64(message.serverTimestampMs);
+    }
+    if (message.groupInfo.length !== 0) {
+      writer.uint32(42).bytes(message.groupInfo);
     }
     return writer;
   },
@@ -3807,6 +3827,14 @@ export const GroupCommit: MessageFns<GroupCommit> = {
             message.serverTimestampMs = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.groupInfo = reader.bytes();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3829,6 +3857,11 @@ export const GroupCommit: MessageFns<GroupCommit> = {
         : isSet(object.server_timestamp_ms)
         ? globalThis.Number(object.server_timestamp_ms)
         : 0,
+      groupInfo: isSet(object.groupInfo)
+        ? bytesFromBase64(object.groupInfo)
+        : isSet(object.group_info)
+        ? bytesFromBase64(object.group_info)
+        : new Uint8Array(0),
     };
   },
 
@@ -3846,6 +3879,9 @@ export const GroupCommit: MessageFns<GroupCommit> = {
     if (message.serverTimestampMs !== 0) {
       obj.serverTimestampMs = Math.round(message.serverTimestampMs);
     }
+    if (message.groupInfo.length !== 0) {
+      obj.groupInfo = base64FromBytes(message.groupInfo);
+    }
     return obj;
   },
 
@@ -3860,6 +3896,7 @@ export const GroupCommit: MessageFns<GroupCommit> = {
       ? DeviceAddress.fromPartial(object.sender)
       : undefined;
     message.serverTimestampMs = object.serverTimestampMs ?? 0;
+    message.groupInfo = object.groupInfo ?? new Uint8Array(0);
     return message;
   },
 };
