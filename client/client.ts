@@ -20,6 +20,8 @@ import { type Content, MAX_RECEIPT_IDS } from "./content.ts";
 import { badInput, GuardynClientError } from "./errors.ts";
 import { Listeners } from "./events.ts";
 import type { StoredMessage } from "./history.ts";
+import { Groups, type GroupSummary } from "./groups.ts";
+import type { GroupMessage } from "./group_book.ts";
 import { openBatch } from "./inbox.ts";
 import type { KdfCost } from "./kdf.ts";
 import {
@@ -118,6 +120,7 @@ export class GuardynClient {
   readonly #outbox: Outbox;
   readonly #publisher: KeyPublisher;
   readonly #receiver: Receiver;
+  readonly #groups: Groups;
   /** A listener that throws is reported as an error event (unless it failed on one). */
   readonly #events = new Listeners<ClientEvent>((error, event) => {
     if (event.type !== "error") this.#emitError("event listener", error);
@@ -185,6 +188,16 @@ export class GuardynClient {
       state,
       persist: () => this.#persist(),
       policy: { ...DEFAULT_KEY_POLICY, ...options.keyPolicy },
+      now: this.#now,
+    });
+    this.#groups = new Groups({
+      api: this.#api,
+      state,
+      me: () => {
+        const { accountId, deviceId } = this.#me();
+        return { accountId, deviceId };
+      },
+      emit: (event) => this.#emit(event),
       now: this.#now,
     });
     this.#receiver = new Receiver({
@@ -758,6 +771,61 @@ export class GuardynClient {
     this.#emit({ type: "error", during, error: failure });
   }
 
+  // --- groups -----------------------------------------------------------------------------
+
+  /** Creates a group with these contacts (usernames or account ids; all their devices). */
+  async createGroup(name: string, members: readonly string[]): Promise<GroupSummary> {
+    const accountIds = await Promise.all(members.map((who) => this.#resolve(who)));
+    return await this.#groupChange(() => this.#groups.create(name, accountIds));
+  }
+
+  async addToGroup(groupId: string, members: readonly string[]): Promise<void> {
+    const accountIds = await Promise.all(members.map((who) => this.#resolve(who)));
+    await this.#groupChange(() => this.#groups.add(groupId, accountIds));
+  }
+
+  async removeFromGroup(groupId: string, members: readonly string[]): Promise<void> {
+    const accountIds = await Promise.all(members.map((who) => this.#resolve(who)));
+    await this.#groupChange(() => this.#groups.remove(groupId, accountIds));
+  }
+
+  leaveGroup(groupId: string): Promise<void> {
+    return this.#groupChange(() => this.#groups.leave(groupId));
+  }
+
+  renameGroup(groupId: string, name: string): Promise<void> {
+    return this.#groupChange(() => this.#groups.rename(groupId, name));
+  }
+
+  sendGroupText(groupId: string, body: string): Promise<GroupMessage> {
+    return this.#groupChange(() => this.#groups.sendText(groupId, body));
+  }
+
+  /** A short fingerprint every member can compare: equal iff the group has not forked. */
+  groupFingerprint(groupId: string): Promise<string> {
+    return this.#lock.run(() => this.#groups.fingerprint(groupId));
+  }
+
+  groups(): GroupSummary[] {
+    return this.#groups.list();
+  }
+
+  groupMessages(groupId: string): GroupMessage[] {
+    return this.#groups.messages(groupId);
+  }
+
+  /** A group operation under the lock, saved before it returns. */
+  #groupChange<T>(change: () => Promise<T>): Promise<T> {
+    this.#me();
+    return this.#lock.run(async () => {
+      try {
+        return await change();
+      } finally {
+        await this.#persist();
+      }
+    });
+  }
+
   /** Runs a task in the background, reporting its failure as an event. */
   #spawn(during: string, task: () => Promise<unknown>): void {
     const running = task().catch((error) => {
@@ -848,7 +916,23 @@ export class GuardynClient {
   /** Handles a batch of envelopes; returns the ids to acknowledge once the state is saved. */
   async #process(envelopes: Envelope[]): Promise<string[]> {
     const { ack, outcome, newSessions } = await this.#lock.run(async () => {
-      const result = await openBatch(this.#state, this.#sesame, this.#me(), envelopes);
+      const oneToOne = envelopes.filter((e) => !isGroupEnvelope(e));
+      const result = await openBatch(this.#state, this.#sesame, this.#me(), oneToOne);
+      for (const envelope of envelopes.filter(isGroupEnvelope)) {
+        result.ack.push(envelope.id);
+        if (this.#state.seenEnvelopes.has(envelope.id)) continue;
+        try {
+          await this.#groups.handle(envelope);
+        } catch (error) {
+          // Acknowledged and dropped, as an undecryptable 1:1 envelope is.
+          result.outcome.events.push({
+            type: "undecryptable",
+            sender: { ...envelope.sender! },
+            reason: (error as Error).message,
+          });
+        }
+        this.#state.seenEnvelopes.add(envelope.id);
+      }
       await this.#persist();
       return result;
     });
@@ -919,4 +1003,9 @@ function checkUsername(username: string): void {
   if (!USERNAME_PATTERN.test(username)) {
     throw badInput("a username has 3..32 characters: letters, digits and _");
   }
+}
+
+/** MLS envelope types (welcome, private and public messages) go to the group engine. */
+function isGroupEnvelope(envelope: Envelope): boolean {
+  return envelope.type >= 3 && envelope.type <= 5;
 }

@@ -3,6 +3,7 @@
 import type { ConnectionState, EndReason } from "./receiver.ts";
 import type { GuardynClientError } from "./errors.ts";
 import type { StoredMessage } from "./history.ts";
+import type { GroupMessage } from "./group_book.ts";
 import type { ReplenishReport } from "./key_publisher.ts";
 import type { SessionStarted } from "./sesame.ts";
 
@@ -28,5 +29,24 @@ export type ClientEvent =
   | { type: "keys-replenished"; report: ReplenishReport }
   /** The device stopped: revoked (state wiped), replaced by another stream, or logged out. */
   | { type: "signed-out"; reason: EndReason | "logged-out" }
+  /** A group message arrived (or was sent from another device of ours). */
+  | { type: "group-message"; groupId: string; message: GroupMessage }
+  /** This device was added to a group (by the device named). */
+  | { type: "group-joined"; groupId: string; by: { accountId: string; deviceId: string } }
+  /** A group's membership changed (a commit was applied); removedSelf: we are out. */
+  | {
+    type: "group-members";
+    groupId: string;
+    epoch: number;
+    added: { accountId: string; deviceId: string }[];
+    removed: { accountId: string; deviceId: string }[];
+    removedSelf: boolean;
+  }
+  | { type: "group-renamed"; groupId: string; name: string }
+  /**
+   * A member at our epoch holds another epoch authenticator: the group has forked (the server
+   * or a member showed us different commits). Warn the user; counted per group.
+   */
+  | { type: "group-fork"; groupId: string; epoch: number }
   /** A background task failed (it is retried where that makes sense). */
   | { type: "error"; during: string; error: GuardynClientError };

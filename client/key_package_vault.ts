@@ -3,7 +3,7 @@
  * (SHA-256 of the package), kept until a group welcome uses them. Bounded: the oldest go first.
  */
 
-import { generateKeyPackage } from "../crypto/mod.ts";
+import { generateKeyPackage, privateKeyPackageRef } from "../crypto/mod.ts";
 import { sha256 } from "../crypto/primitives.ts";
 import { toHex } from "./bytes.ts";
 import { b64, bool, bytes, int, list, record, str } from "./records.ts";
@@ -14,6 +14,8 @@ export const KEY_PACKAGES_KEPT_MAX = 600;
 
 interface HeldPackage {
   ref: string;
+  /** The RFC 9420 KeyPackageRef a Welcome names; computed when first needed. */
+  mlsRef?: string;
   privatePackage: Uint8Array;
   lastResort: boolean;
   createdAtMs: number;
@@ -24,6 +26,26 @@ export class KeyPackageVault {
 
   get size(): number {
     return this.#packages.size;
+  }
+
+  /**
+   * The private package a Welcome is addressed to (by the KeyPackageRefs it names), or
+   * undefined. Each held package's MLS reference is computed once and remembered.
+   */
+  async forWelcome(welcomeRefs: readonly string[]): Promise<Uint8Array | undefined> {
+    const wanted = new Set(welcomeRefs);
+    for (const held of this.#packages.values()) {
+      held.mlsRef ??= await privateKeyPackageRef(held.privatePackage);
+      if (wanted.has(held.mlsRef)) return held.privatePackage;
+    }
+    return undefined;
+  }
+
+  /** Forgets a one-time package once a Welcome used it (a last-resort one stays). */
+  used(privatePackage: Uint8Array): void {
+    for (const [ref, held] of this.#packages) {
+      if (held.privatePackage === privatePackage && !held.lastResort) this.#packages.delete(ref);
+    }
   }
 
   /** The private package for a published one (by its SHA-256 reference), for joining a group. */

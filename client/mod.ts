@@ -14,6 +14,8 @@ export type { ClientEvent } from "./client_events.ts";
 export type { Contact } from "./contacts.ts";
 export { type ClientErrorCode, GuardynClientError } from "./errors.ts";
 export type { MessageStatus, StoredMessage } from "./history.ts";
+export type { GroupMessage } from "./group_book.ts";
+export type { GroupSummary } from "./groups.ts";
 export { DEFAULT_KDF_COST, type KdfCost } from "./kdf.ts";
 export { DEFAULT_KEY_POLICY, type KeyPolicy, type ReplenishReport } from "./key_publisher.ts";
 export type { PreparedMessage } from "./outbox.ts";

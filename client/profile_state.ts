@@ -10,6 +10,7 @@ import {
 } from "../crypto/mod.ts";
 import { randomRegistrationId, utf8Decode, utf8Encode } from "./bytes.ts";
 import { Contacts } from "./contacts.ts";
+import { GroupBook } from "./group_book.ts";
 import { History } from "./history.ts";
 import { KeyPackageVault } from "./key_package_vault.ts";
 import { PrekeyVault } from "./prekey_vault.ts";
@@ -39,6 +40,7 @@ export class ProfileState {
   sessions = new SessionBook();
   contacts = new Contacts();
   history = new History();
+  groups = new GroupBook();
   seenEnvelopes = new RecentSet(SEEN_KEPT);
   seenMessages = new RecentSet(SEEN_KEPT);
 
@@ -60,6 +62,7 @@ export class ProfileState {
       sessions: this.sessions,
       contacts: this.contacts,
       history: this.history,
+      groups: this.groups,
       seenEnvelopes: this.seenEnvelopes,
       seenMessages: this.seenMessages,
     }));
@@ -103,6 +106,8 @@ export class ProfileState {
     state.sessions = SessionBook.fromJSON(json.sessions);
     state.contacts = Contacts.fromJSON(json.contacts);
     state.history = History.fromJSON(json.history);
+    // Profiles saved before groups existed have none.
+    state.groups = GroupBook.fromJSON(json.groups);
     state.seenEnvelopes = RecentSet.fromJSON(SEEN_KEPT, json.seenEnvelopes, "seenEnvelopes");
     state.seenMessages = RecentSet.fromJSON(SEEN_KEPT, json.seenMessages, "seenMessages");
     return state;

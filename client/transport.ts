@@ -20,6 +20,8 @@ import {
   KeyDirectoryServiceService,
 } from "../proto/gen/guardyn/v1/auth.ts";
 import {
+  GroupServiceClient,
+  GroupServiceService,
   MessagingServiceClient,
   MessagingServiceService,
   type ReceiveRequest,
@@ -87,6 +89,7 @@ export class Transport {
   readonly keys: InstanceType<typeof KeyDirectoryServiceClient>;
   readonly directory: InstanceType<typeof DirectoryServiceClient>;
   readonly messaging: InstanceType<typeof MessagingServiceClient>;
+  readonly groups: InstanceType<typeof GroupServiceClient>;
   readonly #close: () => void;
   /** The mailbox stream's own messaging client (web), on a connection of its own. */
   readonly #streams: InstanceType<typeof MessagingServiceClient>;
@@ -118,6 +121,7 @@ export class Transport {
         MessagingServiceService,
         web,
       ) as unknown as typeof this.messaging;
+      this.groups = webServiceClient(GroupServiceService, web) as unknown as typeof this.groups;
       // Deno's fetch sets no TCP_NODELAY: an ack written on the Receive stream would hold back
       // the next call on the same connection for a delayed ACK (about 40 ms, measured). The
       // stream gets its own connection, so sends never queue behind acks.
@@ -148,6 +152,7 @@ export class Transport {
     this.keys = new KeyDirectoryServiceClient(options.address, credentials, shared);
     this.directory = new DirectoryServiceClient(options.address, credentials, shared);
     this.messaging = new MessagingServiceClient(options.address, credentials, shared);
+    this.groups = new GroupServiceClient(options.address, credentials, shared);
     this.#streams = this.messaging;
     this.#close = () => channel.close();
   }

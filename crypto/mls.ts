@@ -26,6 +26,7 @@ import {
   createCommit,
   createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
+  createProposal,
   type Credential,
   decodeGroupState,
   decodeMlsMessage,
@@ -54,6 +55,7 @@ import {
 } from "ts-mls";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js";
+import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
 import { guardynCryptoProvider } from "./mls_provider.ts";
 import { decodeFrames, encodeFrames, MlsStateError, readU16, u16 } from "./mls_state.ts";
 import { constantTimeEqual } from "./primitives.ts";
@@ -155,7 +157,13 @@ export type IncomingMessage =
     /** Another commit won the epoch, so our pending commit was dropped; redo the change. */
     discardedPendingCommit: boolean;
   }
-  | { kind: "proposal"; epoch: bigint; sender?: Member };
+  | {
+    kind: "proposal";
+    epoch: bigint;
+    sender?: Member;
+    /** Leaves a Remove proposal asks to remove (a member leaving: commit it with remove()). */
+    removes: number[];
+  };
 
 /** Generates a key package for `deviceAddress` to publish, plus its private half. */
 export async function generateKeyPackage(
@@ -398,10 +406,33 @@ export class MlsGroup {
     );
   }
 
+  /**
+   * The epoch authenticator (RFC 9420 §8.7): equal for every member of this epoch iff they
+   * share its secrets, so comparing it (or a short fingerprint of it) detects a fork.
+   */
+  get epochAuthenticator(): Uint8Array {
+    return this.#state.keySchedule.epochAuthenticator.slice();
+  }
+
   /** MLSMessage(GroupInfo) of the current epoch, with the ratchet tree, signed by this device. */
   groupInfo(): Promise<Uint8Array> {
     this.#assertActive();
     return groupInfoOf(this.#state, this.#impl);
+  }
+
+  /**
+   * A Remove proposal for this device's own leaf (MLSMessage with a PublicMessage): members
+   * cannot commit their own removal, so another member commits it.
+   */
+  async proposeRemoveSelf(): Promise<Uint8Array> {
+    this.#assertActive();
+    const result = await mlsCall(() =>
+      createProposal(this.#state, true, {
+        proposalType: "remove",
+        remove: { removed: this.ownLeafIndex },
+      }, this.#impl)
+    );
+    return encodeMlsMessage(result.message);
   }
 
   /** Commits fresh keys for this device (post-compromise security). */
@@ -485,8 +516,11 @@ export class MlsGroup {
         "a commit is already pending; merge or discard it first",
       );
     }
+    // Proposals received by reference are not committed as such: the delivery service only
+    // accepts inline proposals, and remove() puts a leaving member's Remove inline.
+    const state = { ...this.#state, unappliedProposals: {} };
     const result = await mlsCall(() =>
-      createCommit({ state: this.#state, cipherSuite: this.#impl }, {
+      createCommit({ state, cipherSuite: this.#impl }, {
         wireAsPublicMessage: true,
         extraProposals: proposals,
         // The tree travels in the published GroupInfo (GetGroupState), not in every Welcome.
@@ -542,7 +576,16 @@ export class MlsGroup {
     this.#state = result.newState;
     result.consumed.forEach(zeroOutUint8Array);
     if (content.contentType === "proposal") {
-      return { kind: "proposal", epoch: content.epoch, sender: this.#member(content.sender) };
+      const proposal = content.proposal;
+      const removes = proposal.proposalType === "remove" && "remove" in proposal
+        ? [proposal.remove.removed]
+        : [];
+      return {
+        kind: "proposal",
+        epoch: content.epoch,
+        sender: this.#member(content.sender),
+        removes,
+      };
     }
     // Another member's commit won this epoch; ours can no longer apply.
     const discarded = pending !== undefined;
@@ -714,6 +757,43 @@ async function groupInfoOf(state: ClientState, impl: CiphersuiteImpl): Promise<U
     createGroupInfoWithExternalPubAndRatchetTree(state, [], impl)
   );
   return encodeMlsMessage({ version: "mls10", wireformat: "mls_group_info", groupInfo });
+}
+
+/** The KeyPackageRef (RFC 9420 §5.2) of a published MLSMessage(KeyPackage), hex. */
+export async function keyPackageRef(keyPackage: Uint8Array): Promise<string> {
+  const message = decodeMessage(keyPackage);
+  if (message.wireformat !== "mls_key_package") {
+    throw new GroupError("wrong-wire-format", `expected a KeyPackage, got ${message.wireformat}`);
+  }
+  const impl = await suiteImpl(suiteFromName(message.keyPackage.cipherSuite));
+  return hex(await makeKeyPackageRef(message.keyPackage, impl.hash));
+}
+
+/** The KeyPackageRef of the package a private key package (from generateKeyPackage) holds. */
+export async function privateKeyPackageRef(privateKeyPackage: Uint8Array): Promise<string> {
+  const bundle = decodePrivateKeyPackage(privateKeyPackage);
+  const impl = await suiteImpl(bundle.suite);
+  return hex(await makeKeyPackageRef(bundle.keyPackage, impl.hash));
+}
+
+/** The KeyPackageRefs a Welcome is addressed to, hex: which held package opens it. */
+export function welcomeRecipients(welcome: Uint8Array): string[] {
+  const message = decodeMessage(welcome);
+  if (message.wireformat !== "mls_welcome") {
+    throw new GroupError("wrong-wire-format", `expected a Welcome, got ${message.wireformat}`);
+  }
+  return message.welcome.secrets.map((secret) => hex(secret.newMember));
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function suiteFromName(name: string): MlsSuite {
+  for (const [suite, value] of Object.entries(MLS_SUITES)) {
+    if (value === name) return suite as MlsSuite;
+  }
+  throw new GroupError("malformed", `unsupported cipher suite ${name}`);
 }
 
 /** The implementation of a cipher suite by its RFC 9420 registry value (delivery checks). */

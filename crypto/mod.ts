@@ -35,9 +35,13 @@ export {
   generateKeyPackage,
   GroupError,
   type IncomingMessage,
+  keyPackageRef,
   type Member,
   MLS_SUITES,
   MlsGroup,
   type MlsSuite,
+  type PendingCommit,
+  privateKeyPackageRef,
+  welcomeRecipients,
 } from "./mls.ts";
 export { applyCommitToRoster, inspectKeyPackage, inspectPublicMessage } from "./mls_inspect.ts";

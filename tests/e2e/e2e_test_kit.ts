@@ -1,5 +1,5 @@
 /**
- * The end-to-end world: the real services run in-process (auth + messaging), on the embedded
+ * The end-to-end world: the real services run in-process (auth, messaging, groups), on the embedded
  * store or on Cassandra + JetStream with TWO instances sharing the store and the bus, and
  * clients are the real SDK with profiles in a temporary folder. Clients alternate between the
  * instances, so on the cluster every conversation crosses instances.
@@ -65,10 +65,10 @@ export async function startWorld(
       : {}),
     ...extraEnv,
   };
-  const first = await startPlatform(["auth", "messaging"], { backend, env });
+  const first = await startPlatform(["auth", "messaging", "groups"], { backend, env });
   const instances = [first];
   if (backend === "cluster") {
-    instances.push(await startPlatform(["auth", "messaging"], { shared: first, env }));
+    instances.push(await startPlatform(["auth", "messaging", "groups"], { shared: first, env }));
   }
   const dir = await Deno.makeTempDir({ prefix: "guardyn-e2e-" });
   const clients = new Set<TestClient>();
