@@ -197,7 +197,10 @@ export class GuardynClient {
         const { accountId, deviceId } = this.#me();
         return { accountId, deviceId };
       },
-      emit: (event) => this.#emit(event),
+      emit: (event) => {
+        this.#emit(event);
+        this.#learnNames([event]);
+      },
       now: this.#now,
     });
     this.#receiver = new Receiver({
@@ -957,9 +960,20 @@ export class GuardynClient {
   /** A first message from a stranger: look their username up in the background. */
   #learnNames(events: readonly ClientEvent[]): void {
     const unnamed = new Set<string>();
+    const unknown = (accountId: string) =>
+      !this.#state.contacts.get(accountId)?.username &&
+      accountId !== this.#state.account?.accountId;
     for (const event of events) {
-      if (event.type === "message" && !this.#state.contacts.get(event.peer)?.username) {
-        unnamed.add(event.peer);
+      if (event.type === "message" && unknown(event.peer)) unnamed.add(event.peer);
+      // Group members may be strangers: learn their names to show them.
+      if (event.type === "group-message" && unknown(event.message.from.accountId)) {
+        unnamed.add(event.message.from.accountId);
+      }
+      if (event.type === "group-joined" && unknown(event.by.accountId)) {
+        unnamed.add(event.by.accountId);
+      }
+      if (event.type === "group-members") {
+        for (const d of event.added) if (unknown(d.accountId)) unnamed.add(d.accountId);
       }
     }
     for (const peer of unnamed) this.#spawn("looking up a contact", () => this.lookup(peer));

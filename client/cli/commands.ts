@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import {
   type ClientEvent,
+  type GroupMessage,
   GuardynClient,
   GuardynClientError,
   type GuardynClientOptions,
@@ -64,6 +65,14 @@ export const HELP = [
   "  /safety [username]           the safety number to compare with them",
   "  /verify <username> <number>  mark them verified if the number matches",
   "  /trust <username>            accept their new safety number",
+  "  /group-new <name> <user>...   create a group with these users (all their devices)",
+  "  /groups                      your groups",
+  "  /group <name>                open a group conversation (then just type to send)",
+  "  /group-add <user>...         add users to the open group",
+  "  /group-remove <user>...      remove users from the open group",
+  "  /group-rename <name>         rename the open group",
+  "  /group-leave                 leave the open group",
+  "  /fingerprint                 the open group's fingerprint: compare it with the others",
   "  /reset-identity              replace the account identity key",
   "  /logout                      remove this device and delete its local data",
   "  /quit                        exit",
@@ -73,6 +82,8 @@ export const HELP = [
 export class ChatSession {
   #client: GuardynClient | undefined;
   #peer: string | undefined;
+  /** The open group conversation's id, when a group is open instead of a peer. */
+  #group: string | undefined;
   #linking: LinkingSession | undefined;
   #lastTypingShown = new Map<string, number>();
   #connection: string | undefined;
@@ -85,6 +96,7 @@ export class ChatSession {
   get prompt(): string {
     const account = this.#client?.account;
     if (!account) return "guest> ";
+    if (this.#group) return `${account.username} → #${this.#groupName(this.#group)}> `;
     return this.#peer
       ? `${account.username} → ${this.#name(this.#peer)}> `
       : `${account.username}> `;
@@ -292,7 +304,68 @@ export class ChatSession {
       }
       case "/close":
         this.#peer = undefined;
+        this.#group = undefined;
         return true;
+      case "/group-new": {
+        const name = this.#arg(args, 0, "/group-new <name> <username>...");
+        const group = await client.createGroup(name, args.slice(1));
+        this.#group = group.id;
+        this.#peer = undefined;
+        this.io.print(
+          `Group #${name} created with ${group.members.length} devices. Type to send; /close to leave.`,
+        );
+        return true;
+      }
+      case "/groups": {
+        const groups = client.groups().filter((g) => g.active);
+        if (groups.length === 0) this.io.print("(no groups yet: /group-new <name> <user>...)");
+        for (const g of groups) {
+          this.io.print(
+            `  #${g.name || g.id.slice(0, 8)}  ${g.members.length} devices, epoch ${g.epoch}` +
+              (g.forks > 0 ? `  ! fork detected ${g.forks}x` : ""),
+          );
+        }
+        return true;
+      }
+      case "/group": {
+        const wanted = this.#arg(args, 0, "/group <name>").replace(/^#/, "");
+        const group = client.groups().find((g) =>
+          g.active && (g.name === wanted || g.id.startsWith(wanted))
+        );
+        if (!group) throw new GuardynClientError("BAD_INPUT", `no group ${wanted}: see /groups`);
+        this.#group = group.id;
+        this.#peer = undefined;
+        this.io.print(`Group #${group.name} (${group.members.length} devices). /close to leave.`);
+        for (const m of client.groupMessages(group.id).slice(-HISTORY_SHOWN)) {
+          this.io.print(this.#groupLine(m));
+        }
+        return true;
+      }
+      case "/group-add":
+        await client.addToGroup(this.#groupOrFail(), args);
+        this.io.print(`Added ${args.join(", ")}.`);
+        return true;
+      case "/group-remove":
+        await client.removeFromGroup(this.#groupOrFail(), args);
+        this.io.print(`Removed ${args.join(", ")}.`);
+        return true;
+      case "/group-rename": {
+        const name = this.#arg(args, 0, "/group-rename <name>");
+        await client.renameGroup(this.#groupOrFail(), args.join(" "));
+        this.io.print(`Renamed to #${args.join(" ") || name}.`);
+        return true;
+      }
+      case "/group-leave":
+        await client.leaveGroup(this.#groupOrFail());
+        this.io.print("You left the group.");
+        this.#group = undefined;
+        return true;
+      case "/fingerprint": {
+        const print = await client.groupFingerprint(this.#groupOrFail());
+        this.io.print(`Group fingerprint: ${print}`);
+        this.io.print("Every member sees the same one unless the group has forked.");
+        return true;
+      }
       case "/history": {
         const count = Math.min(
           1_000,
@@ -349,6 +422,10 @@ export class ChatSession {
   }
 
   async #send(text: string): Promise<void> {
+    if (this.#group) {
+      await this.#requireClient().sendGroupText(this.#group, text);
+      return;
+    }
     const peer = this.#peerOrFail();
     await this.#requireClient().sendText(peer, text);
   }
@@ -466,6 +543,39 @@ export class ChatSession {
       case "error":
         this.io.print(`! ${event.during}: ${errorLine(event.error, this.config.server)}`);
         return;
+      case "group-message":
+        if (!this.#client?.contact(event.message.from.accountId)?.username) {
+          // A member we never talked to: learn their name before showing the line.
+          void this.#client?.lookup(event.message.from.accountId).catch(() => {}).finally(() =>
+            this.#renderGroupMessage(event)
+          );
+          return;
+        }
+        this.#renderGroupMessage(event);
+        return;
+      case "group-joined":
+        this.io.print(`* ${this.#name(event.by.accountId)} added you to a group (/groups).`);
+        return;
+      case "group-members":
+        if (event.removedSelf) {
+          this.io.print(`* You were removed from #${this.#groupName(event.groupId)}.`);
+          if (this.#group === event.groupId) this.#group = undefined;
+        } else if (event.groupId === this.#group) {
+          const names = (list: { accountId: string }[]) =>
+            [...new Set(list.map((d) => this.#name(d.accountId)))].join(", ");
+          if (event.added.length) this.io.print(`* joined: ${names(event.added)}`);
+          if (event.removed.length) this.io.print(`* left: ${names(event.removed)}`);
+        }
+        return;
+      case "group-renamed":
+        this.io.print(`* group renamed to #${event.name}`);
+        return;
+      case "group-fork":
+        this.io.print(
+          `! #${this.#groupName(event.groupId)} has FORKED at epoch ${event.epoch}: members ` +
+            "no longer share the same keys. Compare /fingerprint with the others.",
+        );
+        return;
       case "session":
       case "read":
       case "keys-replenished":
@@ -501,6 +611,34 @@ export class ChatSession {
   #requireClient(): GuardynClient {
     if (!this.#client) throw new GuardynClientError("NOT_SIGNED_IN", "the profile is not open");
     return this.#client;
+  }
+
+  #renderGroupMessage(event: Extract<ClientEvent, { type: "group-message" }>): void {
+    if (event.groupId === this.#group) {
+      this.io.print(this.#groupLine(event.message));
+      return;
+    }
+    this.io.print(
+      `(#${this.#groupName(event.groupId)}) ${this.#name(event.message.from.accountId)}: ` +
+        `${event.message.body}    — /group ${this.#groupName(event.groupId)} to reply`,
+    );
+  }
+
+  #groupOrFail(): string {
+    if (!this.#group) {
+      throw new GuardynClientError("BAD_INPUT", "no group is open: /group <name>");
+    }
+    return this.#group;
+  }
+
+  #groupName(groupId: string): string {
+    return this.#client?.groups().find((g) => g.id === groupId)?.name || groupId.slice(0, 8);
+  }
+
+  #groupLine(message: GroupMessage): string {
+    const who = message.direction === "out" ? "you" : this.#name(message.from.accountId);
+    const time = new Date(message.serverTimestampMs).toISOString().slice(11, 16);
+    return `[${time}] ${who}: ${message.body}`;
   }
 
   #peerOrFail(): string {

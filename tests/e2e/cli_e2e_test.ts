@@ -149,3 +149,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cli: a group through the command layer: create, chat, add, fingerprint, leave",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const world = await startWorld("embedded");
+    const sessions: ChatSession[] = [];
+    try {
+      const people = await Promise.all(["ann", "ben", "cat"].map((p) => user(world, p)));
+      sessions.push(...people.map((p) => p.session));
+      const names = people.map((_, i) => uniqueName(["ann", "ben", "cat"][i]!));
+      for (const [i, p] of people.entries()) {
+        p.io.answers.push("group password", "group password");
+        await p.session.execute(`/register ${names[i]}`);
+        await p.io.waitFor(/● online/);
+      }
+      const [ann, ben, cat] = people as [typeof people[0], typeof people[0], typeof people[0]];
+      await ann.session.execute(`/group-new crew ${names[1]}`);
+      assert(ann.io.lines.some((l) => l.startsWith("Group #crew created with 2 devices")));
+      assertEquals(ann.session.prompt, `${names[0]} → #crew> `);
+      await ben.io.waitFor(/added you to a group/);
+      await ann.session.execute("hello crew");
+      await ben.io.waitFor(/^\(#crew\) .+: hello crew/, "ben's notice");
+      await ben.session.execute("/group crew");
+      await ben.session.execute("hi ann");
+      await ann.io.waitFor(/^\[\d\d:\d\d\] .+: hi ann$/);
+      await ann.session.execute(`/group-add ${names[2]}`);
+      await cat.io.waitFor(/added you to a group/);
+      await waitUntil(
+        () => cat.session.client!.groups().some((g) => g.name === "crew"),
+        "cat has the group named",
+      );
+      await cat.session.execute("/group crew");
+      for (const p of people) await p.session.execute("/fingerprint");
+      const prints = people.map((p) =>
+        p.io.lines.findLast((l) => l.startsWith("Group fingerprint"))
+      );
+      assertEquals(new Set(prints).size, 1, prints.join(" / "));
+      await cat.session.execute("/group-leave");
+      assert(cat.io.lines.includes("You left the group."));
+      await ann.io.waitFor(/^\* left: /, "ann sees cat leave");
+      await waitUntil(
+        () => ben.session.client!.groups().find((g) => g.name === "crew")?.epoch === 3,
+        "ben applies the removal",
+      );
+      await ben.io.waitFor(new RegExp(`^\\[\\d\\d:\\d\\d\\] ${names[0]}: hello crew`), "names");
+      await ben.session.execute("/groups");
+      assert(
+        ben.io.lines.some((l) => /^ {2}#crew {2}2 devices, epoch 3$/.test(l)),
+        ben.io.lines.join("\n"),
+      );
+    } finally {
+      for (const s of sessions) await s.close();
+      await world.stop();
+    }
+  },
+});
