@@ -138,11 +138,50 @@ async function main(): Promise<number> {
     say(`   Bob            ${group(numbers[2]!)}`);
     const same = numbers.every((n) => n === numbers[0]);
     say(`   ${same ? "They match on every device." : "THEY DIFFER."}\n`);
+
+    const carol = await open("carol", "Carol's laptop");
+    const carolAccount = await carol.client.register(`carol_${suffix}`, PASSWORD);
+    carol.client.connect();
+    const groupName = "lunch crew";
+    say(
+      `7. ${carolAccount.username} registers. Alice creates the group "${groupName}" with Bob and`,
+    );
+    say("   Carol over MLS: her phone joins too (every device is a member), the server orders");
+    say("   the commits and relays Welcomes it cannot open.");
+    const created = await laptop.client.createGroup(groupName, [
+      bobAccount.accountId,
+      carolAccount.accountId,
+    ]);
+    const members = [laptop, phone, bob, carol];
+    await until(
+      () => members.every((d) => d.client.groups().some((g) => g.id === created.id && g.name)),
+      "every device joins the group",
+    );
+    const groupText = "Table for four booked at noon.";
+    texts.push(groupText);
+    say(`   Carol writes to the group: "${groupText}"`);
+    await carol.client.sendGroupText(created.id, groupText);
+    await until(
+      () => members.every((d) => d.client.groupMessages(created.id).length === 1),
+      "every member device reads it",
+    );
+    await settle(members);
+    showGroup(members, created.id, [
+      ...view.mailboxOf([...accounts, carolAccount.accountId]),
+      ...view.groupLog(created.id),
+    ], name);
+    const prints = await Promise.all(members.map((d) => d.client.groupFingerprint(created.id)));
+    const agreed = prints.every((p) => p === prints[0]);
+    say(
+      `   Group fingerprint on every device: ${prints[0]} (${
+        agreed ? "all equal: no fork" : "THEY DIFFER"
+      })\n`,
+    );
     say(
       `Summary: the snapshots above caught ${storedSeen} stored envelopes (${storedBytes} bytes of ` +
         "ciphertext); none contained any message text.",
     );
-    return same ? 0 : 1;
+    return same && agreed ? 0 : 1;
   } finally {
     // Sign the demo devices out (their profiles go too); the demo accounts stay, unused.
     for (const device of devices) {
@@ -189,6 +228,30 @@ function show(
   columns.push({
     title: `server stored (${caption})`,
     lines: rows.length > 0 ? rows.flatMap((row) => describeRow(row, name)) : ["(no envelopes)"],
+  });
+  console.log(sideBySide(columns, width).map((line) => `   ${line}`).join("\n"));
+  console.log(`   plaintext in the server's rows: ${containsAny(rows, texts) ? "YES" : "none"}\n`);
+}
+
+/** Each member device's view of a group, and what the server stored for it. */
+function showGroup(
+  devices: readonly Device[],
+  groupId: string,
+  rows: StoredRow[],
+  name: (device: { accountId: string; deviceId: string }) => string,
+): void {
+  if (containsAny(rows, texts)) throw new Error("plaintext found in the server's rows!");
+  storedSeen += rows.length;
+  storedBytes += rows.reduce((sum, row) => sum + row.content.length, 0);
+  const columns = devices.map((device) => ({
+    title: `${device.label} shows`,
+    lines: device.client.groupMessages(groupId).map((m) =>
+      `${m.direction === "out" ? "you" : name(m.from)}: ${m.body}`
+    ),
+  }));
+  columns.push({
+    title: "server stored (group log, waiting envelopes)",
+    lines: rows.length > 0 ? rows.flatMap((row) => describeRow(row, name)) : ["(nothing)"],
   });
   console.log(sideBySide(columns, width).map((line) => `   ${line}`).join("\n"));
   console.log(`   plaintext in the server's rows: ${containsAny(rows, texts) ? "YES" : "none"}\n`);

@@ -40,22 +40,55 @@ export class ServerView {
     }));
   }
 
+  /** A group's commit log as stored (the delivery service keeps it for catching up). */
+  groupLog(groupIdHex: string): StoredRow[] {
+    const rows = this.#db.prepare(
+      `SELECT sender_account, sender_device, commit_message, server_ts FROM group_commits
+         WHERE group_id = ? ORDER BY epoch`,
+    ).all(hexBytes(groupIdHex)) as Record<string, unknown>[];
+    return rows.map((row) => ({
+      recipient: { accountId: GROUP_LOG, deviceId: GROUP_LOG },
+      sender: { accountId: String(row.sender_account), deviceId: String(row.sender_device) },
+      type: 5,
+      content: row.commit_message as Uint8Array,
+      serverTimestampMs: Number(row.server_ts),
+    }));
+  }
+
   close(): void {
     this.#db.close();
   }
+}
+
+function hexBytes(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 }
 
 export function describeRow(
   row: StoredRow,
   name: (device: { accountId: string; deviceId: string }) => string,
 ): string[] {
-  const kind = row.type === 1 ? "prekey msg" : row.type === 2 ? "ratchet msg" : `type ${row.type}`;
+  const kind = KINDS[row.type] ?? `type ${row.type}`;
+  const to = row.recipient.accountId === GROUP_LOG
+    ? "in the group log"
+    : `to ${name(row.recipient)}`;
   return [
-    `to ${name(row.recipient)} from ${name(row.sender)}`,
+    `${to} from ${name(row.sender)}`,
     `  ${kind}, ${row.content.length} bytes, ending`,
     `  …${toHex(row.content.subarray(row.content.length - 12))}`,
   ];
 }
+
+/** The "recipient" of a row of the group's commit log. */
+const GROUP_LOG = "group log";
+
+const KINDS: Record<number, string> = {
+  1: "prekey msg",
+  2: "ratchet msg",
+  3: "MLS welcome",
+  4: "MLS group msg",
+  5: "MLS commit",
+};
 
 /** True when any of the texts appears in the stored bytes (it must not). */
 export function containsAny(rows: readonly StoredRow[], texts: readonly string[]): boolean {

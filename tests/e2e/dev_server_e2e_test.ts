@@ -27,7 +27,9 @@ Deno.test({
       const err = new TextDecoder().decode(demo.stderr);
       assertEquals(demo.code, 0, `${out}\n${err}`);
       assert(out.includes("They match on every device."), out);
-      assertEquals(out.match(/plaintext in the server's rows: none/g)?.length, 4, out);
+      assertEquals(out.match(/plaintext in the server's rows: none/g)?.length, 5, out);
+      assert(/Group fingerprint on every device: .+ \(all equal: no fork\)/.test(out), out);
+      assertEquals(out.match(/carol: Table for four/g)?.length, 3, out);
       assert(/caught [1-9]\d* stored envelopes/.test(out), out);
       assert(!out.includes("plaintext in the server's rows: YES"), out);
     } finally {
