@@ -21,6 +21,8 @@ import {
   inspectPublicMessage,
   MlsGroup,
   type PendingCommit,
+  signLeafBinding,
+  verifyLeafBinding,
   welcomeRecipients,
 } from "../crypto/mod.ts";
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
@@ -53,7 +55,8 @@ export interface GroupSummary {
   id: string;
   name: string;
   epoch: number;
-  members: DeviceAddress[];
+  /** Member devices; `verified`: you compared safety numbers with that account. */
+  members: (DeviceAddress & { verified: boolean })[];
   forks: number;
   active: boolean;
 }
@@ -68,6 +71,8 @@ export interface GroupsDeps {
 
 export class Groups {
   readonly #deps: GroupsDeps;
+  /** Identity keys of group members we have no contact for, fetched from the directory. */
+  readonly #identityKeys = new Map<string, Uint8Array>();
 
   constructor(deps: GroupsDeps) {
     this.#deps = deps;
@@ -85,7 +90,13 @@ export class Groups {
   async create(name: string, accountIds: readonly string[]): Promise<GroupSummary> {
     checkName(name);
     const me = this.#deps.me();
-    const group = await MlsGroup.create({ deviceAddress: identityOf(me) });
+    const identity = this.#deps.state.identity!;
+    const address = identityOf(me);
+    const group = await MlsGroup.create({
+      deviceAddress: address,
+      bind: (key) => signLeafBinding(identity, address, key),
+      ...this.#memberCheck(),
+    });
     const id = toHex(group.groupId);
     await this.#deps.api.authed(this.#g.createGroup.bind(this.#g), {
       groupId: group.groupId,
@@ -211,13 +222,49 @@ export class Groups {
   }
 
   #load(record: GroupRecord): Promise<MlsGroup> {
-    return MlsGroup.restore(record.state);
+    return MlsGroup.restore(record.state, this.#memberCheck());
+  }
+
+  /**
+   * Every leaf must be signed by the identity key the directory lists for the account its
+   * credential names (crypto/mls_binding.ts): nobody, member or server, can add a device in
+   * someone else's name.
+   */
+  #memberCheck() {
+    return {
+      validateMember: async (identity: string, key: Uint8Array, binding?: Uint8Array) => {
+        const { accountId } = deviceOfIdentity(identity);
+        const identityKey = accountId ? await this.#identityKeyOf(accountId) : undefined;
+        return identityKey !== undefined &&
+          await verifyLeafBinding(identityKey, identity, key, binding);
+      },
+    };
+  }
+
+  async #identityKeyOf(accountId: string): Promise<Uint8Array | undefined> {
+    const { state } = this.#deps;
+    if (accountId === state.account?.accountId) return state.identity?.publicKey;
+    const known = state.contacts.get(accountId)?.identityKey ?? this.#identityKeys.get(accountId);
+    if (known) return known;
+    const directory = this.#deps.api.transport.directory;
+    const profile = await this.#deps.api.authed(directory.getProfile.bind(directory), {
+      lookup: { $case: "accountId", value: accountId },
+    }, { idempotent: true }).catch(() => undefined);
+    if (!profile?.identityKey.length) return undefined;
+    this.#identityKeys.set(accountId, profile.identityKey);
+    return profile.identityKey;
   }
 
   #summaryOf(record: GroupRecord): GroupSummary {
     // The roster and epoch are saved in the MLS state; decoding it is cheap enough here.
     const summary = { id: record.id, name: record.name, forks: record.forks };
-    return { ...summary, ...this.#cached(record) };
+    const meta = this.#cached(record);
+    const contacts = this.#deps.state.contacts;
+    const members = meta.members.map((d) => ({
+      ...d,
+      verified: contacts.get(d.accountId)?.verified === true,
+    }));
+    return { ...summary, ...meta, members };
   }
 
   #cached(record: GroupRecord): { epoch: number; members: DeviceAddress[]; active: boolean } {
@@ -309,7 +356,10 @@ export class Groups {
     }, { idempotent: true });
     const groupInfo = page.commits[0]?.groupInfo;
     if (!groupInfo?.byteLength) throw new Error("the GroupInfo of the welcome's epoch is gone");
-    const group = await MlsGroup.join(envelope.content, privatePackage, { groupInfo });
+    const group = await MlsGroup.join(envelope.content, privatePackage, {
+      groupInfo,
+      ...this.#memberCheck(),
+    });
     this.#deps.state.keyPackages.used(privatePackage);
     const record: GroupRecord = { id, name: "", state: group.export(), messages: [], forks: 0 };
     this.#deps.state.groups.put(record);

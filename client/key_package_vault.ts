@@ -3,7 +3,12 @@
  * (SHA-256 of the package), kept until a group welcome uses them. Bounded: the oldest go first.
  */
 
-import { generateKeyPackage, privateKeyPackageRef } from "../crypto/mod.ts";
+import {
+  generateKeyPackage,
+  type IdentityKeyPair,
+  privateKeyPackageRef,
+  signLeafBinding,
+} from "../crypto/mod.ts";
 import { sha256 } from "../crypto/primitives.ts";
 import { toHex } from "./bytes.ts";
 import { b64, bool, bytes, int, list, record, str } from "./records.ts";
@@ -59,10 +64,14 @@ export class KeyPackageVault {
     count: number,
     lastResort: boolean,
     now: number,
+    identity?: IdentityKeyPair,
   ): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
+    // The account identity key signs each leaf, so members can check whose device it is.
+    const bind = identity &&
+      ((key: Uint8Array) => signLeafBinding(identity, deviceAddress, key));
     for (let i = 0; i < count; i++) {
-      const bundle = await generateKeyPackage(deviceAddress);
+      const bundle = await generateKeyPackage(deviceAddress, bind ? { bind } : {});
       const ref = toHex(sha256(bundle.keyPackage));
       this.#packages.set(ref, {
         ref,

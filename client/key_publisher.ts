@@ -238,9 +238,9 @@ export class KeyPublisher {
     const { api, state, persist, now } = this.deps;
     const account = state.account!;
     const address = `${account.accountId}:${account.deviceId}`;
-    const packages = await state.keyPackages.mint(address, count, false, now());
+    const packages = await state.keyPackages.mint(address, count, false, now(), state.identity);
     const [lastResortPackage] = lastResort
-      ? await state.keyPackages.mint(address, 1, true, now())
+      ? await state.keyPackages.mint(address, 1, true, now(), state.identity)
       : [];
     if (packages.length === 0 && !lastResortPackage) return;
     await persist();

@@ -40,6 +40,7 @@ import {
   encodeGroupState,
   encodeMlsMessage,
   generateKeyPackage as generateTsMlsKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
@@ -56,6 +57,7 @@ import {
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js";
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
+import { LEAF_BINDING_EXTENSION } from "./mls_binding.ts";
 import { guardynCryptoProvider } from "./mls_provider.ts";
 import { decodeFrames, encodeFrames, MlsStateError, readU16, u16 } from "./mls_state.ts";
 import { constantTimeEqual } from "./primitives.ts";
@@ -110,11 +112,18 @@ export interface GroupOptions {
    * signature key is the one the key directory lists for that device. Without it any
    * well-formed device address is accepted.
    */
-  validateMember?: (identity: string, signaturePublicKey: Uint8Array) => boolean | Promise<boolean>;
+  validateMember?: (
+    identity: string,
+    signaturePublicKey: Uint8Array,
+    /** The leaf's binding extension (mls_binding.ts), when the leaf carries one. */
+    binding: Uint8Array | undefined,
+  ) => boolean | Promise<boolean>;
 }
 
 export interface CreateGroupOptions extends GroupOptions {
   deviceAddress: string;
+  /** Signs this device's leaf with the account identity key (mls_binding.ts). */
+  bind?: LeafBinder;
   suite?: MlsSuite;
   /** Defaults to 32 random bytes. */
   groupId?: Uint8Array;
@@ -165,20 +174,20 @@ export type IncomingMessage =
     removes: number[];
   };
 
-/** Generates a key package for `deviceAddress` to publish, plus its private half. */
+/** Makes the binding extension's content for a leaf's signature key (mls_binding.ts). */
+export type LeafBinder = (signaturePublicKey: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * Generates a key package for `deviceAddress` to publish, plus its private half. With `bind`,
+ * the leaf carries the account's signature over it (LEAF_BINDING_EXTENSION).
+ */
 export async function generateKeyPackage(
   deviceAddress: string,
-  options: { suite?: MlsSuite } = {},
+  options: { suite?: MlsSuite; bind?: LeafBinder } = {},
 ): Promise<KeyPackageBundle> {
   const suite = options.suite ?? "x25519";
   const impl = await suiteImpl(suite);
-  const { publicPackage, privatePackage } = await generateTsMlsKeyPackage(
-    basicCredential(deviceAddress),
-    defaultCapabilities(),
-    defaultLifetime,
-    [],
-    impl,
-  );
+  const { publicPackage, privatePackage } = await leafKeyPackage(deviceAddress, impl, options.bind);
   const keyPackage = encodeMlsMessage({
     version: "mls10",
     wireformat: "mls_key_package",
@@ -229,13 +238,7 @@ export class MlsGroup {
       throw new GroupError("invalid-argument", `groupId must be 1..${MAX_GROUP_ID_BYTES} bytes`);
     }
     const impl = await suiteImpl(suite);
-    const own = await generateTsMlsKeyPackage(
-      basicCredential(options.deviceAddress),
-      defaultCapabilities(),
-      defaultLifetime,
-      [],
-      impl,
-    );
+    const own = await leafKeyPackage(options.deviceAddress, impl, options.bind);
     const state = await mlsCall(() =>
       createGroup(
         groupId.slice(),
@@ -271,6 +274,7 @@ export class MlsGroup {
       }
       ratchetTree = ratchetTreeFromExtension(info.groupInfo);
     }
+    rememberBindings(leavesOfTree(ratchetTree));
     const message = decodeMessage(welcome);
     if (message.wireformat !== "mls_welcome") {
       throw new GroupError("wrong-wire-format", `expected a Welcome, got ${message.wireformat}`);
@@ -381,6 +385,16 @@ export class MlsGroup {
       }
       return { proposalType: "add", add: { keyPackage: message.keyPackage } };
     });
+    rememberBindings(proposals.map((p) => ("add" in p ? p.add.keyPackage.leafNode : undefined)!));
+    // Our own adds pass the same member check as everyone else's (ts-mls checks credentials
+    // of added leaves only when they are processed, not when they are committed).
+    const validate = this.#state.clientConfig.authService;
+    for (const proposal of proposals) {
+      const leaf = "add" in proposal ? proposal.add.keyPackage.leafNode : undefined;
+      if (leaf && !await validate.validateCredential(leaf.credential, leaf.signaturePublicKey)) {
+        throw new GroupError("rejected", "a key package failed the member check (validateMember)");
+      }
+    }
     return await this.#commit(proposals);
   }
 
@@ -557,6 +571,7 @@ export class MlsGroup {
       throw new GroupError("wrong-wire-format", "application data must be a PrivateMessage");
     }
     this.#assertEpoch(content.epoch);
+    rememberBindings(leavesOfHandshake(message));
     const before = this.roster();
     const pending = this.#pending;
     if (content.contentType === "commit" && pending !== undefined) {
@@ -744,13 +759,88 @@ function clientConfig(options: GroupOptions): ClientConfig {
         } catch {
           return false;
         }
-        return validateMember === undefined || await validateMember(address, signaturePublicKey);
+        return validateMember === undefined ||
+          await validateMember(address, signaturePublicKey, BINDINGS.get(hex(signaturePublicKey)));
       },
     },
   };
 }
 
 const implCache = new Map<MlsSuite, Promise<CiphersuiteImpl>>();
+
+/** A key package whose leaf may carry the binding extension. */
+async function leafKeyPackage(deviceAddress: string, impl: CiphersuiteImpl, bind?: LeafBinder) {
+  const credential = basicCredential(deviceAddress);
+  if (!bind) {
+    return await generateTsMlsKeyPackage(
+      credential,
+      defaultCapabilities(),
+      defaultLifetime,
+      [],
+      impl,
+    );
+  }
+  const keys = await impl.signature.keygen();
+  const binding = await bind(keys.publicKey);
+  const capabilities = defaultCapabilities();
+  capabilities.extensions = [...capabilities.extensions, LEAF_BINDING_EXTENSION];
+  return await generateKeyPackageWithKey(
+    credential,
+    capabilities,
+    defaultLifetime,
+    [],
+    keys,
+    impl,
+    [{ extensionType: LEAF_BINDING_EXTENSION, extensionData: binding }],
+  );
+}
+
+/**
+ * Binding extensions seen, by signature key (hex): ts-mls hands credential validation only
+ * the credential and the key, so leaves are scanned when they arrive. Public data, bounded.
+ */
+const BINDINGS = new Map<string, Uint8Array>();
+const BINDINGS_MAX = 50_000;
+
+function rememberBindings(
+  leaves: Iterable<
+    {
+      signaturePublicKey: Uint8Array;
+      extensions: { extensionType: unknown; extensionData: Uint8Array }[];
+    }
+  >,
+) {
+  for (const leaf of leaves) {
+    const found = leaf.extensions.find((e) => e.extensionType === LEAF_BINDING_EXTENSION);
+    if (!found) continue;
+    const key = hex(leaf.signaturePublicKey);
+    BINDINGS.delete(key);
+    BINDINGS.set(key, found.extensionData);
+    if (BINDINGS.size > BINDINGS_MAX) BINDINGS.delete(BINDINGS.keys().next().value!);
+  }
+}
+
+/** The leaves a PublicMessage brings in (added key packages, the committer's new leaf). */
+function leavesOfHandshake(message: MLSMessage & { wireformat: "mls_public_message" }) {
+  const content = message.publicMessage.content;
+  const leaves = [];
+  if (content.contentType === "commit") {
+    for (const entry of content.commit.proposals) {
+      if (
+        entry.proposalOrRefType === "proposal" && entry.proposal.proposalType === "add" &&
+        "add" in entry.proposal
+      ) {
+        leaves.push(entry.proposal.add.keyPackage.leafNode);
+      }
+    }
+    if (content.commit.path) leaves.push(content.commit.path.leafNode);
+  }
+  return leaves;
+}
+
+function leavesOfTree(tree: RatchetTree | undefined) {
+  return (tree ?? []).flatMap((node) => node?.nodeType === "leaf" ? [node.leaf] : []);
+}
 
 async function groupInfoOf(state: ClientState, impl: CiphersuiteImpl): Promise<Uint8Array> {
   const groupInfo = await mlsCall(() =>

@@ -45,3 +45,4 @@ export {
   welcomeRecipients,
 } from "./mls.ts";
 export { applyCommitToRoster, inspectKeyPackage, inspectPublicMessage } from "./mls_inspect.ts";
+export { LEAF_BINDING_EXTENSION, signLeafBinding, verifyLeafBinding } from "./mls_binding.ts";
