@@ -17,18 +17,28 @@ import type { SendMessageRequest } from "../../proto/gen/guardyn/v1/messaging.ts
 import { freePort } from "../support/net.ts";
 import { sleep } from "../support/wait.ts";
 
-const MESSAGING_MAIN = new URL("../../services/messaging/main.ts", import.meta.url).pathname;
+const MAINS = {
+  messaging: new URL("../../services/messaging/main.ts", import.meta.url).pathname,
+  groups: new URL("../../services/groups/main.ts", import.meta.url).pathname,
+};
 
-/** `deno run -A services/messaging/main.ts` on a fixed port, restartable after a kill. */
+/** `deno run -A services/<service>/main.ts` on a fixed port, restartable after a kill. */
 export class MessagingProcess {
   #child: Deno.ChildProcess | undefined;
   /** The tail of the child's log, for failure messages. */
   #stderr = "";
 
-  private constructor(readonly port: number, private readonly env: Record<string, string>) {}
+  private constructor(
+    readonly port: number,
+    private readonly env: Record<string, string>,
+    private readonly service: keyof typeof MAINS,
+  ) {}
 
-  static async start(env: Record<string, string>): Promise<MessagingProcess> {
-    const instance = new MessagingProcess(freePort(), env);
+  static async start(
+    env: Record<string, string>,
+    service: keyof typeof MAINS = "messaging",
+  ): Promise<MessagingProcess> {
+    const instance = new MessagingProcess(freePort(), env, service);
     await instance.restart();
     return instance;
   }
@@ -40,7 +50,7 @@ export class MessagingProcess {
   async restart(): Promise<void> {
     if (this.#child) throw new Error("the instance is already running");
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MESSAGING_MAIN],
+      args: ["run", "-A", MAINS[this.service]],
       env: {
         ...this.env,
         NO_COLOR: "1",
@@ -76,7 +86,9 @@ export class MessagingProcess {
     if (!child) throw new Error("the instance is not running");
     const exited = await Promise.race([child.status, sleep(0).then(() => undefined)]);
     if (exited) {
-      throw new Error(`messaging instance exited with ${exited.code}:\n${this.log.slice(-3000)}`);
+      throw new Error(
+        `${this.service} instance exited with ${exited.code}:\n${this.log.slice(-3000)}`,
+      );
     }
   }
 
