@@ -258,7 +258,10 @@ export function groupHandlers(deps: GroupServiceDeps): Handlers<typeof GroupServ
       let change;
       try {
         const verified = await verifyCommit(request.commit, view, impl).catch(refusal);
-        change = rosterAfterCommit(state.members, verified, caller, { added, removed });
+        change = rosterAfterCommit(view.members, state.members, verified, caller, {
+          added,
+          removed,
+        });
         if (change.members.length > GROUP_MEMBERS_MAX) {
           throw resourceExhausted(`a group has at most ${GROUP_MEMBERS_MAX} member devices`);
         }
@@ -267,7 +270,7 @@ export function groupHandlers(deps: GroupServiceDeps): Handlers<typeof GroupServ
           groupId,
           epoch: BigInt(epoch + 1),
         }, impl).catch(refusal);
-        checkNextView(next, change.members, verified.sender);
+        checkNextView(next, change.tree, verified.sender);
       } catch (error) {
         deps.onCommit?.("refused");
         throw error;
@@ -282,7 +285,8 @@ export function groupHandlers(deps: GroupServiceDeps): Handlers<typeof GroupServ
         sender: caller,
         recordKey,
         added: change.added,
-        removed: change.removed,
+        // Devices the server already dropped (revoked) get nothing more.
+        removed: change.removed.filter((d) => isMember(state, d)),
         serverTimestampMs: now,
       };
       const outcome = await deps.groups.commit({

@@ -31,7 +31,7 @@ import {
   messagingClient,
   ReceiveSession,
 } from "../../tests/support/receive_session.ts";
-import { NO_SANITIZERS } from "../../tests/support/wait.ts";
+import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
 import type { IdentityKeyPair } from "../../crypto/keys.ts";
 import { identityOf } from "./request_rules.ts";
 
@@ -457,6 +457,41 @@ export function groupSuite(backend: Backend) {
     await catchUp(bob, groupId);
     assertEquals(bob.group!.epoch, 2n);
     assertEquals((await store.groups.get(groupId))!.fannedOutEpoch, 2);
+  });
+
+  test("a revoked device leaves the roster at once; its leaf is removed by a commit", async (s) => {
+    const [alice, bob] = [await member(s), await member(s)];
+    const bobPhone = await member(s, bob);
+    const groupId = await createGroup(s, alice);
+    await alice.group!.add(await claim(s, alice, [bob, bobPhone]));
+    await commit(s, alice, { added: [bob, bobPhone] });
+    for (const m of [bob, bobPhone]) {
+      await m.stream.waitFor(() => m.stream.mail().length >= 1, "welcome");
+      await catchUp(m, groupId);
+    }
+    await unary(
+      s.c.auth.revokeDevice.bind(s.c.auth),
+      { deviceId: bobPhone.device.deviceId },
+      bob.device.accessToken,
+    );
+    const gone = async () =>
+      !(await unary(s.gB.getGroupState.bind(s.gB), { groupId }, alice.device.accessToken))
+        .members.some((d) => d.deviceId === bobPhone.device.deviceId);
+    await waitUntil(gone, "the revoked device leaves the roster mirror");
+    const sent = await say(s, alice, "after the revocation");
+    assertEquals(sent.recipientCount, 1, "only bob's remaining device gets it");
+    // Its leaf is still in the MLS tree: a member commits the removal, which the server takes.
+    await alice.group!.remove([bobPhone.group!.ownLeafIndex]);
+    const removed = await commit(s, alice, { removed: [bobPhone] });
+    assertEquals(removed.epoch, 2);
+    const state = await unary(s.gB.getGroupState.bind(s.gB), { groupId }, alice.device.accessToken);
+    assertEquals(
+      state.members.map((d) => d.deviceId).sort(),
+      [
+        alice.device.deviceId,
+        bob.device.deviceId,
+      ].sort(),
+    );
   });
 
   test("bad requests get INVALID_ARGUMENT naming the field and limit", async (s) => {

@@ -10,6 +10,7 @@ import { RateLimiter } from "../platform/rate_limit.ts";
 import { GroupServiceService } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { groupHandlers } from "./group_service.ts";
 import { readGroupSettings } from "./settings.ts";
+import { startMembershipLifecycle } from "./membership_lifecycle.ts";
 import "../store/group_ports.ts";
 
 const PURGE_BATCH = 10_000;
@@ -19,12 +20,12 @@ export const groupsModule = defineService({
   grpcServices: ["guardyn.v1.GroupService"],
   settings: readGroupSettings,
   stores: ["groups", "mailbox", "auth"],
-  events: { publishes: ["mailbox.written"], consumes: [] },
+  events: { publishes: ["mailbox.written"], consumes: ["device.revoked", "account.deleted"] },
   deploy: {
     resources: { cpu: "200m", memory: "256Mi", memoryLimit: "1Gi" },
     prod: { minReplicas: 2, maxReplicas: 8 },
   },
-  start(deps) {
+  async start(deps) {
     const { settings, store, bus, log } = deps;
     const now = () => Date.now();
     const events = new MailboxEvents(bus, log.child({ component: "mailbox-events" }), {
@@ -70,18 +71,24 @@ export const groupsModule = defineService({
       },
       onCommit: (outcome) => commits.inc({ outcome }),
     });
+    const membership = await startMembershipLifecycle({
+      bus,
+      groups: store.groups,
+      log: log.child({ component: "membership" }),
+    });
     const purge = setInterval(() => {
       store.groups.purgeExpired(now(), PURGE_BATCH)
         .catch((error) => log.warn("commit purge failed", { error }));
     }, settings.purgeIntervalMs);
-    return Promise.resolve({
+    return {
       register(server) {
         server.addService("guardyn.v1.GroupService", GroupServiceService, handlers);
       },
       tasks: [
         { name: "mailbox-events", stop: () => events.stop() },
+        { name: "membership", stop: () => membership.unsubscribe() },
         { name: "commit-purge", stop: () => clearInterval(purge) },
       ],
-    });
+    };
   },
 });

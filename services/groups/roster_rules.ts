@@ -11,17 +11,30 @@ import type { DeviceRef } from "../store/ports.ts";
 import { deviceOfIdentity, identityOf } from "./request_rules.ts";
 
 export interface RosterChange {
+  /** The roster mirror after the commit: the tree's leaves minus devices dropped by the server. */
   members: GroupMember[];
+  /** Every leaf of the tree after the commit (what the new GroupInfo must show). */
+  tree: GroupMember[];
   added: DeviceRef[];
   removed: DeviceRef[];
 }
 
+/**
+ * `tree` is the leaves of the current epoch's verified GroupInfo; `mirror` the server's roster,
+ * which lacks the devices it dropped (revoked, deleted) that no commit removed yet.
+ */
 export function rosterAfterCommit(
-  members: readonly GroupMember[],
+  tree: readonly { leafIndex: number; identity: string }[],
+  mirror: readonly GroupMember[],
   commit: VerifiedCommit,
   caller: DeviceRef,
   request: { added: readonly DeviceRef[]; removed: readonly DeviceRef[] },
 ): RosterChange {
+  const members = tree.map((leaf) => {
+    const device = deviceOfIdentity(leaf.identity);
+    if (!device) throw invalidArgument(`leaf ${leaf.leafIndex} names no device`);
+    return { leafIndex: leaf.leafIndex, device };
+  });
   const byLeaf = new Map(members.map((m) => [m.leafIndex, m.device]));
   if (commit.sender.type !== "member") throw invalidArgument("only member commits are accepted");
   const committer = byLeaf.get(commit.sender.leafIndex);
@@ -67,7 +80,14 @@ export function rosterAfterCommit(
     leafIndex: entry.leafIndex,
     device: deviceOfIdentity(entry.identity)!,
   }));
-  return { members: next, added, removed };
+  // Devices the server dropped stay out of the mirror until a commit removes their leaves.
+  const kept = new Set([...mirror.map((m) => identityOf(m.device)), ...added.map(identityOf)]);
+  return {
+    members: next.filter((m) => kept.has(identityOf(m.device))),
+    tree: next,
+    added,
+    removed,
+  };
 }
 
 function sameDevices(actual: readonly DeviceRef[], claimed: readonly DeviceRef[], field: string) {

@@ -107,6 +107,12 @@ export interface GroupStore {
     after: Uint8Array | undefined,
     limit: number,
   ): Promise<{ groupId: Uint8Array; epoch: number }[]>;
+  /**
+   * Takes a device out of the group's roster mirror and listing without a commit (it was
+   * revoked or its account deleted): nothing more is sent to it. Its leaf stays in the MLS
+   * tree until a member commits its removal. False when it was not a member.
+   */
+  dropMember(groupId: Uint8Array, device: DeviceRef): Promise<boolean>;
   /** Deletes a group, its log and its membership index. */
   delete(groupId: Uint8Array): Promise<void>;
   /**

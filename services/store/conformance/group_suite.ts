@@ -208,6 +208,25 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
     );
   });
 
+  test("a dropped member leaves the roster and the listing, the epoch stays", async (store) => {
+    const [alice, bob] = [device("alice"), device("bob")];
+    const groupId = newGroupId();
+    await store.groups.create({
+      groupId,
+      cipherSuite: 1,
+      creator: alice,
+      groupInfo: new Uint8Array(0),
+      nowMs: Date.now(),
+    });
+    const two = [{ leafIndex: 0, device: alice }, { leafIndex: 1, device: bob }];
+    await store.groups.commit(attempt(groupId, 0, alice, two, { added: [bob] }));
+    assertEquals(await store.groups.dropMember(groupId, bob), true);
+    assertEquals(await store.groups.dropMember(groupId, bob), false);
+    const state = (await store.groups.get(groupId))!;
+    assertEquals([state.epoch, state.members], [1, [{ leafIndex: 0, device: alice }]]);
+    assertEquals(await store.groups.groupsOf(bob, undefined, 10), []);
+  });
+
   test("delete removes the group, its log and its listing", async (store) => {
     const alice = device("alice");
     const groupId = newGroupId();

@@ -68,6 +68,8 @@ function statements(ks: string) {
     indexRead: `SELECT group_id FROM ${ks}.group_members
       WHERE account_id = ? AND device_id = ? AND group_id > ? LIMIT ?`,
     deleteGroup: `DELETE FROM ${ks}.groups WHERE group_id = ?`,
+    setMembers: `UPDATE ${ks}.groups SET members = ? WHERE group_id = ?
+      IF current_epoch = ? AND members = ?`,
     recordClaim: `INSERT INTO ${ks}.key_package_claims (account_id, device_id, ref)
       VALUES (?, ?, ?) USING TTL ?`,
     claimed: `SELECT ref FROM ${ks}.key_package_claims
@@ -192,6 +194,33 @@ export class CqlGroups implements GroupStore {
       }
     }
     return found;
+  }
+
+  async dropMember(groupId: Uint8Array, device: DeviceRef): Promise<boolean> {
+    checkGroupId(groupId);
+    checkDevice(device, "device");
+    const id = toBuffer(groupId);
+    const key = deviceKey(device);
+    // A lightweight transaction on the epoch and roster: a commit racing it wins or waits.
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const row = (await this.#s.execute(this.#q.state, [id])).rows[0];
+      if (!row || row.current_epoch == null) break;
+      const members = decodeMembers(String(row.members));
+      const kept = members.filter((m) => deviceKey(m.device) !== key);
+      if (kept.length === members.length) break;
+      const result = await this.#s.execute(this.#q.setMembers, [
+        encodeMembers(kept),
+        id,
+        row.current_epoch,
+        row.members,
+      ]);
+      if (result.applied) {
+        await this.#index([device], id, "drop");
+        return true;
+      }
+    }
+    await this.#index([device], id, "drop");
+    return false;
   }
 
   async delete(groupId: Uint8Array): Promise<void> {

@@ -63,6 +63,7 @@ export class SqliteGroups implements GroupStore {
         WHERE m.account_id = ? AND m.device_id = ? AND m.group_id > ?
         ORDER BY m.group_id LIMIT ?`,
       deleteGroup: "DELETE FROM groups WHERE group_id = ?",
+      setMembers: "UPDATE groups SET members = ? WHERE group_id = ?",
       deleteCommits: "DELETE FROM group_commits WHERE group_id = ?",
       deleteMembers: "DELETE FROM group_members WHERE group_id = ?",
       purge: `DELETE FROM group_commits WHERE (group_id, epoch) IN
@@ -183,6 +184,25 @@ export class SqliteGroups implements GroupStore {
         limit,
       ) as Row[];
       return rows.map((row) => ({ groupId: blob(row.group_id)!, epoch: Number(row.epoch) }));
+    });
+  }
+
+  dropMember(groupId: Uint8Array, device: DeviceRef): Promise<boolean> {
+    return Promise.try(() => {
+      checkGroupId(groupId);
+      checkDevice(device, "device");
+      return immediate(this.#db, () => {
+        this.#q.dropMember!.run(device.accountId, device.deviceId, groupId);
+        const row = this.#q.getGroup!.get(groupId) as Row | undefined;
+        if (!row) return false;
+        const members = decodeMembers(String(row.members));
+        const kept = members.filter((m) =>
+          m.device.accountId !== device.accountId || m.device.deviceId !== device.deviceId
+        );
+        if (kept.length === members.length) return false;
+        this.#q.setMembers!.run(encodeMembers(kept), groupId);
+        return true;
+      });
     });
   }
 
