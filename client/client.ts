@@ -941,6 +941,14 @@ export class GuardynClient {
     });
     for (const event of outcome.events) this.#emit(event);
     this.#learnNames(outcome.events);
+    for (const event of outcome.events) {
+      if (event.type !== "own-device") continue;
+      // A device just linked to our account joins our groups (added by us, a sibling).
+      this.#spawn(
+        "adding a linked device to our groups",
+        () => this.#groupChange(() => this.#groups.addOwnDevice(event.deviceId)),
+      );
+    }
     if (this.#options.deliveryReceipts !== false) {
       for (const [peer, ids] of outcome.delivered) {
         for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {

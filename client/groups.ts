@@ -109,13 +109,47 @@ export class Groups {
   }
 
   /** Adds every addressable device of these accounts that is not a member yet. */
-  async add(groupId: string, accountIds: readonly string[]): Promise<void> {
+  add(groupId: string, accountIds: readonly string[]): Promise<void> {
+    return this.#add(groupId, { accountIds: [...accountIds], devices: [] });
+  }
+
+  /**
+   * Adds our newly linked device to every group this device is in (a sibling does it; if
+   * several try, the others find it already added).
+   */
+  async addOwnDevice(deviceId: string): Promise<number> {
+    const me = this.#deps.me();
+    let added = 0;
+    for (const record of this.#deps.state.groups.all()) {
+      if (record.left || !this.#cached(record).active) continue;
+      const group = await this.#load(record);
+      if (
+        !group.active || group.roster().some((m) => m.identity === `${me.accountId}:${deviceId}`)
+      ) {
+        continue;
+      }
+      await this.#add(record.id, {
+        accountIds: [],
+        devices: [{ accountId: me.accountId, deviceId }],
+      });
+      added++;
+    }
+    return added;
+  }
+
+  async #add(
+    groupId: string,
+    wanted: { accountIds: string[]; devices: DeviceAddress[] },
+  ): Promise<void> {
     await this.#intent(groupId, async (group) => {
       const members = new Set(group.roster().map((m) => m.identity));
+      // Devices already in the group are not claimed: their one-time packages are not wasted.
+      const devices = wanted.devices.filter((d) => !members.has(identityOf(d)));
+      if (wanted.accountIds.length === 0 && devices.length === 0) return undefined;
       const claimed = await this.#deps.api.authed(this.#k.claimKeyPackages.bind(this.#k), {
         cipherSuite: KEY_PACKAGE_SUITE,
-        accountIds: [...accountIds],
-        devices: [],
+        accountIds: wanted.accountIds,
+        devices,
       }, { idempotent: false });
       const fresh = claimed.keyPackages.filter((p) => !members.has(identityOf(p.device!)));
       if (fresh.length === 0) return undefined;

@@ -25,8 +25,13 @@ export interface AuthLimiters {
   registrationsByAddress: RateLimiter;
   /** Bundle fetches per (requester device, target device). */
   prekeyFetches: RateLimiter;
-  /** Directory lookups and key package claims per requester device. */
+  /** Directory lookups per requester device. */
   lookups: RateLimiter;
+  /**
+   * Key packages claimed per requester device: adding devices to a large group claims one
+   * per device (a 1,000-device group: 1,000); the one-time budgets bound what it costs others.
+   */
+  keyPackageClaims: RateLimiter;
   /** Prefix searches per account and day. */
   searchesByAccount: RateLimiter;
   /** One-time key budgets (prekeys and key packages apart): per target device, per requester. */
@@ -67,6 +72,7 @@ export function createLimiters(auth: AuthSettings): AuthLimiters {
     registrationsByAddress: perMinute(auth.registrationBurst, auth.registrationsPerMinute),
     prekeyFetches: perMinute(auth.prekeyFetchBurst, auth.prekeyFetchPerMinute),
     lookups: perMinute(60, 120),
+    keyPackageClaims: perMinute(auth.keyPackageClaimsBurst, auth.keyPackageClaimsPerMinute),
     oneTimeBudgets: { prekeys: oneTimeBudget(auth), keyPackages: oneTimeBudget(auth) },
     searchesByAccount: new RateLimiter({
       burst: auth.directorySearchesPerDay,

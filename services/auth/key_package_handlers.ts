@@ -60,7 +60,7 @@ export function keyPackageHandlers(
       const auth = requireAuth(ctx);
       const suite = checkSuite(request.cipherSuite);
       checkClaimCounts(request.accountIds.length, request.devices.length);
-      limiters.lookups.take(
+      limiters.keyPackageClaims.take(
         `${auth.accountId}/${auth.deviceId}`,
         "key package claims",
         request.accountIds.length + request.devices.length,

@@ -25,6 +25,9 @@ export interface AuthSettings {
   /** Bundle fetches per (requester, target device). */
   prekeyFetchBurst: number;
   prekeyFetchPerMinute: number;
+  /** Key packages one device may claim (group adds), burst and per minute. */
+  keyPackageClaimsBurst: number;
+  keyPackageClaimsPerMinute: number;
   maxOneTimePrekeysPerDevice: number;
   maxKeyPackagesPerDevice: number;
   /** Keys or key packages per upload call. */
@@ -58,6 +61,8 @@ export function readAuthSettings(read: EnvReader, platform: PlatformConfig): Aut
     registrationsPerMinute: read.int("REGISTRATIONS_PER_MINUTE", 10, 1, 100_000),
     prekeyFetchBurst: read.int("PREKEY_FETCH_BURST", 20, 1, 10_000),
     prekeyFetchPerMinute: read.int("PREKEY_FETCH_PER_MINUTE", 60, 1, 100_000),
+    keyPackageClaimsBurst: read.int("KEY_PACKAGE_CLAIMS_BURST", 1000, 1, 100_000),
+    keyPackageClaimsPerMinute: read.int("KEY_PACKAGE_CLAIMS_PER_MINUTE", 1000, 1, 1_000_000),
     maxOneTimePrekeysPerDevice: read.int("MAX_ONE_TIME_PREKEYS_PER_DEVICE", 500, 10, 10_000),
     maxKeyPackagesPerDevice: read.int("MAX_KEY_PACKAGES_PER_DEVICE", 200, 10, 10_000),
     maxKeysPerUpload: read.int("MAX_KEYS_PER_UPLOAD", 100, 1, 1_000),

@@ -74,6 +74,10 @@ export function groupSuite(backend: Backend) {
       const id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
       const env: Record<string, string> = {
         REGISTRATION_BURST: "1000",
+        REGISTRATIONS_PER_MINUTE: "100000",
+        PREKEY_FETCH_BURST: "10000",
+        PREKEY_FETCH_PER_MINUTE: "100000",
+        ONE_TIME_CLAIMS_PER_ACCOUNT_PER_HOUR: "100000",
         MESSAGING_STREAM_OPENS_PER_MINUTE: "6000",
         MESSAGING_POLL_INTERVAL_MS: "2000",
         GROUPS_COMMIT_BURST: "1000",
@@ -492,6 +496,52 @@ export function groupSuite(backend: Backend) {
         bob.device.deviceId,
       ].sort(),
     );
+  });
+
+  test("a 100-device group: every device reads every message, once", async (s) => {
+    const everyone: Member[] = [];
+    for (let i = 0; i < 100; i += 10) {
+      everyone.push(...await Promise.all(Array.from({ length: 10 }, () => member(s))));
+    }
+    const [owner, ...rest] = everyone as [Member, ...Member[]];
+    const groupId = await createGroup(s, owner);
+    for (let i = 0; i < rest.length; i += 50) {
+      const batch = rest.slice(i, i + 50);
+      await owner.group!.add(await claim(s, owner, batch));
+      await commit(s, owner, { added: batch });
+    }
+    // Everyone joins and applies the second commit (the first 50 joined before it).
+    for (const m of rest) {
+      await m.stream.waitFor(() => m.stream.mail().length >= 1, "welcome", 30_000);
+    }
+    const speakers = [owner, ...rest.slice(0, 4)];
+    for (const m of rest) {
+      await waitUntil(
+        async () => {
+          await catchUp(m, groupId);
+          return m.group?.epoch === 2n;
+        },
+        "every member at epoch 2",
+        30_000,
+      );
+    }
+    for (const [i, m] of speakers.entries()) {
+      const sent = await say(s, m, `from speaker ${i}`);
+      assertEquals(sent.recipientCount, 99);
+    }
+    const expected = speakers.map((_, i) => `from speaker ${i}`);
+    for (const m of everyone) {
+      const own = speakers.indexOf(m);
+      const want = expected.filter((_, i) => i !== own);
+      const got: string[] = [];
+      await m.stream.waitFor(
+        () => m.stream.mail().filter((e) => !m.seen.has(e.id)).length >= want.length,
+        "all messages",
+        30_000,
+      );
+      got.push(...await catchUp(m, groupId));
+      assertEquals(got.sort(), want.sort());
+    }
   });
 
   test("bad requests get INVALID_ARGUMENT naming the field and limit", async (s) => {

@@ -132,6 +132,23 @@ function groupsE2e(backend: Backend) {
     await waitUntil(() => texts(alice, group.id).includes("just us"), "alice reads");
   });
 
+  test("a newly linked device joins its account's groups and reads on", async (w) => {
+    const [alice, bob] = [await registered(w, "alice"), await registered(w, "bob")];
+    const group = await alice.client.createGroup("linked", [idOf(bob)]);
+    await converged([alice, bob], group.id, 1);
+    const phone = await w.client("alice-phone", { instance: 1 });
+    const linking = await phone.client.startLinking();
+    await alice.client.approveLink(linking.code);
+    await linking.completed;
+    phone.client.connect();
+    // Alice's laptop hears the phone's hello and adds it to the group.
+    await waitUntil(() => inGroup(phone, group.id) !== undefined, "the phone joins the group");
+    await converged([alice, bob, phone], group.id, 2);
+    await bob.client.sendGroupText(group.id, "hi phone");
+    await waitUntil(() => texts(phone, group.id).includes("hi phone"), "the phone reads");
+    assertEquals(inGroup(bob, group.id)!.members.length, 3);
+  });
+
   test("the server's tables hold no group plaintext", async (w) => {
     const env = w.instances[0]!.env;
     const needles = markers.map((m) => ({
