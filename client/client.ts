@@ -804,6 +804,16 @@ export class GuardynClient {
     return this.#groupChange(() => this.#groups.sendText(groupId, body));
   }
 
+  /** Typing in a group: to the other members' open devices only, never stored. */
+  sendGroupTyping(groupId: string, typing: boolean): Promise<void> {
+    return this.#groupChange(() => this.#groups.sendTyping(groupId, typing));
+  }
+
+  /** Marks a group's incoming messages read and sends the read receipt; returns how many. */
+  markGroupRead(groupId: string): Promise<number> {
+    return this.#groupChange(() => this.#groups.markRead(groupId));
+  }
+
   /** A short fingerprint every member can compare: equal iff the group has not forked. */
   groupFingerprint(groupId: string): Promise<string> {
     return this.#lock.run(() => this.#groups.fingerprint(groupId));

@@ -43,6 +43,14 @@ export type ClientEvent =
     removedSelf: boolean;
   }
   | { type: "group-renamed"; groupId: string; name: string }
+  | {
+    type: "group-typing";
+    groupId: string;
+    from: { accountId: string; deviceId: string };
+    typing: boolean;
+  }
+  /** Members of `by` read these messages of ours. */
+  | { type: "group-read"; groupId: string; by: string; ids: string[] }
   /**
    * A member at our epoch holds another epoch authenticator: the group has forked (the server
    * or a member showed us different commits). Warn the user; counted per group.

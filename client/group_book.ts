@@ -16,6 +16,10 @@ export interface GroupMessage {
   body: string;
   sentAtMs: number;
   serverTimestampMs: number;
+  /** Incoming: read here (a receipt was sent). */
+  read?: boolean;
+  /** Outgoing: accounts that read it. */
+  readBy?: string[];
 }
 
 export interface GroupRecord {
@@ -95,6 +99,10 @@ export class GroupBook {
             body: str(x.body, "body", 65_536),
             sentAtMs: int(x.sentAtMs, "sentAtMs"),
             serverTimestampMs: int(x.serverTimestampMs, "serverTimestampMs"),
+            ...(x.read === true ? { read: true } : {}),
+            ...(Array.isArray(x.readBy)
+              ? { readBy: x.readBy.map((r, k) => str(r, `readBy[${k}]`, 64)).slice(0, 1000) }
+              : {}),
           };
         }),
         forks: int(r.forks ?? 0, "forks"),

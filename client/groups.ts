@@ -40,6 +40,8 @@ const ENVELOPE_MLS_PUBLIC = 5;
 /** Attempts of one change against commits that keep winning the epoch. */
 const INTENT_ATTEMPTS = 8;
 const FETCH_PAGE = 100;
+/** Message ids one read receipt names. */
+const MAX_RECEIPT_IDS = 500;
 
 export interface DeviceAddress {
   accountId: string;
@@ -49,7 +51,11 @@ export interface DeviceAddress {
 /** What travels inside an MLS application message (JSON, then encrypted). */
 type GroupContent =
   | { kind: "text"; id: string; body: string; sentAtMs: number; fp: string }
-  | { kind: "name"; name: string; fp: string };
+  | { kind: "name"; name: string; fp: string }
+  /** Typing, sent ephemeral: to open streams only, never stored. */
+  | { kind: "typing"; typing: boolean; fp: string }
+  /** Read receipts: these messages (by id) were read on one of the reader's devices. */
+  | { kind: "read"; ids: string[]; fp: string };
 
 export interface GroupSummary {
   id: string;
@@ -469,6 +475,25 @@ export class Groups {
       this.#deps.emit({ type: "group-renamed", groupId: record.id, name: content.name });
       return;
     }
+    if (content.kind === "typing") {
+      this.#deps.emit({ type: "group-typing", groupId: record.id, from, typing: content.typing });
+      return;
+    }
+    if (content.kind === "read") {
+      const ids = new Set(content.ids);
+      const reader = from.accountId;
+      const read = record.messages.filter((m) => m.direction === "out" && ids.has(m.id));
+      for (const m of read) m.readBy = [...new Set([...(m.readBy ?? []), reader])];
+      if (read.length > 0) {
+        this.#deps.emit({
+          type: "group-read",
+          groupId: record.id,
+          by: reader,
+          ids: read.map((m) => m.id),
+        });
+      }
+      return;
+    }
     const message: GroupMessage = {
       id: content.id,
       direction: "in",
@@ -482,6 +507,22 @@ export class Groups {
     }
   }
 
+  /** Tells the other members' open devices that we type (or stopped). Best effort. */
+  async sendTyping(groupId: string, typing: boolean): Promise<void> {
+    await this.#sendContent(groupId, { kind: "typing", typing, fp: "" });
+  }
+
+  /** Marks the group's incoming messages read; their senders get a read receipt. */
+  async markRead(groupId: string): Promise<number> {
+    const record = this.#record(groupId);
+    const unread = record.messages.filter((m) => m.direction === "in" && !m.read);
+    if (unread.length === 0) return 0;
+    for (const m of unread) m.read = true;
+    const ids = unread.map((m) => m.id).slice(-MAX_RECEIPT_IDS);
+    await this.#sendContent(groupId, { kind: "read", ids, fp: "" });
+    return unread.length;
+  }
+
   async #sendContent(groupId: string, content: GroupContent) {
     const record = this.#record(groupId);
     const group = await this.#load(record);
@@ -493,7 +534,7 @@ export class Groups {
       epoch: Number(group.epoch),
       privateMessage: ciphertext,
       clientMessageId: `g-${crypto.randomUUID()}`,
-      ephemeral: false,
+      ephemeral: content.kind === "typing",
       silent: content.kind !== "text",
     }, { idempotent: true });
   }
@@ -537,6 +578,15 @@ function decodeGroupContent(bytes: Uint8Array): GroupContent {
   const fp = typeof value.fp === "string" ? value.fp : "";
   if (value.kind === "name" && typeof value.name === "string") {
     return { kind: "name", name: value.name.slice(0, 128), fp };
+  }
+  if (value.kind === "typing" && typeof value.typing === "boolean") {
+    return { kind: "typing", typing: value.typing, fp };
+  }
+  if (
+    value.kind === "read" && Array.isArray(value.ids) && value.ids.length <= MAX_RECEIPT_IDS &&
+    value.ids.every((id) => typeof id === "string" && id.length <= 128)
+  ) {
+    return { kind: "read", ids: value.ids as string[], fp };
   }
   if (
     value.kind === "text" && typeof value.id === "string" && typeof value.body === "string" &&

@@ -567,6 +567,16 @@ export class ChatSession {
           if (event.removed.length) this.io.print(`* left: ${names(event.removed)}`);
         }
         return;
+      case "group-typing":
+        if (event.groupId === this.#group && event.typing) {
+          this.io.print(`… ${this.#name(event.from.accountId)} is typing`);
+        }
+        return;
+      case "group-read":
+        if (event.groupId === this.#group) {
+          this.io.print(`✓✓ read by ${this.#name(event.by)} (${event.ids.length})`);
+        }
+        return;
       case "group-renamed":
         this.io.print(`* group renamed to #${event.name}`);
         return;

@@ -61,6 +61,37 @@ function groupsE2e(backend: Backend) {
     assert(bob.events.some((e) => e.type === "group-joined" && e.groupId === group.id));
   });
 
+  test("typing and read receipts in a group", async (w) => {
+    const [alice, bob, carol] = [
+      await registered(w, "alice"),
+      await registered(w, "bob"),
+      await registered(w, "carol"),
+    ];
+    const group = await alice.client.createGroup("receipts", [idOf(bob), idOf(carol)]);
+    await converged([alice, bob, carol], group.id, 1);
+    await alice.client.sendGroupTyping(group.id, true);
+    for (const m of [bob, carol]) {
+      await waitUntil(
+        () =>
+          m.events.some((e) =>
+            e.type === "group-typing" && e.typing && e.from.accountId === idOf(alice)
+          ),
+        "typing seen",
+      );
+    }
+    const sent = await alice.client.sendGroupText(group.id, "read me");
+    await waitUntil(() => texts(bob, group.id).includes("read me"), "bob has it");
+    assertEquals(await bob.client.markGroupRead(group.id), 1);
+    await waitUntil(
+      () =>
+        alice.client.groupMessages(group.id).find((m) => m.id === sent.id)?.readBy?.includes(
+          idOf(bob),
+        ) === true,
+      "alice sees bob's read receipt",
+    );
+    assert(alice.events.some((e) => e.type === "group-read" && e.by === idOf(bob)));
+  });
+
   test("two members add at once: both changes land, no fork", async (w) => {
     const [alice, bob, carol] = [
       await registered(w, "alice"),

@@ -234,10 +234,14 @@ Deno.test({
         sent.push(text);
         // Members read as they go (as clients do): old epochs' keys are kept only so long.
         for (const m of [alice, carol]) {
-          await waitUntil(async () => {
-            await catchUp(m, tree);
-            return m.texts.length === sent.length;
-          }, `${text} read`, 20_000);
+          await waitUntil(
+            async () => {
+              await catchUp(m, tree);
+              return m.texts.length === sent.length;
+            },
+            `${text} read`,
+            20_000,
+          );
         }
       }
       assert(killed, "the instance was killed");
