@@ -8,13 +8,18 @@
  * Pure: no I/O. The GroupInfo members publish with each commit is the server's view of the
  * next epoch's tree.
  */
-import { decodeMlsMessage, encodeMlsMessage, type GroupContext, type MLSMessage } from "ts-mls";
+import { encodeMlsMessage, type GroupContext, type MLSMessage } from "ts-mls";
 import type { CiphersuiteImpl } from "ts-mls/crypto/ciphersuite.js";
 import { verifyFramedContentSignature } from "ts-mls/framedContent.js";
 import { ratchetTreeFromExtension, verifyGroupInfoSignature } from "ts-mls/groupInfo.js";
 import type { RatchetTree } from "ts-mls/ratchetTree.js";
 import { treeHashRoot } from "ts-mls/treeHash.js";
-import { type InspectedHandshake, inspectPublicMessage, type RosterEntry } from "./mls_inspect.ts";
+import {
+  decodeWholeMessage,
+  type InspectedHandshake,
+  inspectPublicMessage,
+  type RosterEntry,
+} from "./mls_inspect.ts";
 import { constantTimeEqual, sha256, toHex } from "./primitives.ts";
 
 export type DeliveryErrorCode =
@@ -188,14 +193,9 @@ function leafSignatureKey(tree: RatchetTree, leafIndex: number): Uint8Array | un
 }
 
 function decode(bytes: Uint8Array): MLSMessage {
-  let decoded: [MLSMessage, number] | undefined;
   try {
-    decoded = decodeMlsMessage(bytes, 0);
-  } catch {
-    decoded = undefined;
+    return decodeWholeMessage(bytes);
+  } catch (error) {
+    throw new DeliveryCheckError("malformed", (error as Error).message);
   }
-  if (decoded === undefined || decoded[1] !== bytes.length) {
-    throw new DeliveryCheckError("malformed", "malformed MLS message");
-  }
-  return decoded[0];
 }

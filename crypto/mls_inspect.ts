@@ -51,7 +51,7 @@ export interface RosterEntry {
 
 /** Decodes an MLSMessage(PublicMessage) handshake; throws MlsInspectError otherwise. */
 export function inspectPublicMessage(bytes: Uint8Array): InspectedHandshake {
-  const message = decode(bytes);
+  const message = decodeWholeMessage(bytes);
   if (message.wireformat !== "mls_public_message") {
     throw new MlsInspectError(
       "wrong-wire-format",
@@ -94,7 +94,7 @@ export function inspectPublicMessage(bytes: Uint8Array): InspectedHandshake {
 
 /** Identity and suite of a published MLSMessage(KeyPackage), to check who uploaded it. */
 export function inspectKeyPackage(bytes: Uint8Array): { identity: string; cipherSuite: string } {
-  const message = decode(bytes);
+  const message = decodeWholeMessage(bytes);
   if (message.wireformat !== "mls_key_package") {
     throw new MlsInspectError(
       "wrong-wire-format",
@@ -151,7 +151,8 @@ export function applyCommitToRoster(
     .sort((a, b) => a.leafIndex - b.leafIndex);
 }
 
-function decode(bytes: Uint8Array): MLSMessage {
+/** Decodes a whole MLSMessage (nothing left over); MlsInspectError "malformed" otherwise. */
+export function decodeWholeMessage(bytes: Uint8Array): MLSMessage {
   if (!(bytes instanceof Uint8Array) || bytes.length > MAX_INSPECTED_BYTES) {
     throw new MlsInspectError(
       "malformed",

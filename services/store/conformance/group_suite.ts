@@ -52,6 +52,12 @@ function attempt(
   };
 }
 
+/** A new group at epoch 0 with `creator` at leaf 0. */
+async function created(store: Store, groupId: Uint8Array, creator: DeviceRef): Promise<void> {
+  const group = { groupId, cipherSuite: 1, creator, groupInfo: new Uint8Array(0) };
+  assertEquals(await store.groups.create({ ...group, nowMs: Date.now() }), true);
+}
+
 export function registerGroupSuite(options: GroupSuiteOptions): void {
   const test = (name: string, body: (store: Store) => Promise<void>) => {
     Deno.test({
@@ -94,13 +100,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
   test("a commit moves the epoch, the roster and the log together", async (store) => {
     const [alice, bob, carol] = [device("alice"), device("bob"), device("carol")];
     const groupId = newGroupId();
-    await store.groups.create({
-      groupId,
-      cipherSuite: 1,
-      creator: alice,
-      groupInfo: new Uint8Array(0),
-      nowMs: Date.now(),
-    });
+    await created(store, groupId, alice);
     const two = [{ leafIndex: 0, device: alice }, { leafIndex: 1, device: bob }];
     const first = attempt(groupId, 0, alice, two, { added: [bob], info: 7 });
     assertEquals(await store.groups.commit(first), { applied: true, epoch: 1 });
@@ -137,13 +137,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
   test("of racing commits for one epoch exactly one wins, the others learn the epoch", async (store) => {
     const alice = device("alice");
     const groupId = newGroupId();
-    await store.groups.create({
-      groupId,
-      cipherSuite: 1,
-      creator: alice,
-      groupInfo: new Uint8Array(0),
-      nowMs: Date.now(),
-    });
+    await created(store, groupId, alice);
     const racers = Array.from({ length: 8 }, (_, i) => device(`racer${i}`));
     const outcomes = await Promise.all(
       racers.map((racer) =>
@@ -174,13 +168,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
     );
     assertEquals(missing, { applied: false, currentEpoch: 0, missing: true });
     const groupId = newGroupId();
-    await store.groups.create({
-      groupId,
-      cipherSuite: 1,
-      creator: alice,
-      groupInfo: new Uint8Array(0),
-      nowMs: Date.now(),
-    });
+    await created(store, groupId, alice);
     const future = attempt(groupId, 3, alice, [{ leafIndex: 0, device: alice }]);
     assertEquals(await store.groups.commit(future), { applied: false, currentEpoch: 0 });
     assertEquals((await store.groups.get(groupId))!.epoch, 0);
@@ -190,15 +178,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
   test("groupsOf pages by group id", async (store) => {
     const alice = device("alice");
     const ids = Array.from({ length: 5 }, newGroupId);
-    for (const groupId of ids) {
-      await store.groups.create({
-        groupId,
-        cipherSuite: 1,
-        creator: alice,
-        groupInfo: new Uint8Array(0),
-        nowMs: Date.now(),
-      });
-    }
+    for (const groupId of ids) await created(store, groupId, alice);
     const first = await store.groups.groupsOf(alice, undefined, 3);
     const rest = await store.groups.groupsOf(alice, first.at(-1)!.groupId, 3);
     const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -211,13 +191,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
   test("a dropped member leaves the roster and the listing, the epoch stays", async (store) => {
     const [alice, bob] = [device("alice"), device("bob")];
     const groupId = newGroupId();
-    await store.groups.create({
-      groupId,
-      cipherSuite: 1,
-      creator: alice,
-      groupInfo: new Uint8Array(0),
-      nowMs: Date.now(),
-    });
+    await created(store, groupId, alice);
     const two = [{ leafIndex: 0, device: alice }, { leafIndex: 1, device: bob }];
     await store.groups.commit(attempt(groupId, 0, alice, two, { added: [bob] }));
     assertEquals(await store.groups.dropMember(groupId, bob), true);
@@ -230,13 +204,7 @@ export function registerGroupSuite(options: GroupSuiteOptions): void {
   test("delete removes the group, its log and its listing", async (store) => {
     const alice = device("alice");
     const groupId = newGroupId();
-    await store.groups.create({
-      groupId,
-      cipherSuite: 1,
-      creator: alice,
-      groupInfo: new Uint8Array(0),
-      nowMs: Date.now(),
-    });
+    await created(store, groupId, alice);
     await store.groups.commit(attempt(groupId, 0, alice, [{ leafIndex: 0, device: alice }]));
     await store.groups.delete(groupId);
     assertEquals(await store.groups.get(groupId), undefined);
