@@ -72,7 +72,7 @@ export function unitOf(path: string): string {
 
 /** Which adapter a path belongs to ("store/sqlite", "bus/jetstream"...), if any. */
 export function adapterOf(path: string): string | undefined {
-  const store = /^services\/store\/(sqlite|cql)\//.exec(path);
+  const store = /^services\/store\/(sqlite|cql|fs|s3)\//.exec(path);
   if (store) return `store/${store[1]}`;
   const bus = /^services\/bus\/(memory|jetstream)[a-z_]*\.ts$/.exec(path);
   return bus ? `bus/${bus[1]}` : undefined;

@@ -19,6 +19,9 @@ export async function startBackends(): Promise<Backends> {
   try {
     env.NATS_URL = Deno.env.get("NATS_URL") ?? await ensureNats(stops);
     env.CQL_CONTACT_POINTS = Deno.env.get("CQL_CONTACT_POINTS") ?? await ensureCassandra(stops);
+    if (Deno.env.get("S3_ENDPOINT")) {
+      for (const name of S3_VARIABLES) env[name] = Deno.env.get(name) ?? "";
+    } else Object.assign(env, await startVersitygw(stops));
   } catch (error) {
     await stopAll(stops);
     throw error;
@@ -97,6 +100,62 @@ async function ensureCassandra(stops: (() => Promise<void>)[]): Promise<string> 
     });
   }
   return CQL_DEFAULT;
+}
+
+const S3_VARIABLES = [
+  "S3_ENDPOINT",
+  "S3_REGION",
+  "S3_BUCKET",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+] as const;
+
+/**
+ * Starts versitygw (an S3 server; infra/tools/install.sh builds it into the cache) on a free
+ * loopback port, backed by a temporary folder, with credentials made up for this run.
+ */
+async function startVersitygw(stops: (() => Promise<void>)[]): Promise<Record<string, string>> {
+  const cache = Deno.env.get("GUARDYN_CACHE") ?? `${Deno.env.get("HOME")}/.cache/guardyn`;
+  const binary = `${cache}/bin/versitygw`;
+  const root = await Deno.makeTempDir({ prefix: "guardyn-s3-" });
+  const bucket = "guardyn-test";
+  await Deno.mkdir(`${root}/${bucket}`);
+  const port = freePort();
+  const access = `test${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const secret = crypto.randomUUID().replaceAll("-", "");
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(binary, {
+      args: ["--access", access, "--secret", secret, "--port", `127.0.0.1:${port}`, "posix", root],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (error) {
+    throw new Error(
+      `cannot start versitygw at ${binary} (bash infra/tools/install.sh builds it): ${
+        (error as Error).message
+      }`,
+    );
+  }
+  if (!await waitForPort(port, 15_000)) {
+    child.kill("SIGKILL");
+    throw new Error(`versitygw did not listen on 127.0.0.1:${port} within 15 s`);
+  }
+  log(`started versitygw (S3) on 127.0.0.1:${port}`);
+  stops.push(async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  });
+  return {
+    S3_ENDPOINT: `http://127.0.0.1:${port}`,
+    S3_REGION: "us-east-1",
+    S3_BUCKET: bucket,
+    S3_ACCESS_KEY_ID: access,
+    S3_SECRET_ACCESS_KEY: secret,
+  };
 }
 
 function log(message: string) {

@@ -1,0 +1,149 @@
+/**
+ * BlobStore on the local filesystem, under one directory: an upload is written to
+ * `uploads/<id>` (owner-only), made durable with fdatasync on every write, and renamed to
+ * `blobs/<key>` when complete, so a half-written file is never readable under a key.
+ */
+import { join } from "node:path";
+import {
+  BlobInputError,
+  type BlobStore,
+  type BlobWriter,
+  checkBlobKey,
+  checkOffset,
+} from "../blob_ports.ts";
+
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+
+export class FsBlobStore implements BlobStore {
+  readonly info: { backend: "fs"; location: string };
+  readonly #uploads: string;
+  readonly #blobs: string;
+
+  private constructor(readonly dir: string) {
+    this.info = { backend: "fs", location: dir };
+    this.#uploads = join(dir, "uploads");
+    this.#blobs = join(dir, "blobs");
+  }
+
+  /** Opens (creating, owner-only) the store's directory. */
+  static async open(dir: string): Promise<FsBlobStore> {
+    const store = new FsBlobStore(dir);
+    for (const sub of [dir, store.#uploads, store.#blobs]) {
+      await Deno.mkdir(sub, { recursive: true, mode: 0o700 });
+    }
+    return store;
+  }
+
+  begin(key: string): Promise<string> {
+    return Promise.try(async () => {
+      checkBlobKey(key);
+      const id = Array.from(
+        crypto.getRandomValues(new Uint8Array(16)),
+        (b) => b.toString(16).padStart(2, "0"),
+      ).join("");
+      await Deno.writeFile(this.#uploadPath(id), new Uint8Array(0), {
+        mode: 0o600,
+        createNew: true,
+      });
+      return id;
+    });
+  }
+
+  resume(key: string, uploadId: string): Promise<{ writer: BlobWriter; committed: number }> {
+    return Promise.try(async () => {
+      checkBlobKey(key);
+      const path = this.#uploadPath(uploadId);
+      const file = await Deno.open(path, { write: true, append: true }).catch((error) => {
+        if (error instanceof Deno.errors.NotFound) throw new BlobInputError("no such upload");
+        throw error;
+      });
+      let size = (await file.stat()).size;
+      const target = join(this.#blobs, key);
+      let closed = false;
+      const writer: BlobWriter = {
+        write: async (chunk) => {
+          if (closed) throw new BlobInputError("the upload is complete");
+          let written = 0;
+          while (written < chunk.length) written += await file.write(chunk.subarray(written));
+          await file.syncData();
+          size += chunk.length;
+          return size;
+        },
+        complete: async () => {
+          if (closed) throw new BlobInputError("the upload is complete");
+          closed = true;
+          await file.syncData();
+          file.close();
+          await Deno.rename(path, target);
+          return size;
+        },
+        close: () => {
+          if (!closed) {
+            closed = true;
+            file.close();
+          }
+          return Promise.resolve();
+        },
+      };
+      return { writer, committed: size };
+    });
+  }
+
+  abort(_key: string, uploadId: string): Promise<void> {
+    return Promise.try(async () => {
+      await Deno.remove(this.#uploadPath(uploadId)).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    });
+  }
+
+  read(key: string, offset: number): Promise<ReadableStream<Uint8Array> | undefined> {
+    return Promise.try(async () => {
+      checkBlobKey(key);
+      checkOffset(offset);
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(join(this.#blobs, key), { read: true });
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return undefined;
+        throw error;
+      }
+      await file.seek(offset, Deno.SeekMode.Start);
+      return file.readable;
+    });
+  }
+
+  size(key: string): Promise<number | undefined> {
+    return Promise.try(async () => {
+      checkBlobKey(key);
+      try {
+        return (await Deno.stat(join(this.#blobs, key))).size;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  delete(key: string): Promise<boolean> {
+    return Promise.try(async () => {
+      checkBlobKey(key);
+      try {
+        await Deno.remove(join(this.#blobs, key));
+        return true;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return false;
+        throw error;
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await Deno.stat(this.#blobs);
+  }
+
+  #uploadPath(uploadId: string): string {
+    if (!UPLOAD_ID.test(uploadId)) throw new BlobInputError("not an upload id of this store");
+    return join(this.#uploads, uploadId);
+  }
+}
