@@ -111,7 +111,7 @@ export function parseCatalog(data: unknown): ServiceSpec[] {
 /** The catalog's services as deployment specs, validated (every problem at once). */
 export function loadCatalog(): ServiceSpec[] {
   return parseCatalog({
-    services: CATALOG.map((module) => ({
+    services: CATALOG.filter((module) => !module.deploy.notInKubernetesYet).map((module) => ({
       name: module.name,
       grpcServices: [...module.grpcServices],
       resources: module.deploy.resources,

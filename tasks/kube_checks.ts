@@ -6,6 +6,7 @@
 
 import { ConfigError } from "../services/platform/env.ts";
 import { parseConfig } from "../services/runtime/config.ts";
+import { CATALOG } from "../services/runtime/catalog.ts";
 import type { ServiceSpec } from "./kube_catalog.ts";
 import {
   DOMAIN_PLACEHOLDER,
@@ -187,7 +188,9 @@ export function checkServiceEnvironment(manifests: readonly Manifest[], domain: 
     problems.push(...refs.map((p) => `${where}: ${p}`));
     let config;
     try {
-      config = parseConfig(env);
+      // Parsed as the pod's own service parses it: its settings, its backends.
+      const name = (deployment as Any).metadata?.name as string;
+      config = parseConfig(env, CATALOG.filter((m) => m.name === name));
     } catch (error) {
       const detail = error instanceof ConfigError ? error.problems.join("; ") : String(error);
       problems.push(`${where}: the services reject this environment: ${detail}`);

@@ -16,6 +16,7 @@ import type { Logger } from "../platform/log.ts";
 import type { Metrics } from "../platform/metrics.ts";
 import type { TokenKeys } from "../platform/tokens.ts";
 import type { Store, StorePorts } from "../store/ports.ts";
+import type { BlobStore } from "../store/blob_ports.ts";
 
 /** The store ports a service can ask for. */
 export type StoreNeed = keyof StorePorts;
@@ -32,6 +33,11 @@ export interface DeploySpec {
   };
   /** Production autoscaling bounds (minReplicas is at least 2). */
   prod: { minReplicas: number; maxReplicas: number };
+  /**
+   * Why the service is not in the Kubernetes manifests yet (it runs in `deno task dev` and the
+   * test platforms); absent once it is.
+   */
+  notInKubernetesYet?: string;
 }
 
 /** What the runtime hands a started service: only what its declaration asked for. */
@@ -50,6 +56,8 @@ export interface ServiceDeps<S, N extends StoreNeed> {
   tokenKeys: TokenKeys;
   /** Device status behind token checks; forget() after a local revocation. */
   deviceStatus: CachedDeviceStatus;
+  /** The blob store, for a module that declared `blobs: true` (else undefined). */
+  blobs?: BlobStore;
 }
 
 /** A background task the runtime stops on shutdown, in reverse start order. */
@@ -75,6 +83,8 @@ export interface ServiceModule<S = unknown, N extends StoreNeed = StoreNeed> {
   /** Reads its settings; problems are recorded on `read` and reported with everyone else's. */
   settings(read: EnvReader, platform: PlatformConfig): S;
   stores: readonly N[];
+  /** The module keeps blobs (MEDIA_BACKEND): the runtime opens the blob store for it. */
+  blobs?: boolean;
   events: { publishes: readonly EventKind[]; consumes: readonly EventKind[] };
   deploy: DeploySpec;
   start(deps: ServiceDeps<S, N>): Promise<StartedService>;

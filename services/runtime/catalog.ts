@@ -8,11 +8,13 @@ import { authModule } from "../auth/module.ts";
 import type { AnyServiceModule } from "../kit/service_module.ts";
 import { messagingModule } from "../messaging/module.ts";
 import { groupsModule } from "../groups/module.ts";
+import { mediaModule } from "../media/module.ts";
 
 export const CATALOG: readonly AnyServiceModule[] = [
   authModule,
   messagingModule,
   groupsModule,
+  mediaModule,
 ];
 
 /** The catalog's modules of these names, in catalog order; an unknown name is an error. */

@@ -9,11 +9,14 @@ import type { AnyServiceModule } from "../kit/service_module.ts";
 import { parsePlatformConfig, type PlatformConfig } from "../platform/config.ts";
 import { type Env, EnvReader } from "../platform/env.ts";
 import { describeStoreConfig, parseStoreConfig, type StoreConfig } from "../store/config.ts";
+import { type BlobConfig, describeBlobConfig, parseBlobConfig } from "../store/blob_config.ts";
 import { CATALOG } from "./catalog.ts";
 
 export interface Config extends PlatformConfig {
   store: StoreConfig;
   bus: BusConfig;
+  /** Set when a module keeps blobs. */
+  blobs?: BlobConfig;
   /** Each service's settings by service name. */
   services: Record<string, unknown>;
 }
@@ -28,6 +31,7 @@ export function parseConfig(env: Env, modules: readonly AnyServiceModule[] = CAT
     bus: parseBusConfig(read),
     services: Object.fromEntries(modules.map((m) => [m.name, m.settings(read, platform)])),
   };
+  if (modules.some((m) => m.blobs)) config.blobs = parseBlobConfig(read, config.store);
   if (config.store.backend === "cql" && config.tokens.keysFile === undefined) {
     read.problems.push(
       "TOKEN_KEYS_FILE is required with STORE_BACKEND=cql: every instance must share the signing keys",
@@ -50,5 +54,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     metrics: `${config.metrics.host}:${config.metrics.port}`,
     store: describeStoreConfig(config.store),
     bus: describeBusConfig(config.bus),
+    ...(config.blobs ? { blobs: describeBlobConfig(config.blobs) } : {}),
   };
 }

@@ -18,6 +18,8 @@ import { runGatewayWorker } from "./grpc_gateway_worker.ts";
 import { createLogger, type Logger } from "../platform/log.ts";
 import { createMetrics, type Metrics } from "../platform/metrics.ts";
 import { loadTokenKeys } from "../platform/token_keys.ts";
+import { openBlobStore } from "./open_blobs.ts";
+import type { BlobStore } from "../store/blob_ports.ts";
 import { jwtAuthenticator, type TokenKeys } from "../platform/tokens.ts";
 import type { Store } from "../store/ports.ts";
 import { type Config, describeConfig, parseConfig } from "./config.ts";
@@ -93,6 +95,13 @@ export async function runServices(
     if (device === undefined) return "revoked";
     return revoked ? "session-revoked" : "active";
   });
+  let blobs: BlobStore | undefined;
+  try {
+    blobs = config.blobs ? await openBlobStore(config.blobs, log) : undefined;
+  } catch (error) {
+    await Promise.allSettled([bus.close(), store.close()]);
+    throw error;
+  }
   const deps: RuntimeDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
 
   const server = new GrpcServer({
@@ -140,6 +149,7 @@ export async function runServices(
         bus: scopedBus(bus, module),
         tokenKeys,
         deviceStatus,
+        ...(module.blobs && blobs ? { blobs } : {}),
       });
       tasks.push(...started.tasks ?? []);
       for (const [name, check] of Object.entries(started.health ?? {})) {

@@ -7,12 +7,14 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { PortBuilders } from "../store/ports.ts";
 import "../store/group_ports.ts";
+import "../store/media_ports.ts";
 import type { CqlConnection } from "../store/cql/cql_store.ts";
 
 export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
   mailbox: async (db) => new (await import("../store/sqlite/sqlite_mailbox.ts")).SqliteMailbox(db),
   auth: async (db) => (await import("../store/sqlite/sqlite_auth.ts")).sqliteAuthStores(db),
   groups: async (db) => new (await import("../store/sqlite/sqlite_groups.ts")).SqliteGroups(db),
+  media: async (db) => new (await import("../store/sqlite/sqlite_media.ts")).SqliteMedia(db),
 };
 
 export const CQL_PORTS: PortBuilders<CqlConnection> = {
@@ -22,4 +24,6 @@ export const CQL_PORTS: PortBuilders<CqlConnection> = {
     (await import("../store/cql/cql_auth.ts")).cqlAuthStores(session, keyspace),
   groups: async ({ session, keyspace }) =>
     new (await import("../store/cql/cql_groups.ts")).CqlGroups(session, keyspace),
+  media: async ({ session, keyspace }) =>
+    new (await import("../store/cql/cql_media.ts")).CqlMedia(session, keyspace),
 };

@@ -8,6 +8,7 @@ import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts
 import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
+import { registerMediaSuite } from "../conformance/media_suite.ts";
 import { DeliveryPendingError, SchemaMismatchError, StoreUnavailableError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import type { MailboxDelivery } from "../ports.ts";
@@ -53,6 +54,12 @@ registerMailboxSuite({
   // Tests share the connection; the last test below closes it.
   open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
   expiresByTtl: true,
+  sanitize: false,
+});
+
+registerMediaSuite({
+  name: "cql",
+  open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
   sanitize: false,
 });
 

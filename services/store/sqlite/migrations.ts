@@ -146,4 +146,31 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       CREATE INDEX key_package_claims_by_expiry ON key_package_claims (expires_at);
     `,
   },
+  {
+    version: 6,
+    name: "media",
+    sql: `
+      -- Encrypted blobs: metadata only (the bytes are in the blob store).
+      CREATE TABLE media (
+        media_id TEXT NOT NULL PRIMARY KEY,
+        owner_account TEXT NOT NULL,
+        owner_device TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        sha256 BLOB NOT NULL,
+        grantee_accounts TEXT NOT NULL,
+        grantee_group BLOB NOT NULL,
+        upload_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX media_by_expiry ON media (expires_at);
+      -- Bytes each account's uploads hold, kept with the records in one transaction.
+      CREATE TABLE media_usage (
+        account_id TEXT NOT NULL PRIMARY KEY,
+        bytes INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

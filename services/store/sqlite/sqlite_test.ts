@@ -4,6 +4,7 @@ import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts
 import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
+import { registerMediaSuite } from "../conformance/media_suite.ts";
 import { SchemaMismatchError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
@@ -22,6 +23,11 @@ registerMailboxSuite({
   name: "sqlite",
   open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
   expiresByTtl: false,
+});
+
+registerMediaSuite({
+  name: "sqlite",
+  open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
 });
 
 registerGroupSuite({
