@@ -101,6 +101,53 @@ export function encryptedSize(plaintextSize: number, chunkSize = DEFAULT_CHUNK_S
   return HEADER_BYTES + plaintextSize + chunks * TAG_BYTES;
 }
 
+/**
+ * The attachment digest of a ciphertext, from its bytes alone (no key): what `encryptAttachment`
+ * resolves and the message carries. The media service computes it over the stored blob, so one
+ * digest serves both the upload check and the receiver's check. Feed bytes in any pieces.
+ */
+export function attachmentDigester(): {
+  update(bytes: Uint8Array): void;
+  finish(): Uint8Array;
+} {
+  const header = new Uint8Array(HEADER_BYTES);
+  let headerFilled = 0;
+  let outer: ReturnType<typeof newDigest> | undefined;
+  let chunkBytes = 0;
+  let leaf = sha256.create();
+  let inChunk = 0;
+  return {
+    update(bytes) {
+      let at = 0;
+      if (headerFilled < HEADER_BYTES) {
+        const n = Math.min(HEADER_BYTES - headerFilled, bytes.length);
+        header.set(bytes.subarray(0, n), headerFilled);
+        headerFilled += n;
+        at = n;
+        if (headerFilled < HEADER_BYTES) return;
+        chunkBytes = parseHeader(header) + TAG_BYTES;
+        outer = newDigest(header);
+      }
+      while (at < bytes.length) {
+        const n = Math.min(chunkBytes - inChunk, bytes.length - at);
+        leaf.update(bytes.subarray(at, at + n));
+        inChunk += n;
+        at += n;
+        if (inChunk === chunkBytes) {
+          outer!.update(leaf.digest());
+          leaf = sha256.create();
+          inChunk = 0;
+        }
+      }
+    },
+    finish() {
+      if (!outer) throw new AttachmentError("truncated", "the ciphertext has no complete header");
+      if (inChunk > 0) outer.update(leaf.digest());
+      return outer.digest();
+    },
+  };
+}
+
 /** Encrypts a plaintext stream; the ciphertext stream must be read for digest/size to resolve. */
 export function encryptAttachment(
   plaintext: ReadableStream<Uint8Array>,

@@ -1,4 +1,5 @@
 import {
+  attachmentDigester,
   AttachmentError,
   type AttachmentErrorCode,
   decryptAttachment,
@@ -317,4 +318,23 @@ Deno.test("digest is the documented hash list over header and sealed chunks", as
   const label = new TextEncoder().encode("guardyn-attachment-digest-v1");
   const expected = await sha256Digest(join(label, header, ...leaves));
   assert(constantTimeEqual(file.digest, expected), "digest = SHA-256(label || header || leaves)");
+});
+
+Deno.test("attachment digest: computed from the ciphertext alone, in any pieces", async () => {
+  for (const size of [0, 1, 64 * 1024, 64 * 1024 + 5, 300_001]) {
+    const data = new Uint8Array(size).map((_, i) => (i * 7) & 0xff);
+    const encrypted = encryptAttachment(new Blob([data]).stream());
+    const ciphertext = new Uint8Array(await new Response(encrypted.ciphertext).arrayBuffer());
+    const expected = await encrypted.digest;
+    for (const piece of [1, 17, 65_536, ciphertext.length || 1]) {
+      const digester = attachmentDigester();
+      for (let i = 0; i < ciphertext.length; i += piece) {
+        digester.update(ciphertext.subarray(i, i + piece));
+      }
+      const got = digester.finish();
+      if (got.some((b, i) => b !== expected[i])) {
+        throw new Error(`digest differs for size ${size}, pieces of ${piece}`);
+      }
+    }
+  }
 });

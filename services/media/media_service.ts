@@ -1,13 +1,13 @@
 /**
  * MediaService: encrypted blobs the server cannot read. The client encrypts (crypto/
- * attachment.ts), declares size, chunk size and the ciphertext's SHA-256, uploads chunks
- * (resumable from the durable size), and completes: the server hashes the stored ciphertext
- * and discards it on a mismatch. Only the uploader's account and the grantees (accounts, or
+ * attachment.ts), declares size, chunk size and the attachment digest, uploads chunks
+ * (resumable from the durable size), and completes: the server computes the digest of the
+ * stored ciphertext and discards it on a mismatch. Only the uploader's account and the grantees (accounts, or
  * the members of a group at download time) may download; to anyone else a blob does not
  * exist. Also GetTurnCredentials for calls.
  */
-import { createHash } from "node:crypto";
 import { constantTimeEqual } from "../../crypto/primitives.ts";
+import { attachmentDigester, AttachmentError } from "../../crypto/attachment.ts";
 import {
   failedPrecondition,
   invalidArgument,
@@ -199,13 +199,21 @@ export function mediaHandlers(deps: MediaDeps): Handlers<typeof MediaServiceServ
           "UPLOAD_INCOMPLETE",
         );
       }
-      const hash = createHash("sha256");
-      for await (const part of (await blobs.read(record.mediaId, 0))!) hash.update(part);
-      if (!constantTimeEqual(new Uint8Array(hash.digest()), record.sha256)) {
+      // The attachment digest (crypto/attachment.ts): the one the E2EE message carries too.
+      const digester = attachmentDigester();
+      let digest: Uint8Array | undefined;
+      try {
+        for await (const part of (await blobs.read(record.mediaId, 0))!) digester.update(part);
+        digest = digester.finish();
+      } catch (error) {
+        if (!(error instanceof AttachmentError)) throw error;
+      }
+      if (!digest || !constantTimeEqual(digest, record.sha256)) {
         await blobs.delete(record.mediaId);
         await media.delete(record.mediaId);
         throw failedPrecondition(
-          "the stored ciphertext's SHA-256 differs from the declared one: the upload was discarded",
+          "the stored ciphertext's attachment digest differs from the declared one (or it is " +
+            "not a Guardyn attachment): the upload was discarded",
           "DIGEST_MISMATCH",
         );
       }

@@ -79,7 +79,11 @@ export interface CreateUploadRequest {
   ciphertextSize: number;
   /** Size of every chunk but the last (65536..1048576 bytes). */
   chunkSize: number;
-  /** SHA-256 of the whole ciphertext (32 bytes), checked by CompleteUpload. */
+  /**
+   * The attachment digest of the ciphertext (32 bytes; crypto/attachment.ts: SHA-256 over
+   * a label, the header and the SHA-256 of each sealed chunk), checked by CompleteUpload; the
+   * same digest goes into the E2EE message, so the receiver checks what the server checked.
+   */
   ciphertextSha256: Uint8Array;
   /** Accounts allowed to download besides the uploader's own (0..1000). */
   granteeAccountIds: string[];
@@ -140,7 +144,7 @@ export interface GetUploadStatusResponse {
 export interface CompleteUploadRequest {
   /**
    * The upload (uploader only). UPLOAD_INCOMPLETE when bytes are missing; DIGEST_MISMATCH
-   * (upload discarded) when the SHA-256 differs.
+   * (upload discarded) when the attachment digest differs.
    */
   mediaId: string;
 }
