@@ -7,6 +7,7 @@
  * outside (an envelope leaves, an ack is sent, an event fires).
  */
 
+import { dirname } from "node:path";
 import { encodePublicKey, generateIdentityKeyPair } from "../crypto/mod.ts";
 import type { AuthTokens } from "../proto/gen/guardyn/v1/auth.ts";
 import { Platform } from "../proto/gen/guardyn/v1/common.ts";
@@ -23,6 +24,8 @@ import type { StoredMessage } from "./history.ts";
 import { Groups, type GroupSummary } from "./groups.ts";
 import type { GroupMessage } from "./group_book.ts";
 import { openBatch } from "./inbox.ts";
+import { downloadFile, uploadFile, type UploadProgress } from "./files.ts";
+import type { FileRef } from "./content.ts";
 import type { KdfCost } from "./kdf.ts";
 import {
   DEFAULT_KEY_POLICY,
@@ -619,7 +622,38 @@ export class GuardynClient {
    * Encrypts a text message and saves it as "sending" without sending it; `transmit` sends it.
    * Messages prepared in one order may be transmitted in another (the ratchet copes).
    */
-  async prepareText(who: string, body: string): Promise<PreparedMessage> {
+  /**
+   * Sends a file: encrypted while read, uploaded (resumably, with progress) to the media
+   * service for the contact's account only, then announced in an E2EE message carrying its
+   * key, digest and sizes. The caption defaults to the file's name.
+   */
+  async sendFile(
+    who: string,
+    path: string,
+    options: { caption?: string; onProgress?: (progress: UploadProgress) => void } = {},
+  ): Promise<StoredMessage> {
+    const peer = await this.#resolve(who);
+    this.#me();
+    const file = await uploadFile(this.#api, path, {
+      grantees: [peer],
+      workDir: dirname(this.#options.profilePath),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return await this.transmit(await this.prepareText(who, options.caption ?? file.name, file));
+  }
+
+  /**
+   * Fetches a received (or sent) file, checks its digest and decrypts it to `path`: the file
+   * appears there only whole and verified. Resolves with its size.
+   */
+  async saveFile(who: string, messageId: string, path: string): Promise<number> {
+    const peer = await this.#resolve(who);
+    const message = this.#state.history.find(peer, messageId);
+    if (!message?.file) throw badInput(`message ${messageId} has no file`);
+    return await downloadFile(this.#api, message.file, path);
+  }
+
+  async prepareText(who: string, body: string, file?: FileRef): Promise<PreparedMessage> {
     const peer = await this.#resolve(who);
     const me = this.#me();
     if (peer === me.accountId) throw badInput("write to a contact, not to yourself");
@@ -635,12 +669,14 @@ export class GuardynClient {
       senderDeviceId: me.deviceId,
       status: "sending",
       identityWarning: false,
+      ...(file ? { file } : {}),
     };
+    const attached = file ? { file } : {};
     return await this.#outbox.prepare({
       recipient: peer,
       clientMessageId: id,
-      content: { kind: "text", id, body, sentAtMs },
-      syncContent: { kind: "sent", to: peer, id, body, sentAtMs },
+      content: { kind: "text", id, body, sentAtMs, ...attached },
+      syncContent: { kind: "sent", to: peer, id, body, sentAtMs, ...attached },
       // Saved together with the ratchet state the encryption moved.
       onPrepared: () => this.#state.history.add(peer, message),
     });

@@ -22,15 +22,36 @@ export const MAX_RECEIPT_IDS = 100;
 const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_CONTENT_BYTES = 64 * 1024;
 
+/**
+ * An encrypted file on the media service: what the receiver needs to fetch and open it. The
+ * digest is the attachment digest the server checked when the upload completed.
+ */
+export interface FileRef {
+  mediaId: string;
+  /** AES-256 key of the attachment (base64). */
+  key: string;
+  /** Attachment digest (base64). */
+  digest: string;
+  /** Ciphertext bytes. */
+  size: number;
+  /** The file's name as the sender had it (no path). */
+  name: string;
+  /** Plaintext bytes. */
+  plainSize: number;
+}
+
 export type Content =
-  /** A text message. `id` is the sender's client message id, referenced by receipts. */
-  | { kind: "text"; id: string; body: string; sentAtMs: number }
+  /**
+   * A text message. `id` is the sender's client message id, referenced by receipts. With
+   * `file`, the text is the file's caption.
+   */
+  | { kind: "text"; id: string; body: string; sentAtMs: number; file?: FileRef }
   /** The recipient's devices got (or the user read) these messages. */
   | { kind: "receipt"; receipt: "delivered" | "read"; ids: string[] }
   /** The sender started or stopped typing (sent as an ephemeral envelope). */
   | { kind: "typing"; typing: boolean }
   /** Sync copy for our own other devices: we sent this text to `to`. */
-  | { kind: "sent"; to: string; id: string; body: string; sentAtMs: number }
+  | { kind: "sent"; to: string; id: string; body: string; sentAtMs: number; file?: FileRef }
   /** Sync copy for our own other devices: we read these messages of `peer`. */
   | { kind: "read"; peer: string; ids: string[] }
   /** A newly linked device of our account introduces itself. */
@@ -85,13 +106,26 @@ export function decodeContent(bytes: Uint8Array): Plaintext {
 function pick(c: Content): Content {
   switch (c.kind) {
     case "text":
-      return { kind: c.kind, id: c.id, body: c.body, sentAtMs: c.sentAtMs };
+      return {
+        kind: c.kind,
+        id: c.id,
+        body: c.body,
+        sentAtMs: c.sentAtMs,
+        ...(c.file ? { file: pickFile(c.file) } : {}),
+      };
     case "receipt":
       return { kind: c.kind, receipt: c.receipt, ids: [...c.ids] };
     case "typing":
       return { kind: c.kind, typing: c.typing };
     case "sent":
-      return { kind: c.kind, to: c.to, id: c.id, body: c.body, sentAtMs: c.sentAtMs };
+      return {
+        kind: c.kind,
+        to: c.to,
+        id: c.id,
+        body: c.body,
+        sentAtMs: c.sentAtMs,
+        ...(c.file ? { file: pickFile(c.file) } : {}),
+      };
     case "read":
       return { kind: c.kind, peer: c.peer, ids: [...c.ids] };
     case "hello":
@@ -123,17 +157,43 @@ function checkContent(c: Content, fail: (why: string) => Error): void {
     }
     value.forEach((item, i) => id(item, `ids[${i}]`));
   };
+  const file = (value: FileRef | undefined) => {
+    if (value === undefined) return;
+    if (typeof value !== "object" || value === null) throw fail("file must be an object");
+    if (typeof value.mediaId !== "string" || !/^[A-Za-z0-9_-]{16,64}$/.test(value.mediaId)) {
+      throw fail("file.mediaId is not a media id");
+    }
+    for (const [field, bytes] of [["key", 32], ["digest", 32]] as const) {
+      const raw = value[field];
+      if (typeof raw !== "string" || raw.length !== 44) {
+        throw fail(`file.${field} must be ${bytes} bytes`);
+      }
+    }
+    for (const field of ["size", "plainSize"] as const) {
+      if (!Number.isSafeInteger(value[field]) || value[field] < 0) {
+        throw fail(`file.${field} must be a non-negative integer`);
+      }
+    }
+    if (
+      typeof value.name !== "string" || value.name.length < 1 || value.name.length > 255 ||
+      /[\/\p{Cc}]/u.test(value.name)
+    ) {
+      throw fail("file.name must be 1..255 characters, no path or control characters");
+    }
+  };
   switch (c.kind) {
     case "text":
       id(c.id, "id");
       body(c.body);
       time(c.sentAtMs);
+      file(c.file);
       return;
     case "sent":
       id(c.to, "to");
       id(c.id, "id");
       body(c.body);
       time(c.sentAtMs);
+      file(c.file);
       return;
     case "receipt":
       if (c.receipt !== "delivered" && c.receipt !== "read") throw fail("unknown receipt type");
@@ -156,4 +216,15 @@ function checkContent(c: Content, fail: (why: string) => Error): void {
     default:
       throw fail("unknown content kind");
   }
+}
+
+function pickFile(f: FileRef): FileRef {
+  return {
+    mediaId: f.mediaId,
+    key: f.key,
+    digest: f.digest,
+    size: f.size,
+    name: f.name,
+    plainSize: f.plainSize,
+  };
 }

@@ -1,3 +1,4 @@
+import type { FileRef } from "./content.ts";
 /**
  * Conversations as the user sees them: per contact account, the messages in order with their
  * delivery state. Bounded (oldest messages and conversations are dropped first). Pure logic.
@@ -57,6 +58,8 @@ export interface StoredMessage {
   status: MessageStatus;
   /** The sender's identity key had changed when this arrived. */
   identityWarning: boolean;
+  /** An attached file (saveFile fetches and opens it). */
+  file?: FileRef;
 }
 
 export class History {
@@ -197,6 +200,7 @@ export class History {
           senderDeviceId: optStr(x.senderDeviceId, "senderDeviceId", 64) ?? "",
           status,
           identityWarning: bool(x.identityWarning, "identityWarning"),
+          ...(x.file && typeof x.file === "object" ? { file: fileOf(record(x.file, "file")) } : {}),
         };
       });
       history.#conversations.set(peer, messages);
@@ -217,4 +221,15 @@ export function displayOrder(a: StoredMessage, b: StoredMessage): number {
 
 function lastTime(messages: StoredMessage[]): number {
   return messages.at(-1)?.serverTimestampMs ?? 0;
+}
+
+function fileOf(r: Record<string, unknown>): FileRef {
+  return {
+    mediaId: str(r.mediaId, "file.mediaId", 64),
+    key: str(r.key, "file.key", 64),
+    digest: str(r.digest, "file.digest", 64),
+    size: int(r.size, "file.size"),
+    name: str(r.name, "file.name", 255),
+    plainSize: int(r.plainSize, "file.plainSize"),
+  };
 }

@@ -97,6 +97,7 @@ export function applyIncoming(
         senderDeviceId: sender.deviceId,
         status: fromOwnDevice ? "sent" as const : "unread" as const,
         identityWarning,
+        ...(content.file ? { file: content.file } : {}),
       };
       if (state.history.add(peer, message)) {
         outcome.events.push({ type: "message", peer, message });
@@ -137,6 +138,7 @@ export function applyIncoming(
         senderDeviceId: sender.deviceId,
         status: "sent" as const,
         identityWarning: false,
+        ...(content.file ? { file: content.file } : {}),
       };
       state.contacts.upsert(content.to);
       if (state.history.add(content.to, message)) {

@@ -28,6 +28,7 @@ import {
   type ReceiveResponse,
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import { fromServiceError } from "./errors.ts";
+import { MediaServiceClient, MediaServiceService } from "../proto/gen/guardyn/v1/media.ts";
 import { HalfDuplexReceive } from "./half_duplex_receive.ts";
 import { denoHttpClient, webServiceClient } from "./web_rpc.ts";
 
@@ -90,6 +91,7 @@ export class Transport {
   readonly directory: InstanceType<typeof DirectoryServiceClient>;
   readonly messaging: InstanceType<typeof MessagingServiceClient>;
   readonly groups: InstanceType<typeof GroupServiceClient>;
+  readonly media: InstanceType<typeof MediaServiceClient>;
   readonly #close: () => void;
   /** The mailbox stream's own messaging client (web), on a connection of its own. */
   readonly #streams: InstanceType<typeof MessagingServiceClient>;
@@ -122,6 +124,7 @@ export class Transport {
         web,
       ) as unknown as typeof this.messaging;
       this.groups = webServiceClient(GroupServiceService, web) as unknown as typeof this.groups;
+      this.media = webServiceClient(MediaServiceService, web) as unknown as typeof this.media;
       // Deno's fetch sets no TCP_NODELAY: an ack written on the Receive stream would hold back
       // the next call on the same connection for a delayed ACK (about 40 ms, measured). The
       // stream gets its own connection, so sends never queue behind acks.
@@ -153,6 +156,7 @@ export class Transport {
     this.directory = new DirectoryServiceClient(options.address, credentials, shared);
     this.messaging = new MessagingServiceClient(options.address, credentials, shared);
     this.groups = new GroupServiceClient(options.address, credentials, shared);
+    this.media = new MediaServiceClient(options.address, credentials, shared);
     this.#streams = this.messaging;
     this.#close = () => channel.close();
   }

@@ -125,6 +125,7 @@ Deno.test("main: an unreachable CQL cluster stops startup, never falling back to
       CQL_CONNECT_TIMEOUT_MS: "1000",
       TOKEN_KEYS_FILE: join(dir, "keys.json"),
       SQLITE_PATH: join(dir, "should-not-exist.db"),
+      MEDIA_DIR: join(dir, "media"),
     });
     assertEquals(code, 1);
     assertMatch(stderr, /cannot start: .*127\.0\.0\.1:1/);

@@ -28,6 +28,11 @@ Deno.test("config: cluster backends are parsed and described without credentials
     BUS_BACKEND: "nats",
     NATS_URL: "nats://nats:4222",
     NATS_TOKEN: "nats-secret-value",
+    MEDIA_BACKEND: "s3",
+    S3_ENDPOINT: "https://s3.example.org",
+    S3_BUCKET: "guardyn-media",
+    S3_ACCESS_KEY_ID: "media-key",
+    S3_SECRET_ACCESS_KEY: "media-secret-value",
     NATS_REPLICAS: "3",
     TOKEN_KEYS_FILE: "/run/secrets/guardyn/token-keys.json",
   });
@@ -37,6 +42,8 @@ Deno.test("config: cluster backends are parsed and described without credentials
   assertEquals(config.bus.replicas, 3);
   const described = JSON.stringify(describeConfig(config));
   assert(!described.includes("s3cret-value") && !described.includes("nats-secret-value"));
+  assert(!described.includes("media-secret-value") && !described.includes("media-key"));
+  assert(described.includes("https://s3.example.org/guardyn-media"), described);
 });
 
 Deno.test("config: every invalid value is reported at once, clearly", () => {
@@ -65,9 +72,10 @@ Deno.test("config: every invalid value is reported at once, clearly", () => {
       'CQL_KEYSPACE="Bad-Name"',
       "CQL_USERNAME and CQL_PASSWORD must be set together",
       'NATS_URL entry "http://nats:4222" must be nats://host:port',
+      "MEDIA_DIR is required with MEDIA_BACKEND=fs and STORE_BACKEND=cql",
     ]
   ) assert(text.includes(expected), `missing ${expected} in:\n${text}`);
-  assertEquals(error.problems.length, 9);
+  assertEquals(error.problems.length, 10);
 });
 
 Deno.test("config: unknown backends are refused instead of defaulted", () => {

@@ -1,5 +1,5 @@
 /**
- * The end-to-end world: the real services run in-process (auth, messaging, groups), on the embedded
+ * The end-to-end world: the real services run in-process (auth, messaging, groups, media), on the embedded
  * store or on Cassandra + JetStream with TWO instances sharing the store and the bus, and
  * clients are the real SDK with profiles in a temporary folder. Clients alternate between the
  * instances, so on the cluster every conversation crosses instances.
@@ -12,6 +12,13 @@ import { type ClientEvent, GuardynClient, type GuardynClientOptions } from "../.
 import { waitUntil } from "../support/wait.ts";
 
 export const PASSWORD = "correct horse battery staple";
+const S3_VARIABLES = [
+  "S3_ENDPOINT",
+  "S3_REGION",
+  "S3_BUCKET",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+];
 export const PASSPHRASE = "local profile passphrase";
 /** Cheap profile key derivation: tests open many profiles. */
 export const TEST_KDF = { memoryKiB: 256, iterations: 1, parallelism: 1 };
@@ -61,14 +68,21 @@ export async function startWorld(
     MESSAGING_STREAM_OPENS_PER_MINUTE: "10000",
     MESSAGING_POLL_INTERVAL_MS: "2000",
     ...(backend === "cluster"
-      ? { NATS_STREAM: `GUARDYN_E2E_${id}`, NATS_SUBJECT_PREFIX: `guardyn.e2e${id}.events` }
+      ? {
+        NATS_STREAM: `GUARDYN_E2E_${id}`,
+        NATS_SUBJECT_PREFIX: `guardyn.e2e${id}.events`,
+        // The cluster stack keeps media on S3 (versitygw, started by deno task test).
+        MEDIA_BACKEND: "s3",
+        ...Object.fromEntries(S3_VARIABLES.map((name) => [name, Deno.env.get(name) ?? ""])),
+      }
       : {}),
     ...extraEnv,
   };
-  const first = await startPlatform(["auth", "messaging", "groups"], { backend, env });
+  const services = ["auth", "messaging", "groups", "media"];
+  const first = await startPlatform(services, { backend, env });
   const instances = [first];
   if (backend === "cluster") {
-    instances.push(await startPlatform(["auth", "messaging", "groups"], { shared: first, env }));
+    instances.push(await startPlatform(services, { shared: first, env }));
   }
   const dir = await Deno.makeTempDir({ prefix: "guardyn-e2e-" });
   const clients = new Set<TestClient>();
