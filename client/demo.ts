@@ -181,7 +181,36 @@ async function main(): Promise<number> {
       `Summary: the snapshots above caught ${storedSeen} stored envelopes (${storedBytes} bytes of ` +
         "ciphertext); none contained any message text.",
     );
-    return same && agreed ? 0 : 1;
+    const photoMarker = `a photo of lunch ${suffix}`;
+    const photo = new Uint8Array(200 * 1024).map((_, i) => (i * 31 + 7) & 0xff);
+    photo.set(new TextEncoder().encode(photoMarker), 4096);
+    const photoPath = join(dir, "lunch.jpg");
+    await Deno.writeFile(photoPath, photo);
+    say("8. Alice sends Bob a photo. It is encrypted while read, uploaded as ciphertext, and");
+    say("   the key travels inside the E2EE message; Bob's copy appears only once checked.");
+    const sentPhoto = await laptop.client.sendFile(bobAccount.accountId, photoPath);
+    await until(
+      () => bob.client.messages(alice.accountId).some((m) => m.file),
+      "Bob receives the photo message",
+    );
+    const photoMessage = bob.client.messages(alice.accountId).find((m) => m.file)!;
+    const savedPath = join(dir, "bob-lunch.jpg");
+    await bob.client.saveFile(alice.accountId, photoMessage.id, savedPath);
+    const saved = await Deno.readFile(savedPath);
+    const sameBytes = saved.length === photo.length && saved.every((b, i) => b === photo[i]);
+    const blobPath = join(sqlitePath, "..", "media", "blobs", sentPhoto.file!.mediaId);
+    const blob = await Deno.readFile(blobPath).catch(() => undefined);
+    const leaked = blob !== undefined &&
+      new TextDecoder("latin1").decode(blob).includes(photoMarker);
+    say(
+      `   Bob saved ${photo.length} bytes, ${sameBytes ? "identical" : "DIFFERENT"}; the server's`,
+    );
+    say(
+      `   blob is ${blob?.length ?? "?"} bytes of ciphertext; plaintext in the server's blob: ${
+        leaked ? "YES" : "none"
+      }\n`,
+    );
+    return same && agreed && sameBytes && blob !== undefined && !leaked ? 0 : 1;
   } finally {
     // Sign the demo devices out (their profiles go too); the demo accounts stay, unused.
     for (const device of devices) {

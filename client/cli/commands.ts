@@ -19,7 +19,9 @@ import {
   errorLine,
   type FormatOptions,
   messageLine,
+  progressBar,
   safetyNumberLines,
+  sizeText,
 } from "./format.ts";
 
 export interface ChatIo {
@@ -62,6 +64,8 @@ export const HELP = [
   "  /open <username>             open a conversation (then just type to send)",
   "  /close                       leave the conversation",
   "  /history [n]                 the last n messages of the conversation",
+  "  /send <path>                 send a file to the open conversation (encrypted end to end)",
+  "  /save <message id> [path]    save a received file (checked before it appears)",
   "  /safety [username]           the safety number to compare with them",
   "  /verify <username> <number>  mark them verified if the number matches",
   "  /trust <username>            accept their new safety number",
@@ -306,6 +310,32 @@ export class ChatSession {
         this.#peer = undefined;
         this.#group = undefined;
         return true;
+      case "/send": {
+        const path = this.#arg(args, 0, "/send <path>");
+        const peer = this.#peerOrFail();
+        let shown = -1;
+        const sent = await client.sendFile(peer, args.join(" "), {
+          onProgress: ({ sentBytes, totalBytes }) => {
+            const step = Math.floor((sentBytes / Math.max(1, totalBytes)) * 4);
+            if (step !== shown) {
+              shown = step;
+              this.io.print(`  uploading ${progressBar(sentBytes, totalBytes)}`);
+            }
+          },
+        });
+        this.io.print(`Sent ${sent.file?.name ?? path} (${sizeText(sent.file?.plainSize ?? 0)}).`);
+        return true;
+      }
+      case "/save": {
+        const id = this.#arg(args, 0, "/save <message id> [path]");
+        const peer = this.#peerOrFail();
+        const message = client.messages(peer).find((m) => m.id === id);
+        if (!message?.file) throw new GuardynClientError("BAD_INPUT", `no file in message ${id}`);
+        const target = args[1] ?? join(this.config.profileDir, message.file.name);
+        const size = await client.saveFile(peer, id, target);
+        this.io.print(`Saved ${target} (${sizeText(size)}), digest checked.`);
+        return true;
+      }
       case "/group-new": {
         const name = this.#arg(args, 0, "/group-new <name> <username>...");
         const group = await client.createGroup(name, args.slice(1));
@@ -601,7 +631,13 @@ export class ChatSession {
         void this.#client?.markRead(event.peer).catch(() => {});
       }
     } else if (event.message.direction === "in") {
-      this.io.print(`(${name}) ${event.message.body}    — /open ${name} to reply`);
+      const file = event.message.file;
+      this.io.print(
+        file
+          ? `(${name}) 📎 ${file.name} (${sizeText(file.plainSize)})    — /open ${name}, then ` +
+            `/save ${event.message.id}`
+          : `(${name}) ${event.message.body}    — /open ${name} to reply`,
+      );
     }
   }
 

@@ -33,9 +33,32 @@ export function messageLine(
   const who = message.direction === "out" ? "you" : peerName;
   const mark = message.direction === "out" ? ` ${STATUS_MARK[message.status]}` : "";
   const warning = message.identityWarning ? " ⚠ (new safety number)" : "";
+  const file = message.file
+    ? ` 📎 ${message.file.name} (${sizeText(message.file.plainSize)}) — /save ${message.id}`
+    : "";
   return `[${
     clock(message.serverTimestampMs, options)
-  }] ${who}: ${message.body}${mark.trimEnd()}${warning}`;
+  }] ${who}: ${message.body}${file}${mark.trimEnd()}${warning}`;
+}
+
+/** 1234567 -> "1.2 MB". */
+export function sizeText(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ["kB", "MB", "GB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** "[#####.....] 50 %" for a transfer. */
+export function progressBar(done: number, total: number, width = 20): string {
+  const share = total === 0 ? 1 : Math.min(1, done / total);
+  const filled = Math.round(share * width);
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.round(share * 100)} %`;
 }
 
 /** 60 digits as three lines of four 5-digit groups, like Signal shows them. */

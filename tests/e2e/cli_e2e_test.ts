@@ -206,3 +206,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cli: a file through the command layer: send with progress, save checked",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const world = await startWorld("embedded");
+    const sessions: ChatSession[] = [];
+    try {
+      const [ann, ben] = [await user(world, "fann"), await user(world, "fben")];
+      sessions.push(ann.session, ben.session);
+      const names = [uniqueName("fann"), uniqueName("fben")];
+      for (const [i, p] of [ann, ben].entries()) {
+        p.io.answers.push("file password", "file password");
+        await p.session.execute(`/register ${names[i]}`);
+        await p.io.waitFor(/● online/);
+      }
+      const source = `${world.dir}/report.pdf`;
+      const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+      await Deno.writeFile(source, bytes);
+      await ann.session.execute(`/open ${names[1]}`);
+      await ann.session.execute(`/send ${source}`);
+      assert(ann.io.lines.some((l) => l.includes("uploading [####################] 100 %")));
+      assert(ann.io.lines.includes("Sent report.pdf (60.0 kB)."), ann.io.lines.join("\n"));
+      await ben.io.waitFor(/📎 report\.pdf \(60\.0 kB\) .*\/save /, "ben sees the file");
+      const line = ben.io.lines.find((l) => l.includes("/save "))!;
+      const id = line.slice(line.lastIndexOf("/save ") + 6).trim();
+      await ben.session.execute(`/open ${names[0]}`);
+      const target = `${world.dir}/saved.pdf`;
+      await ben.session.execute(`/save ${id} ${target}`);
+      assert(
+        ben.io.lines.includes(`Saved ${target} (60.0 kB), digest checked.`),
+        ben.io.lines.join("\n"),
+      );
+      assertEquals(await Deno.readFile(target), bytes);
+    } finally {
+      for (const s of sessions) await s.close();
+      await world.stop();
+    }
+  },
+});

@@ -30,6 +30,8 @@ Deno.test({
       assertEquals(out.match(/plaintext in the server's rows: none/g)?.length, 5, out);
       assert(/Group fingerprint on every device: .+ \(all equal: no fork\)/.test(out), out);
       assertEquals(out.match(/carol: Table for four/g)?.length, 3, out);
+      assert(/Bob saved 204800 bytes, identical; the server's/.test(out), out);
+      assert(out.includes("plaintext in the server's blob: none"), out);
       assert(/caught [1-9]\d* stored envelopes/.test(out), out);
       assert(!out.includes("plaintext in the server's rows: YES"), out);
     } finally {
