@@ -13,6 +13,9 @@ import * as grpc from "@grpc/grpc-js";
 import { frame, type WireStatus } from "../proto/web_wire.ts";
 import { readGrpcWebBody, toGrpcStatus } from "../proto/web_status.ts";
 
+/** Request-stream bytes queued before write() asks the caller to wait for "drain". */
+const REQUEST_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface WebRpcOptions {
   /** "http://host:port" or "https://host:port" of the gRPC-Web listener. */
   baseUrl: string;
@@ -75,6 +78,7 @@ function httpStatus(response: Response): WireStatus {
 class WebCall extends EventEmitter {
   readonly #abort = new AbortController();
   #requestBody: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #drainWanted = false;
   #done = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -107,11 +111,19 @@ class WebCall extends EventEmitter {
     }
     let body: BodyInit;
     if (this.method.requestStream) {
+      // Bounded by bytes: write() says false past REQUEST_BUFFER_BYTES, "drain" says when the
+      // connection took enough to write again (a 200 MiB upload never sits in memory).
       body = new ReadableStream<Uint8Array>({
         start: (controller) => {
           this.#requestBody = controller;
         },
-      });
+        pull: () => {
+          if (this.#drainWanted) {
+            this.#drainWanted = false;
+            this.emit("drain");
+          }
+        },
+      }, { highWaterMark: REQUEST_BUFFER_BYTES, size: (chunk) => chunk.byteLength });
     } else {
       body = frame(0, this.method.requestSerialize(request));
     }
@@ -175,7 +187,9 @@ class WebCall extends EventEmitter {
     } catch {
       return false;
     }
-    return true;
+    const room = (this.#requestBody.desiredSize ?? 0) > 0;
+    if (!room) this.#drainWanted = true;
+    return room;
   }
 
   endRequest(): void {
@@ -194,6 +208,7 @@ class ClientStream extends EventEmitter {
   constructor(private readonly call: WebCall) {
     super();
     call.on("message", (message) => this.emit("data", message));
+    call.on("drain", () => this.emit("drain"));
     call.on("finished", (status: WireStatus) => {
       if (status.code === grpc.status.OK) this.emit("end");
       else if (this.listenerCount("error") > 0) this.emit("error", serviceError(status));
@@ -266,6 +281,9 @@ export function webServiceClient(
           write: (message: unknown) => call.write(message),
           end: () => call.endRequest(),
           cancel: () => call.cancel(),
+          // write() returning false waits for "drain", as on a grpc-js client stream.
+          once: (event: string, listener: (...args: unknown[]) => void) =>
+            call.once(event, listener),
         };
       };
     } else if (method.requestStream) {

@@ -20,6 +20,7 @@ import { sleep } from "../support/wait.ts";
 const MAINS = {
   messaging: new URL("../../services/messaging/main.ts", import.meta.url).pathname,
   groups: new URL("../../services/groups/main.ts", import.meta.url).pathname,
+  media: new URL("../../services/media/main.ts", import.meta.url).pathname,
 };
 
 /** `deno run -A services/<service>/main.ts` on a fixed port, restartable after a kill. */
