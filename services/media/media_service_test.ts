@@ -312,6 +312,70 @@ export function mediaSuite(backend: Backend) {
     assertEquals(await s.blobs.size(kept), undefined, "the bytes went with it");
   });
 
+  test("a group grant follows the group's members at download time", async (s) => {
+    const [alice, bob, eve] = [await register(s.c), await register(s.c), await register(s.c)];
+    const store = s.a.platform.deps.store;
+    const groupId = crypto.getRandomValues(new Uint8Array(16));
+    const aliceDevice = { accountId: alice.accountId, deviceId: alice.deviceId };
+    const bobDevice = { accountId: bob.accountId, deviceId: bob.deviceId };
+    await store.groups.create({
+      groupId,
+      cipherSuite: 1,
+      creator: aliceDevice,
+      groupInfo: new Uint8Array(0),
+      nowMs: Date.now(),
+    });
+    await store.groups.commit({
+      groupId,
+      epoch: 0,
+      members: [{ leafIndex: 0, device: aliceDevice }, { leafIndex: 1, device: bobDevice }],
+      groupInfo: new Uint8Array(0),
+      nowMs: Date.now(),
+      retentionMs: 3600_000,
+      commit: {
+        epoch: 0,
+        commit: new Uint8Array([1]),
+        welcome: new Uint8Array(0),
+        groupInfo: new Uint8Array(0),
+        sender: aliceDevice,
+        recordKey: crypto.getRandomValues(new Uint8Array(32)),
+        added: [bobDevice],
+        removed: [],
+        serverTimestampMs: Date.now(),
+      },
+    });
+    const data = await sealed(CHUNK);
+    const created = await unary(s.mA.createUpload.bind(s.mA), {
+      ciphertextSize: data.length,
+      chunkSize: CHUNK,
+      ciphertextSha256: attachmentDigest(data),
+      granteeAccountIds: [],
+      granteeGroupId: groupId,
+    }, alice.accessToken);
+    await upload(s.mA, alice.accessToken, created.mediaId, data, 0);
+    await unary(s.mA.completeUpload.bind(s.mA), { mediaId: created.mediaId }, alice.accessToken);
+    assertEquals(await download(s.mB, bob.accessToken, created.mediaId), data);
+    assertEquals(
+      (await failure(download(s.mB, eve.accessToken, created.mediaId))).code,
+      grpc.status.NOT_FOUND,
+    );
+    // Bob's device leaves the group: from now on the blob does not exist for him.
+    await store.groups.dropMember(groupId, bobDevice);
+    assertEquals(
+      (await failure(download(s.mB, bob.accessToken, created.mediaId))).code,
+      grpc.status.NOT_FOUND,
+    );
+    // A group the uploader is not in cannot be granted.
+    const foreign = await failure(unary(s.mA.createUpload.bind(s.mA), {
+      ciphertextSize: data.length,
+      chunkSize: CHUNK,
+      ciphertextSha256: attachmentDigest(data),
+      granteeAccountIds: [],
+      granteeGroupId: groupId,
+    }, eve.accessToken));
+    assertEquals(foreign.code, grpc.status.NOT_FOUND);
+  });
+
   test("TURN credentials: coturn's scheme, no account id inside", async (s) => {
     const alice = await register(s.c);
     const turn = await unary(s.mA.getTurnCredentials.bind(s.mA), {}, alice.accessToken);
