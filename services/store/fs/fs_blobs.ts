@@ -1,7 +1,10 @@
 /**
  * BlobStore on the local filesystem, under one directory: an upload is written to
  * `uploads/<id>` (owner-only), made durable with fdatasync on every write, and renamed to
- * `blobs/<key>` when complete, so a half-written file is never readable under a key.
+ * `blobs/<key>` when complete, so a half-written file is never readable under a key. Writes
+ * are synced to disk every SYNC_EVERY bytes and on close and completion: what a write reports
+ * survives a crash of the process (the page cache keeps it); a power loss may lose up to the
+ * last SYNC_EVERY bytes, which a resume then sends again.
  */
 import { join } from "node:path";
 import {
@@ -13,6 +16,8 @@ import {
 } from "../blob_ports.ts";
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** Bytes written between two fdatasyncs (one per 1 MiB chunk cost a third of the throughput). */
+const SYNC_EVERY = 8 * 1024 * 1024;
 
 export class FsBlobStore implements BlobStore {
   readonly info: { backend: "fs"; location: string };
@@ -60,13 +65,18 @@ export class FsBlobStore implements BlobStore {
       let size = (await file.stat()).size;
       const target = join(this.#blobs, key);
       let closed = false;
+      let unsynced = 0;
       const writer: BlobWriter = {
         write: async (chunk) => {
           if (closed) throw new BlobInputError("the upload is complete");
           let written = 0;
           while (written < chunk.length) written += await file.write(chunk.subarray(written));
-          await file.syncData();
           size += chunk.length;
+          unsynced += chunk.length;
+          if (unsynced >= SYNC_EVERY) {
+            await file.syncData();
+            unsynced = 0;
+          }
           return size;
         },
         complete: async () => {
@@ -77,12 +87,12 @@ export class FsBlobStore implements BlobStore {
           await Deno.rename(path, target);
           return size;
         },
-        close: () => {
+        close: async () => {
           if (!closed) {
             closed = true;
+            await file.syncData().catch(() => {});
             file.close();
           }
-          return Promise.resolve();
         },
       };
       return { writer, committed: size };
