@@ -144,3 +144,10 @@ export function rosterChange(
     left: before.filter((m) => !has.has(deviceKey(m.device))).map((m) => m.device),
   };
 }
+
+/** A page size of a read: 1..max. */
+export function checkLimit(limit: number, max: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > max) {
+    throw new StoreInputError(`limit must be 1..${max}, got ${limit}`);
+  }
+}

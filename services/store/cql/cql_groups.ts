@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import {
   checkGroupId,
+  checkLimit,
   checkRef,
   checkRefs,
   decodeDevices,
@@ -265,12 +266,6 @@ export class CqlGroups implements GroupStore {
     await forEachLimited(devices, INDEX_CONCURRENCY, async (d) => {
       await this.#s.execute(query, [d.accountId, d.deviceId, id]);
     });
-  }
-}
-
-function checkLimit(limit: number, max: number): void {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > max) {
-    throw new StoreInputError(`limit must be 1..${max}, got ${limit}`);
   }
 }
 

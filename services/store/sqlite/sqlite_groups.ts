@@ -7,6 +7,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   checkGroupId,
+  checkLimit,
   checkRef,
   checkRefs,
   decodeDevices,
@@ -244,12 +245,6 @@ export class SqliteGroups implements GroupStore {
       this.#q.purgeClaims!.run(nowMs, limit);
       return Number(this.#q.purge!.run(nowMs, limit).changes);
     });
-  }
-}
-
-function checkLimit(limit: number, max: number): void {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > max) {
-    throw new StoreInputError(`limit must be 1..${max}, got ${limit}`);
   }
 }
 
