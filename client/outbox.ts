@@ -28,6 +28,10 @@ export interface OutgoingMessage {
   ephemeral?: boolean;
   /** Stored but not pushed. */
   silent?: boolean;
+  /** Seconds the server keeps it deliverable (a call offer: the ring time); default retention. */
+  ttlSeconds?: number;
+  /** Push with high urgency (an incoming call). */
+  urgent?: boolean;
   /** Idempotency key; also the id receipts refer to. */
   clientMessageId?: string;
   /** Runs under the state lock right after encryption, so its changes are saved with it. */
@@ -110,6 +114,8 @@ export class Outbox {
           syncEnvelopes: [...prepared.syncEnvelopes.values()],
           ephemeral: prepared.message.ephemeral ?? false,
           silent: prepared.message.silent ?? false,
+          ttlSeconds: prepared.message.ttlSeconds ?? 0,
+          urgent: prepared.message.urgent ?? false,
         }, { idempotent: true });
       } catch (error) {
         const mismatch = error instanceof GuardynClientError ? error.details.mismatch : undefined;

@@ -291,6 +291,8 @@ Deno.test("proto: SendMessage round-trips bytes, repeated messages and int64 thr
       }],
       ephemeral: false,
       silent: true,
+      ttlSeconds: 60,
+      urgent: false,
     };
     const response = await unary<SendMessageResponse>((cb) =>
       h.messaging.sendMessage(request, bearer("token-1"), cb)
@@ -348,6 +350,8 @@ Deno.test("proto: a precondition failure carries the reason and a decodable Mism
       syncEnvelopes: [],
       ephemeral: false,
       silent: false,
+      ttlSeconds: 0,
+      urgent: false,
     };
     let failure: grpc.ServiceError | undefined;
     try {
@@ -446,6 +450,8 @@ Deno.test("proto: SendStream answers carry uint64 request ids and oneof failures
         syncEnvelopes: [],
         ephemeral: false,
         silent: true,
+        ttlSeconds: 0,
+        urgent: false,
       },
     });
     stream.end();

@@ -371,6 +371,8 @@ export async function verifyDeployment(
               syncEnvelopes: [],
               ephemeral: false,
               silent: true,
+              ttlSeconds: 0,
+              urgent: false,
             },
             timeoutMs,
             alice.accessToken,

@@ -9,7 +9,15 @@ export const WAKE_SUBJECT_PREFIX = "guardyn.wake";
 export const SIGNAL_SUBJECT_PREFIX = "guardyn.signal";
 
 export type BusEvent =
-  | { kind: "mailbox.written"; accountId: string; deviceId: string; count: number; atMs: number }
+  | {
+    kind: "mailbox.written";
+    accountId: string;
+    deviceId: string;
+    count: number;
+    atMs: number;
+    /** Present (true) when one of the envelopes asked for an urgent push (an incoming call). */
+    urgent?: true;
+  }
   | { kind: "mailbox.acked"; accountId: string; deviceId: string; count: number; atMs: number }
   | {
     kind: "account.deleted";
@@ -87,7 +95,16 @@ export function validateEvent(value: unknown): BusEvent {
   const accountId = id(v, "accountId");
   const atMs = counter(v, "atMs");
   switch (kind) {
-    case "mailbox.written":
+    case "mailbox.written": {
+      const event = {
+        kind,
+        accountId,
+        deviceId: id(v, "deviceId"),
+        count: counter(v, "count"),
+        atMs,
+      };
+      return v.urgent === true ? { ...event, urgent: true } : event;
+    }
     case "mailbox.acked":
       return { kind, accountId, deviceId: id(v, "deviceId"), count: counter(v, "count"), atMs };
     case "device.revoked":

@@ -56,8 +56,9 @@ export class MailboxEvents {
     this.#now = options.now ?? Date.now;
   }
 
-  written(owner: DeviceRef, count: number): void {
-    this.#add("mailbox.written", owner, count);
+  /** `urgent`: one of them is an incoming call; the coalesced event stays urgent. */
+  written(owner: DeviceRef, count: number, urgent = false): void {
+    this.#add("mailbox.written", owner, count, urgent);
   }
 
   acked(owner: DeviceRef, count: number): void {
@@ -85,26 +86,29 @@ export class MailboxEvents {
     }
   }
 
-  #add(kind: MailboxEvent["kind"], owner: DeviceRef, count: number): void {
+  #add(kind: MailboxEvent["kind"], owner: DeviceRef, count: number, urgent = false): void {
     if (this.#stopped || count <= 0) return;
     const key = `${kind}\n${owner.accountId}\n${owner.deviceId}`;
     const existing = this.#pending.get(key);
     if (existing) {
       existing.count += count;
       existing.atMs = Math.max(existing.atMs, this.#now());
+      if (urgent && existing.kind === "mailbox.written") existing.urgent = true;
     } else if (this.#pending.size >= this.#maxPending) {
       if (this.dropped++ % 10_000 === 0) {
         this.log.warn("mailbox event queue full; dropping events", { limit: this.#maxPending });
       }
       return;
     } else {
-      this.#pending.set(key, {
+      const event: MailboxEvent = {
         kind,
         accountId: owner.accountId,
         deviceId: owner.deviceId,
         count,
         atMs: this.#now(),
-      });
+      };
+      if (urgent && event.kind === "mailbox.written") event.urgent = true;
+      this.#pending.set(key, event);
     }
     this.#schedule(this.#flushDelayMs);
   }
@@ -159,6 +163,9 @@ export class MailboxEvents {
     const newer = this.#pending.get(key);
     if (newer) {
       newer.count += event.count;
+      if (event.kind === "mailbox.written" && event.urgent && newer.kind === event.kind) {
+        newer.urgent = true;
+      }
       return;
     }
     if (this.#pending.size >= this.#maxPending) {

@@ -30,14 +30,16 @@ Deno.test("mailbox events: counts per device and kind are coalesced into one eve
   let now = 1_000;
   const publisher = new MailboxEvents(bus, memoryLogger(), { flushDelayMs: 5, now: () => now++ });
   publisher.written(phone, 1);
-  publisher.written(phone, 2);
+  publisher.written(phone, 2, true); // an incoming call: the coalesced event stays urgent
   publisher.written(laptop, 1);
   publisher.acked(phone, 3);
   publisher.written(phone, 0); // nothing happened: no event
   await waitUntil(() => events.length === 3, "three events");
   const byKey = new Map(events.map((e) => [`${e.kind}/${"deviceId" in e ? e.deviceId : ""}`, e]));
   assertEquals((byKey.get("mailbox.written/phone") as { count: number }).count, 3);
+  assertEquals((byKey.get("mailbox.written/phone") as { urgent?: true }).urgent, true);
   assertEquals((byKey.get("mailbox.written/laptop") as { count: number }).count, 1);
+  assertEquals("urgent" in byKey.get("mailbox.written/laptop")!, false);
   assertEquals((byKey.get("mailbox.acked/phone") as { count: number }).count, 3);
   assert(JSON.stringify(events).length < 1000, "identifiers and counts only");
   await publisher.stop();

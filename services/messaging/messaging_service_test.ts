@@ -491,6 +491,21 @@ export function messagingSuite(backend: Backend) {
     await later.close();
   });
 
+  test("an envelope past its ttl_seconds is never delivered", async (s) => {
+    const gina = await account(s.c, 1);
+    const device = gina.devices[0]!;
+    const sender = s.alice.devices[0]!;
+    const to = (text: string) => messageTo(sender, s.alice, gina, text, { syncEnvelopes: [] });
+    await send(s.mA, sender, { ...to("offer"), ttlSeconds: 1 });
+    await send(s.mA, sender, to("text"));
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    const later = new ReceiveSession(s.mB, device.accessToken);
+    await later.waitForDrained();
+    assertEquals(later.envelopes().map(textOf), [`text for ${device.deviceId}`]);
+    later.ackAll();
+    await later.close();
+  });
+
   test("revoking a device ends its stream and purges its mailbox", async (s) => {
     const carol = await account(s.c, 2);
     const [laptop, phone] = carol.devices as [typeof carol.devices[0], typeof carol.devices[0]];
@@ -585,6 +600,13 @@ export function messagingSuite(backend: Backend) {
       for (const event of events) {
         assertEquals(Object.keys(event).sort(), ["accountId", "atMs", "count", "deviceId", "kind"]);
       }
+      // An incoming call asks for an urgent push: the event says so, and nothing more.
+      await send(s.mA, sender, { ...to("ring", false), urgent: true, ttlSeconds: 60 });
+      await waitUntil(
+        () => Promise.resolve(events.some((e) => e.kind === "mailbox.written" && e.urgent)),
+        "an urgent written event",
+      );
+      await drain(s.mB, device.accessToken);
     } finally {
       await consumer.unsubscribe();
     }

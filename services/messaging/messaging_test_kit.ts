@@ -83,6 +83,8 @@ export function messageTo(
       .map((device) => envelopeFor(device, text)),
     ephemeral: false,
     silent: false,
+    ttlSeconds: 0,
+    urgent: false,
     ...extra,
   };
 }

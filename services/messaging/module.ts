@@ -91,9 +91,9 @@ export const messagingModule = defineService({
       log,
       limits: {
         envelopeMaxBytes: settings.envelopeMaxBytes,
+        mailboxTtlSeconds: settings.mailboxTtlSeconds,
         maxEnvelopes: settings.maxEnvelopesPerRequest,
       },
-      mailboxTtlMs: settings.mailboxTtlSeconds * 1000,
       idempotencyWindowMs: settings.idempotencyWindowSeconds * 1000,
       recordSecret: deps.tokenKeys.pseudonymKey,
       limiter: new RateLimiter({ burst: settings.sendBurst, perSecond: settings.sendPerSecond }),

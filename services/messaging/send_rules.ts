@@ -16,6 +16,8 @@ export interface SendLimits {
   envelopeMaxBytes: number;
   /** Envelopes for the recipient; sync copies get one less (the sender's own device). */
   maxEnvelopes: number;
+  /** The mailbox retention: the longest (and the default) time an envelope stays deliverable. */
+  mailboxTtlSeconds: number;
 }
 
 /** One envelope as checked: the fields the service uses, nothing else. */
@@ -33,6 +35,10 @@ export interface CheckedSend {
   syncEnvelopes: CheckedEnvelope[];
   ephemeral: boolean;
   silent: boolean;
+  /** How long the envelopes stay deliverable, in seconds (the retention unless asked shorter). */
+  ttlSeconds: number;
+  /** Push with high urgency (incoming calls); never set together with silent. */
+  urgent: boolean;
   /** The caller writes to its own account (note to self). */
   toSelf: boolean;
 }
@@ -79,8 +85,20 @@ export function checkSendRequest(
     syncEnvelopes,
     ephemeral: request.ephemeral === true,
     silent: request.silent === true,
+    ttlSeconds: checkTtl(request.ttlSeconds ?? 0, limits.mailboxTtlSeconds),
+    urgent: request.urgent === true && request.silent !== true,
     toSelf,
   };
+}
+
+function checkTtl(ttlSeconds: number, retentionSeconds: number): number {
+  if (ttlSeconds === 0) return retentionSeconds;
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > retentionSeconds) {
+    throw invalidArgument(
+      `ttl_seconds is ${ttlSeconds}; allowed: 0 (the retention) or 1..${retentionSeconds}`,
+    );
+  }
+  return ttlSeconds;
 }
 
 function checkList(

@@ -8,7 +8,7 @@ import {
 } from "../../proto/gen/guardyn/v1/messaging.ts";
 import { checkSendRequest } from "./send_rules.ts";
 
-const limits = { envelopeMaxBytes: 1024, maxEnvelopes: 3 };
+const limits = { envelopeMaxBytes: 1024, maxEnvelopes: 3, mailboxTtlSeconds: 3600 };
 
 function envelope(deviceId: string, extra: Partial<OutgoingEnvelope> = {}): OutgoingEnvelope {
   return {
@@ -28,6 +28,8 @@ function request(extra: Partial<SendMessageRequest> = {}): SendMessageRequest {
     syncEnvelopes: [envelope("a2")],
     ephemeral: false,
     silent: false,
+    ttlSeconds: 0,
+    urgent: false,
     ...extra,
   };
 }
@@ -91,4 +93,15 @@ Deno.test("send rules: a note to self carries no sync copies", () => {
   assert(refusal({ recipientAccountId: "alice" }).includes("sync_envelopes must be empty"));
   const checked = checkSendRequest(request({ syncEnvelopes: [] }), "bob", limits);
   assert(checked.toSelf);
+});
+
+Deno.test("send rules: ttl_seconds defaults to the retention and is bounded by it", () => {
+  const plain = checkSendRequest(request(), "alice", limits);
+  assertEquals([plain.ttlSeconds, plain.urgent], [3600, false]);
+  const offer = checkSendRequest(request({ ttlSeconds: 60, urgent: true }), "alice", limits);
+  assertEquals([offer.ttlSeconds, offer.urgent], [60, true]);
+  assert(refusal({ ttlSeconds: 3601 }).includes("allowed: 0 (the retention) or 1..3600"));
+  // A silent send pushes nothing, so it cannot push urgently either.
+  const quiet = checkSendRequest(request({ urgent: true, silent: true }), "alice", limits);
+  assertEquals(quiet.urgent, false);
 });

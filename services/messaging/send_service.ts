@@ -37,7 +37,6 @@ export interface SendDeps {
   events: MailboxEvents;
   log: Logger;
   limits: SendLimits;
-  mailboxTtlMs: number;
   /** How long the idempotency record of a send is kept (a retry after it is a new message). */
   idempotencyWindowMs: number;
   /** Keys the idempotency records (TokenKeys.pseudonymKey): they never name the sender. */
@@ -171,7 +170,7 @@ async function deliver(
     clientMessageId: send.clientMessageId,
     recordKey: deliveryRecordKey(deps.recordSecret, sender, send.clientMessageId),
     serverTimestampMs: now,
-    expiresAtMs: now + deps.mailboxTtlMs,
+    expiresAtMs: now + send.ttlSeconds * 1000,
     recordUntilMs: now + deps.idempotencyWindowMs,
     items: targets.map(({ recipient, envelope }) => ({
       recipient,
@@ -181,7 +180,7 @@ async function deliver(
   });
   for (const stored of result.envelopes) {
     const { recipient } = stored;
-    if (!result.duplicate && !send.silent) deps.events.written(recipient, 1);
+    if (!result.duplicate && !send.silent) deps.events.written(recipient, 1, send.urgent);
     // A retry's first attempt may have died before waking anyone: wake, let the device read.
     const envelope = result.duplicate ? undefined : toEnvelope(stored);
     if (envelope && deps.offerLocal?.(recipient, envelope)) continue; // a stream here took it

@@ -36,6 +36,8 @@ const request = (devices: string[], clientMessageId = crypto.randomUUID()): Send
   syncEnvelopes: [],
   ephemeral: false,
   silent: false,
+  ttlSeconds: 0,
+  urgent: false,
 });
 
 /** A mailbox that writes nothing and answers when told to. */
@@ -78,8 +80,7 @@ async function setup(directory: DeviceDirectory, mailbox: MailboxStore, maxConcu
     bus,
     events: new MailboxEvents(bus, log),
     log,
-    limits: { envelopeMaxBytes: 1024, maxEnvelopes: 10 },
-    mailboxTtlMs: 60_000,
+    limits: { envelopeMaxBytes: 1024, maxEnvelopes: 10, mailboxTtlSeconds: 60 },
     idempotencyWindowMs: 86_400_000,
     recordSecret: TEST_RECORD_SECRET,
     limiter: new RateLimiter({ burst: 1000, perSecond: 1000 }),

@@ -447,6 +447,8 @@ function sendRequest(
     syncEnvelopes: fromOthers.map(envelope),
     ephemeral: false,
     silent: false,
+    ttlSeconds: 0,
+    urgent: false,
   };
 }
 

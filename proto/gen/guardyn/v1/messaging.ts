@@ -229,6 +229,18 @@ export interface SendMessageRequest {
   ephemeral: boolean;
   /** True: store and deliver normally but send no push notification (receipts, syncs). */
   silent: boolean;
+  /**
+   * Seconds the envelopes stay deliverable (1..the mailbox retention, 2592000 by default,
+   * MESSAGING_MAILBOX_TTL_SECONDS); 0 means the retention. After it they are never delivered
+   * and are deleted. For signals that are worthless late, such as a call offer: a device that
+   * comes online after the ring ended never sees it. Ignored for ephemeral sends.
+   */
+  ttlSeconds: number;
+  /**
+   * True: the push notification (if any) is sent with high urgency, so a sleeping device wakes
+   * at once (incoming calls). It tells the push service no more than that. Ignored when silent.
+   */
+  urgent: boolean;
 }
 
 /** Where one envelope went. */
@@ -1058,6 +1070,8 @@ function createBaseSendMessageRequest(): SendMessageRequest {
     syncEnvelopes: [],
     ephemeral: false,
     silent: false,
+    ttlSeconds: 0,
+    urgent: false,
   };
 }
 
@@ -1080,6 +1094,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     }
     if (message.silent !== false) {
       writer.uint32(48).bool(message.silent);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(56).uint32(message.ttlSeconds);
+    }
+    if (message.urgent !== false) {
+      writer.uint32(64).bool(message.urgent);
     }
     return writer;
   },
@@ -1145,6 +1165,22 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
             message.silent = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ttlSeconds = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.urgent = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1179,6 +1215,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
         : [],
       ephemeral: isSet(object.ephemeral) ? globalThis.Boolean(object.ephemeral) : false,
       silent: isSet(object.silent) ? globalThis.Boolean(object.silent) : false,
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      urgent: isSet(object.urgent) ? globalThis.Boolean(object.urgent) : false,
     };
   },
 
@@ -1202,6 +1244,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     if (message.silent !== false) {
       obj.silent = message.silent;
     }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.urgent !== false) {
+      obj.urgent = message.urgent;
+    }
     return obj;
   },
 
@@ -1216,6 +1264,8 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     message.syncEnvelopes = object.syncEnvelopes?.map((e) => OutgoingEnvelope.fromPartial(e)) || [];
     message.ephemeral = object.ephemeral ?? false;
     message.silent = object.silent ?? false;
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.urgent = object.urgent ?? false;
     return message;
   },
 };
