@@ -15,9 +15,11 @@ import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import { Api } from "./api.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { randomId } from "./bytes.ts";
+import { CallControl, type TurnServers } from "./call_control.ts";
+import type { CallInfo } from "./calls.ts";
 import type { ClientEvent } from "./client_events.ts";
 import { type Contact, safetyNumberFor, safetyNumbersMatch } from "./contacts.ts";
-import { type Content, MAX_RECEIPT_IDS } from "./content.ts";
+import { type CallMedia, type Content, type IceCandidate, MAX_RECEIPT_IDS } from "./content.ts";
 import { badInput, GuardynClientError } from "./errors.ts";
 import { Listeners } from "./events.ts";
 import type { StoredMessage } from "./history.ts";
@@ -124,6 +126,7 @@ export class GuardynClient {
   readonly #publisher: KeyPublisher;
   readonly #receiver: Receiver;
   readonly #groups: Groups;
+  readonly #calls: CallControl;
   /** A listener that throws is reported as an error event (unless it failed on one). */
   readonly #events = new Listeners<ClientEvent>((error, event) => {
     if (event.type !== "error") this.#emitError("event listener", error);
@@ -204,6 +207,17 @@ export class GuardynClient {
         this.#emit(event);
         this.#learnNames([event]);
       },
+      now: this.#now,
+    });
+    this.#calls = new CallControl({
+      api: this.#api,
+      outbox: this.#outbox,
+      me: () => {
+        const { accountId, deviceId } = this.#me();
+        return { accountId, deviceId };
+      },
+      emit: (event) => this.#emit(event),
+      spawn: (during, task) => this.#spawn(during, task),
       now: this.#now,
     });
     this.#receiver = new Receiver({
@@ -754,6 +768,7 @@ export class GuardynClient {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#replenishTimer);
+    this.#calls.stop();
     await this.#receiver.stop().catch(() => {});
     await Promise.allSettled([...this.#background]);
     await this.#persister.save().catch(() => {});
@@ -808,6 +823,47 @@ export class GuardynClient {
       ? error
       : new GuardynClientError("UNKNOWN_SERVER_ERROR", String(error), { cause: error });
     this.#emit({ type: "error", during, error: failure });
+  }
+
+  // --- calls ------------------------------------------------------------------------------
+
+  /**
+   * Calls `who`: every device of theirs rings (an urgent push wakes sleeping ones) until one
+   * answers or declines, we end it, or `ringMs` passes. `sdp` is our WebRTC offer. Answers,
+   * ICE candidates and the end arrive as "call-*" events.
+   */
+  async startCall(
+    who: string,
+    options: { sdp: string; media?: CallMedia; ringMs?: number },
+  ): Promise<CallInfo> {
+    const peer = await this.#resolve(who);
+    this.#me();
+    return await this.#calls.start(peer, options);
+  }
+
+  /** Answers a ringing call with our SDP answer; our other devices stop ringing. */
+  answerCall(callId: string, sdp: string): Promise<CallInfo> {
+    return this.#calls.answer(callId, sdp);
+  }
+
+  /** Declines a ringing call, cancels our ringing one, or hangs up. */
+  endCall(callId: string): Promise<CallInfo> {
+    return this.#calls.end(callId);
+  }
+
+  /** Sends our ICE candidates to the other end (trickle ICE; best effort). */
+  sendIceCandidates(callId: string, candidates: IceCandidate[]): Promise<void> {
+    return this.#calls.ice(callId, candidates);
+  }
+
+  /** Calls ringing or in progress on this device. */
+  calls(): CallInfo[] {
+    return this.#calls.list();
+  }
+
+  /** TURN servers (short-lived credentials) for the app's RTCPeerConnection. */
+  turnServers(): Promise<TurnServers> {
+    return this.#calls.turnServers();
   }
 
   // --- groups -----------------------------------------------------------------------------
@@ -986,6 +1042,9 @@ export class GuardynClient {
       return result;
     });
     for (const event of outcome.events) this.#emit(event);
+    for (const signal of outcome.calls) {
+      this.#calls.receive(signal.from, signal.serverTimestampMs, signal.call, signal.signal);
+    }
     this.#learnNames(outcome.events);
     for (const event of outcome.events) {
       if (event.type !== "own-device") continue;

@@ -1,5 +1,6 @@
 /** What a GuardynClient tells the app, as plain data. */
 
+import type { CallEvent } from "./calls.ts";
 import type { ConnectionState, EndReason } from "./receiver.ts";
 import type { GuardynClientError } from "./errors.ts";
 import type { StoredMessage } from "./history.ts";
@@ -56,5 +57,11 @@ export type ClientEvent =
    * or a member showed us different commits). Warn the user; counted per group.
    */
   | { type: "group-fork"; groupId: string; epoch: number }
+  /**
+   * Calls: "call-incoming" (ring; carries the caller's SDP offer), "call-answered" (our call
+   * was answered; the callee's SDP answer), "call-ice" (the other end's ICE candidates: add
+   * them once the remote description is set), "call-ended" (call.endReason says why).
+   */
+  | CallEvent
   /** A background task failed (it is retried where that makes sense). */
   | { type: "error"; during: string; error: GuardynClientError };

@@ -40,6 +40,38 @@ export interface FileRef {
   plainSize: number;
 }
 
+/** One ICE candidate, as RTCIceCandidateInit carries it. */
+export interface IceCandidate {
+  candidate: string;
+  sdpMid?: string;
+  sdpMLineIndex?: number;
+}
+
+export type CallMedia = "audio" | "video";
+
+/**
+ * Call signaling (client/calls.ts). `device` names the one device of the peer a signal is for
+ * once a call has two ends; the peer's other devices ignore it.
+ */
+export type CallSignal =
+  /** Ring the callee's devices for `ringMs` (counted from the server's receive time). */
+  | { op: "offer"; media: CallMedia; sdp: string; ringMs: number }
+  | { op: "answer"; sdp: string; device: string }
+  | { op: "ice"; candidates: IceCandidate[]; device?: string }
+  | { op: "reject"; reason: "declined" | "busy"; device: string }
+  /** The caller gave up before an answer (or its ring ran out). */
+  | { op: "cancel" }
+  | { op: "hangup"; device?: string }
+  /** Sync copy for our own other devices: stop ringing, this device took the call. */
+  | { op: "handled"; how: "answered" | "declined" | "busy" };
+
+/** SDP bytes in one offer or answer. */
+export const MAX_SDP_BYTES = 32 * 1024;
+/** ICE candidates in one signal. */
+export const MAX_ICE_CANDIDATES = 20;
+export const MIN_RING_MS = 5_000;
+export const MAX_RING_MS = 120_000;
+
 export type Content =
   /**
    * A text message. `id` is the sender's client message id, referenced by receipts. With
@@ -55,7 +87,9 @@ export type Content =
   /** Sync copy for our own other devices: we read these messages of `peer`. */
   | { kind: "read"; peer: string; ids: string[] }
   /** A newly linked device of our account introduces itself. */
-  | { kind: "hello"; deviceName: string };
+  | { kind: "hello"; deviceName: string }
+  /** Call signaling for call `call` (a random id chosen by the caller). */
+  | { kind: "call"; call: string; signal: CallSignal };
 
 export interface Plaintext {
   senderRegistrationId: number;
@@ -130,6 +164,35 @@ function pick(c: Content): Content {
       return { kind: c.kind, peer: c.peer, ids: [...c.ids] };
     case "hello":
       return { kind: c.kind, deviceName: c.deviceName };
+    case "call":
+      return { kind: c.kind, call: c.call, signal: pickSignal(c.signal) };
+  }
+}
+
+function pickSignal(s: CallSignal): CallSignal {
+  switch (s.op) {
+    case "offer":
+      return { op: s.op, media: s.media, sdp: s.sdp, ringMs: s.ringMs };
+    case "answer":
+      return { op: s.op, sdp: s.sdp, device: s.device };
+    case "ice":
+      return {
+        op: s.op,
+        candidates: s.candidates.map((c) => ({
+          candidate: c.candidate,
+          ...(c.sdpMid !== undefined ? { sdpMid: c.sdpMid } : {}),
+          ...(c.sdpMLineIndex !== undefined ? { sdpMLineIndex: c.sdpMLineIndex } : {}),
+        })),
+        ...(s.device !== undefined ? { device: s.device } : {}),
+      };
+    case "reject":
+      return { op: s.op, reason: s.reason, device: s.device };
+    case "cancel":
+      return { op: s.op };
+    case "hangup":
+      return { op: s.op, ...(s.device !== undefined ? { device: s.device } : {}) };
+    case "handled":
+      return { op: s.op, how: s.how };
   }
 }
 
@@ -213,8 +276,81 @@ function checkContent(c: Content, fail: (why: string) => Error): void {
         throw fail("deviceName must have 1..64 characters");
       }
       return;
+    case "call":
+      id(c.call, "call");
+      checkSignal(c.signal, fail);
+      return;
     default:
       throw fail("unknown content kind");
+  }
+}
+
+function checkSignal(s: CallSignal, fail: (why: string) => Error): void {
+  if (typeof s !== "object" || s === null) throw fail("signal must be an object");
+  const device = (value: unknown, optional: boolean) => {
+    if (optional && value === undefined) return;
+    if (typeof value !== "string" || !ID_PATTERN.test(value)) {
+      throw fail("signal.device must be a device id");
+    }
+  };
+  const sdp = (value: unknown) => {
+    if (typeof value !== "string" || value.length === 0) throw fail("sdp must not be empty");
+    if (utf8Encode(value).length > MAX_SDP_BYTES) {
+      throw fail(`sdp must be at most ${MAX_SDP_BYTES} bytes`);
+    }
+  };
+  switch (s.op) {
+    case "offer":
+      if (s.media !== "audio" && s.media !== "video") throw fail("media must be audio or video");
+      sdp(s.sdp);
+      if (!Number.isInteger(s.ringMs) || s.ringMs < MIN_RING_MS || s.ringMs > MAX_RING_MS) {
+        throw fail(`ringMs must be ${MIN_RING_MS}..${MAX_RING_MS}`);
+      }
+      return;
+    case "answer":
+      sdp(s.sdp);
+      device(s.device, false);
+      return;
+    case "ice":
+      if (
+        !Array.isArray(s.candidates) || s.candidates.length < 1 ||
+        s.candidates.length > MAX_ICE_CANDIDATES
+      ) {
+        throw fail(`an ice signal carries 1..${MAX_ICE_CANDIDATES} candidates`);
+      }
+      for (const c of s.candidates) {
+        if (typeof c !== "object" || c === null) throw fail("a candidate must be an object");
+        if (typeof c.candidate !== "string" || c.candidate.length > 1024) {
+          throw fail("candidate must be a string of at most 1024 characters");
+        }
+        if (c.sdpMid !== undefined && (typeof c.sdpMid !== "string" || c.sdpMid.length > 64)) {
+          throw fail("sdpMid must be a string of at most 64 characters");
+        }
+        if (
+          c.sdpMLineIndex !== undefined &&
+          (!Number.isInteger(c.sdpMLineIndex) || c.sdpMLineIndex < 0 || c.sdpMLineIndex > 1024)
+        ) {
+          throw fail("sdpMLineIndex must be an integer in 0..1024");
+        }
+      }
+      device(s.device, true);
+      return;
+    case "reject":
+      if (s.reason !== "declined" && s.reason !== "busy") throw fail("unknown reject reason");
+      device(s.device, false);
+      return;
+    case "cancel":
+      return;
+    case "hangup":
+      device(s.device, true);
+      return;
+    case "handled":
+      if (s.how !== "answered" && s.how !== "declined" && s.how !== "busy") {
+        throw fail("unknown handled value");
+      }
+      return;
+    default:
+      throw fail("unknown call signal");
   }
 }
 

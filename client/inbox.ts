@@ -6,7 +6,7 @@
 
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import type { ClientEvent } from "./client_events.ts";
-import { decodeContent, type Plaintext } from "./content.ts";
+import { type CallSignal, decodeContent, type Plaintext } from "./content.ts";
 import type { GuardynClientError } from "./errors.ts";
 import type { AccountInfo, ProfileState } from "./profile_state.ts";
 import type { Sesame } from "./sesame.ts";
@@ -15,6 +15,15 @@ export interface InboxOutcome {
   events: ClientEvent[];
   /** Delivery receipts owed: peer account -> message ids. */
   delivered: Map<string, string[]>;
+  /** Call signals, in order, for the call book (client/calls.ts). */
+  calls: IncomingCallSignal[];
+}
+
+export interface IncomingCallSignal {
+  from: { accountId: string; deviceId: string };
+  serverTimestampMs: number;
+  call: string;
+  signal: CallSignal;
 }
 
 export interface BatchResult {
@@ -34,7 +43,7 @@ export async function openBatch(
 ): Promise<BatchResult> {
   const result: BatchResult = {
     ack: [],
-    outcome: { events: [], delivered: new Map() },
+    outcome: { events: [], delivered: new Map(), calls: [] },
     newSessions: 0,
   };
   for (const envelope of envelopes) {
@@ -152,6 +161,14 @@ export function applyIncoming(
       if (ids.length > 0) outcome.events.push({ type: "read", peer: content.peer, ids });
       return;
     }
+    case "call":
+      outcome.calls.push({
+        from: { accountId: sender.accountId, deviceId: sender.deviceId },
+        serverTimestampMs,
+        call: content.call,
+        signal: content.signal,
+      });
+      return;
     case "hello":
       if (!fromOwnDevice) return;
       outcome.events.push({

@@ -10,7 +10,10 @@ export {
   type GuardynClientOptions,
   type LinkingSession,
 } from "./client.ts";
+export { DEFAULT_RING_MS, type IceServer, type TurnServers } from "./call_control.ts";
+export type { CallEndReason, CallEvent, CallInfo, CallState } from "./calls.ts";
 export type { ClientEvent } from "./client_events.ts";
+export type { CallMedia, IceCandidate } from "./content.ts";
 export type { Contact } from "./contacts.ts";
 export { type ClientErrorCode, GuardynClientError } from "./errors.ts";
 export type { MessageStatus, StoredMessage } from "./history.ts";

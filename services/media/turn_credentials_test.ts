@@ -4,6 +4,7 @@
  * differently-keyed one (turnutils_uclient from Debian's coturn package).
  */
 import { assert, assertEquals } from "../../tests/assert.ts";
+import { startCoturn } from "../../tests/support/coturn.ts";
 import { freePort } from "../../tests/support/net.ts";
 import { defaultTurnUrls, turnCredential } from "./turn_credentials.ts";
 
@@ -58,46 +59,19 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const port = freePort();
-    const dir = await Deno.makeTempDir({ prefix: "guardyn-turn-" });
-    const relayFrom = 40_000 + Math.floor(Math.random() * 10_000);
-    const server = new Deno.Command("turnserver", {
-      args: [
-        "-n",
-        "-v",
-        `--listening-ip=127.0.0.1`,
-        `--listening-port=${port}`,
-        "--relay-ip=127.0.0.1",
-        "--use-auth-secret",
-        `--static-auth-secret=${SECRET}`,
-        "--realm=guardyn.test",
-        "--no-tls",
-        "--no-dtls",
-        "--no-cli",
-        "--log-file=stdout",
-        "--simple-log",
-        "--allow-loopback-peers",
-        `--min-port=${relayFrom}`,
-        `--max-port=${relayFrom + 100}`,
-        `--db=${dir}/turndb`,
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    let log = "";
-    const reading = (async () => {
-      for await (const chunk of server.stdout) log += new TextDecoder().decode(chunk);
-    })();
+    const coturn = await startCoturn(SECRET);
+    const port = coturn.port;
     try {
-      await new Promise((resolve) => setTimeout(resolve, 800));
       const now = Date.now();
       const good = turnCredential({ secret: SECRET, urls: [], ttlSeconds: 3600 }, now);
       assert(
         await allocate(port, good.username, good.credential),
-        `a fresh credential works; coturn said:\n${log.slice(-2000)}`,
+        `a fresh credential works; coturn said:\n${coturn.log().slice(-2000)}`,
       );
       assert(
-        log.includes(`user <${good.username}>: incoming packet ALLOCATE processed, success`),
+        coturn.log().includes(
+          `user <${good.username}>: incoming packet ALLOCATE processed, success`,
+        ),
         "coturn allocated a relay for it",
       );
       assert(!await allocate(port, good.username, "d3JvbmcgcGFzc3dvcmQ="), "a wrong password");
@@ -110,10 +84,7 @@ Deno.test({
       }, now);
       assert(!await allocate(port, otherKey.username, otherKey.credential), "another secret");
     } finally {
-      server.kill("SIGTERM");
-      await server.status;
-      await reading;
-      await Deno.remove(dir, { recursive: true });
+      await coturn.stop();
     }
   },
 });
