@@ -2,8 +2,9 @@
  * The deploy plan, as a pure function of the rendered manifests: what is applied and awaited,
  * in which order. Services refuse an unmigrated schema, so the order is fixed:
  *   1. the Secrets kube-bootstrap makes must exist;
- *   2. foundation: namespace, config, network policies, ScyllaDB and NATS (StatefulSets);
- *   3. wait for ScyllaDB and NATS to be rolled out;
+ *   2. foundation: namespace, config, network policies, ScyllaDB, NATS, the S3 gateway
+ *      (StatefulSets) and the TURN relay (a Deployment);
+ *   3. wait for those to be rolled out;
  *   4. the schema Jobs, one at a time in guardyn.dev/run-order (scylla-auth, then migrate);
  *   5. the services: Deployments, Services, PDBs, HPAs, the ingress;
  *   6. wait for every service Deployment to be rolled out and ready.
@@ -66,7 +67,8 @@ export function planDeploy(
   const rest = manifests.filter((m) => kindOf(m) !== "Job");
   const foundation = rest.filter((m) => !isServicePhase(m));
   const services = rest.filter(isServicePhase);
-  const statefulSets = foundation.filter((m) => kindOf(m) === "StatefulSet");
+  // Databases, the bus, the S3 gateway and the TURN relay: ready before the schema Jobs.
+  const workloads = foundation.filter((m) => ["StatefulSet", "Deployment"].includes(kindOf(m)));
   const deployments = services.filter((m) => kindOf(m) === "Deployment");
   if (deployments.length === 0) throw new Error("the render has no service Deployment");
   // The namespace goes first inside its phase so namespaced objects can be created.
@@ -74,9 +76,9 @@ export function planDeploy(
   return [
     { kind: "check-secrets", names: Object.keys(SECRET_KEYS) },
     { kind: "apply", phase: "foundation", manifests: foundation },
-    ...statefulSets.map((m): DeployStep => ({
+    ...workloads.map((m): DeployStep => ({
       kind: "rollout",
-      resource: `statefulset/${nameOf(m)}`,
+      resource: `${kindOf(m).toLowerCase()}/${nameOf(m)}`,
       timeoutSeconds: options.rolloutTimeoutSeconds,
     })),
     ...jobs

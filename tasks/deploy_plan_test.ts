@@ -29,20 +29,26 @@ for (const overlay of ["local", "prod"] as const) {
     assertEquals(plan.map(summary), [
       "check-secrets",
       "apply foundation",
+      "rollout deployment/turn",
       "rollout statefulset/nats",
+      "rollout statefulset/s3",
       "rollout statefulset/scylla",
       "job scylla-auth",
       "job guardyn-migrate",
       "apply services",
       ...(await catalog()).map((spec) => `rollout deployment/${spec.name}`).sort(),
     ]);
-    const [check, foundation, , , , , services] = plan;
+    const [check, foundation] = plan;
+    const services = plan.find((s) => s.kind === "apply" && s.phase === "services");
     assert(check?.kind === "check-secrets");
     assertEquals(check.names, Object.keys(SECRET_KEYS));
     assert(foundation?.kind === "apply" && services?.kind === "apply");
     assertEquals(kindOf(foundation.manifests[0]!), "Namespace");
     const foundationKinds = new Set(foundation.manifests.map(kindOf));
-    assert(!foundationKinds.has("Deployment") && !foundationKinds.has("Job"));
+    assert(!foundationKinds.has("Job"));
+    // The only Deployment before the services is the TURN relay (no schema needed).
+    const early = foundation.manifests.filter((m) => kindOf(m) === "Deployment").map(nameOf);
+    assertEquals(early, ["turn"]);
     assert(!foundationKinds.has("Ingress"));
     assert(foundationKinds.has("NetworkPolicy") && foundationKinds.has("StatefulSet"));
     const serviceKinds = services.manifests.map((m) => `${kindOf(m)}/${nameOf(m)}`);

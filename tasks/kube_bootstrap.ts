@@ -83,6 +83,13 @@ export async function generateSecrets(namespace: string): Promise<SecretManifest
     }),
     secret(SECRET_NAMES.nats, namespace, { NATS_TOKEN: randomSecret() }),
     secret(SECRET_NAMES.scyllaSuperuser, namespace, { password: randomSecret() }),
+    // For the in-cluster versitygw; with an external S3, create guardyn-s3 with its keys first
+    // (an existing Secret is kept).
+    secret(SECRET_NAMES.s3, namespace, {
+      S3_ACCESS_KEY_ID: randomSecret(),
+      S3_SECRET_ACCESS_KEY: randomSecret(),
+    }),
+    secret(SECRET_NAMES.turn, namespace, { TURN_SHARED_SECRET: randomSecret() }),
   ];
 }
 

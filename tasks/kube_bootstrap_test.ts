@@ -58,6 +58,8 @@ Deno.test("bootstrap: only missing Secrets are created", () => {
     "guardyn-token-keys",
     "guardyn-nats",
     "guardyn-scylla-superuser",
+    "guardyn-s3",
+    "guardyn-turn",
   ]);
   assertEquals(secretsToCreate(new Set(Object.keys(SECRET_KEYS))), []);
 });

@@ -24,6 +24,8 @@ export interface ServiceSpec {
   resources: ServiceResources;
   /** Production autoscaling bounds (minReplicas is at least 2). */
   prod: { minReplicas: number; maxReplicas: number };
+  /** Extra Secrets its pods read (SECRET_NAMES keys in kube_manifests.ts). */
+  secrets: ("s3" | "turn")[];
 }
 
 export const CATALOG_PATH = "services/runtime/catalog.ts";
@@ -97,14 +99,19 @@ export function parseCatalog(data: unknown): ServiceSpec[] {
         `${where}.prod needs integers 2 <= minReplicas <= maxReplicas <= ${MAX_REPLICAS}`,
       );
     }
+    const secrets = entry?.secrets ?? [];
+    if (!Array.isArray(secrets) || secrets.some((x) => x !== "s3" && x !== "turn")) {
+      problems.push(`${where}.secrets may list "s3" and "turn" only`);
+    }
     if (problems.length === 0) specs.push(entry as ServiceSpec);
   }
   if (problems.length > 0) throw new Error(problems.join("\n"));
-  return specs.map(({ name, grpcServices, resources, prod }) => ({
+  return specs.map(({ name, grpcServices, resources, prod, secrets }) => ({
     name,
     grpcServices: [...grpcServices],
     resources: { cpu: resources.cpu, memory: resources.memory, memoryLimit: resources.memoryLimit },
     prod: { minReplicas: prod.minReplicas, maxReplicas: prod.maxReplicas },
+    secrets: [...(secrets ?? [])],
   }));
 }
 
@@ -116,6 +123,7 @@ export function loadCatalog(): ServiceSpec[] {
       grpcServices: [...module.grpcServices],
       resources: module.deploy.resources,
       prod: module.deploy.prod,
+      secrets: [...(module.deploy.secrets ?? [])],
     })),
   });
 }

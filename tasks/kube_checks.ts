@@ -137,6 +137,9 @@ const SECRET_SAMPLE: Record<string, string> = {
   CQL_USERNAME: "guardyn",
   CQL_PASSWORD: "sample-password-not-a-secret",
   NATS_TOKEN: "sample-token-not-a-secret",
+  S3_ACCESS_KEY_ID: "sample-access-key",
+  S3_SECRET_ACCESS_KEY: "sample-secret-key-not-a-secret",
+  TURN_SHARED_SECRET: "sample-turn-secret-not-a-secret",
 };
 
 /**

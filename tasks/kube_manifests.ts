@@ -30,6 +30,10 @@ export const SECRET_NAMES = {
   cql: "guardyn-cql",
   nats: "guardyn-nats",
   scyllaSuperuser: "guardyn-scylla-superuser",
+  /** S3 credentials: the media service's, and the in-cluster versitygw's root (base/s3.yaml). */
+  s3: "guardyn-s3",
+  /** coturn's use-auth-secret and the media service's TURN_SHARED_SECRET: one value. */
+  turn: "guardyn-turn",
 } as const;
 
 /** Every Secret the manifests reference, with its keys: kube-bootstrap creates exactly these. */
@@ -38,6 +42,8 @@ export const SECRET_KEYS: Readonly<Record<string, readonly string[]>> = {
   [SECRET_NAMES.cql]: ["CQL_USERNAME", "CQL_PASSWORD"],
   [SECRET_NAMES.nats]: ["NATS_TOKEN"],
   [SECRET_NAMES.scyllaSuperuser]: ["password"],
+  [SECRET_NAMES.s3]: ["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"],
+  [SECRET_NAMES.turn]: ["TURN_SHARED_SECRET"],
 };
 
 /** Secrets made outside Guardyn's tasks: the prod TLS certificate (e.g. from cert-manager). */
@@ -113,6 +119,7 @@ export function deployment(spec: ServiceSpec): Manifest {
               { configMapRef: { name: "guardyn-config" } },
               { secretRef: { name: SECRET_NAMES.cql } },
               { secretRef: { name: SECRET_NAMES.nats } },
+              ...spec.secrets.map((secret) => ({ secretRef: { name: SECRET_NAMES[secret] } })),
             ],
             // Started: the native gRPC workers answer grpc.health.v1 (store, bus and the HTTP
             // listener they forward to are up).

@@ -192,7 +192,7 @@ Deno.test("kube: every image is pinned to the chosen registry and tag", async ()
     }
     // Third-party images carry an explicit version, never :latest.
     for (const image of images.filter((i) => !i.includes("guardyn-"))) {
-      assertMatch(image, /:[0-9][0-9A-Za-z.-]*$/, image);
+      assertMatch(image, /:v?[0-9][0-9A-Za-z.-]*$/, image);
     }
   }
   assertThrows(
@@ -203,4 +203,44 @@ Deno.test("kube: every image is pinned to the chosen registry and tag", async ()
     () => renderKustomization("local", specs, { ...TEST_IMAGES, registry: "https://x" }),
     /not host\[:port\]/,
   );
+});
+
+Deno.test("kube: coturn shares the media service's TURN secret and relays to public peers only", async () => {
+  for (const overlay of OVERLAYS) {
+    const { manifests } = await render(overlay);
+    // deno-lint-ignore no-explicit-any
+    const get = (kind: string, name: string): any => find(manifests, kind, name);
+    const coturn = get("Deployment", "turn").spec.template.spec.containers[0];
+    const args: string[] = coturn.args;
+    for (const flag of ["--use-auth-secret", "--no-loopback-peers", "--no-multicast-peers"]) {
+      assert(args.includes(flag), `${overlay}: coturn runs ${flag}`);
+    }
+    assert(args.includes("--static-auth-secret=$(TURN_SHARED_SECRET)"));
+    assertEquals(
+      coturn.env.find((e: { name: string }) => e.name === "TURN_SHARED_SECRET").valueFrom,
+      { secretKeyRef: { name: "guardyn-turn", key: "TURN_SHARED_SECRET" } },
+    );
+    // The media service reads the same Secret (TURN_SHARED_SECRET signs its credentials).
+    const media = get("Deployment", "media").spec.template.spec.containers[0];
+    const secrets = media.envFrom.map((s: { secretRef?: { name: string } }) => s.secretRef?.name);
+    assert(secrets.includes("guardyn-turn") && secrets.includes("guardyn-s3"), String(secrets));
+    for (const low of ["10.0.0.0", "172.16.0.0", "192.168.0.0", "127.0.0.0", "169.254.0.0"]) {
+      assert(args.some((a) => a.startsWith(`--denied-peer-ip=${low}-`)), `${overlay}: ${low}`);
+    }
+    const service = get("Service", "turn").spec;
+    const ports = service.ports.map((p: { protocol: string; port: number }) =>
+      `${p.protocol}/${p.port}`
+    );
+    assert(ports.includes("UDP/3478") && ports.includes("TCP/3478"), String(ports));
+    assertEquals(service.type, "LoadBalancer");
+    // Its relay egress excludes the private ranges, as coturn does.
+    const policy = get("NetworkPolicy", "turn").spec;
+    assert(policy.egress[0].to[0].ipBlock.except.includes("10.0.0.0/8"));
+    // Media keeps blobs on S3, the in-cluster gateway.
+    // deno-lint-ignore no-explicit-any
+    const config: any = manifests.find((m) =>
+      kindOf(m) === "ConfigMap" && nameOf(m).startsWith("guardyn-config")
+    );
+    assertEquals([config.data.MEDIA_BACKEND, config.data.S3_ENDPOINT], ["s3", "http://s3:7070"]);
+  }
 });

@@ -4,6 +4,7 @@
  */
 
 import { freePort, portOpen, waitForPort } from "../tests/support/net.ts";
+import { s3VariablesFromEnv } from "../services/store/blob_config.ts";
 
 const NATS_DEFAULT_PORT = 4222;
 const CQL_DEFAULT = "127.0.0.1:9042";
@@ -20,7 +21,7 @@ export async function startBackends(): Promise<Backends> {
     env.NATS_URL = Deno.env.get("NATS_URL") ?? await ensureNats(stops);
     env.CQL_CONTACT_POINTS = Deno.env.get("CQL_CONTACT_POINTS") ?? await ensureCassandra(stops);
     if (Deno.env.get("S3_ENDPOINT")) {
-      for (const name of S3_VARIABLES) env[name] = Deno.env.get(name) ?? "";
+      Object.assign(env, s3VariablesFromEnv());
     } else Object.assign(env, await startVersitygw(stops));
   } catch (error) {
     await stopAll(stops);
@@ -101,14 +102,6 @@ async function ensureCassandra(stops: (() => Promise<void>)[]): Promise<string> 
   }
   return CQL_DEFAULT;
 }
-
-const S3_VARIABLES = [
-  "S3_ENDPOINT",
-  "S3_REGION",
-  "S3_BUCKET",
-  "S3_ACCESS_KEY_ID",
-  "S3_SECRET_ACCESS_KEY",
-] as const;
 
 /**
  * Starts versitygw (an S3 server; infra/tools/install.sh builds it into the cache) on a free

@@ -17,6 +17,7 @@ import { verifyDeployment } from "./verify_checks.ts";
 import type { Endpoint } from "./verify_checks.ts";
 import { freePort, waitForPort as listensWithin } from "../tests/support/net.ts";
 import { NO_SANITIZERS } from "../tests/support/wait.ts";
+import { s3VariablesFromEnv } from "../services/store/blob_config.ts";
 
 async function waitForPort(port: number, child: Deno.ChildProcess, what: string) {
   if (await listensWithin(port, 60_000)) return;
@@ -60,6 +61,8 @@ Deno.test({
           METRICS_HOST: "127.0.0.1",
           METRICS_PORT: String(metricsPort),
           LOG_LEVEL: "warn",
+          // The pod's S3 is the in-cluster gateway; here the one deno task test started.
+          ...(spec.secrets.includes("s3") ? s3VariablesFromEnv() : {}),
         };
         const child = new Deno.Command(Deno.execPath(), {
           args: [

@@ -34,6 +34,11 @@ export interface DeploySpec {
   /** Production autoscaling bounds (minReplicas is at least 2). */
   prod: { minReplicas: number; maxReplicas: number };
   /**
+   * Secrets its pods read besides the store's and the bus's: "s3" (S3_ACCESS_KEY_ID,
+   * S3_SECRET_ACCESS_KEY), "turn" (TURN_SHARED_SECRET, shared with coturn).
+   */
+  secrets?: readonly ("s3" | "turn")[];
+  /**
    * Why the service is not in the Kubernetes manifests yet (it runs in `deno task dev` and the
    * test platforms); absent once it is.
    */

@@ -29,6 +29,7 @@ import { sweepExpiredMedia } from "./sweeper.ts";
 import { attachmentDigester, encryptAttachment } from "../../crypto/attachment.ts";
 import { memoryLogger } from "../platform/log.ts";
 import { NO_SANITIZERS } from "../../tests/support/wait.ts";
+import { s3VariablesFromEnv } from "../store/blob_config.ts";
 
 type Media = InstanceType<typeof MediaServiceClient>;
 const CHUNK = 256 * 1024;
@@ -127,10 +128,7 @@ export function mediaSuite(backend: Backend) {
             MEDIA_BACKEND: "s3",
             NATS_STREAM: `GUARDYN_M_${id}`,
             NATS_SUBJECT_PREFIX: `guardyn.m${id}.events`,
-            ...Object.fromEntries(
-              ["S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]
-                .map((name) => [name, Deno.env.get(name) ?? ""]),
-            ),
+            ...s3VariablesFromEnv(),
           }
           : {}),
       };

@@ -23,8 +23,7 @@ export const mediaModule = defineService({
   deploy: {
     resources: { cpu: "200m", memory: "256Mi", memoryLimit: "1Gi" },
     prod: { minReplicas: 2, maxReplicas: 8 },
-    notInKubernetesYet: "its S3 Secret (S3_*) and MEDIA_BACKEND=s3 are not in kube-bootstrap " +
-      "and the manifests yet (issue 14)",
+    secrets: ["s3", "turn"],
   },
   start(deps) {
     const { settings, store, log } = deps;

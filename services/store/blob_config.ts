@@ -6,6 +6,20 @@ import { dirname, join } from "node:path";
 import type { EnvReader } from "../platform/env.ts";
 import type { StoreConfig } from "./config.ts";
 
+/** The variables that name an S3 store (MEDIA_BACKEND=s3): passed on as a set by tests and tools. */
+export const S3_VARIABLES = [
+  "S3_ENDPOINT",
+  "S3_REGION",
+  "S3_BUCKET",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+] as const;
+
+/** Those variables from this process's environment (empty when unset). */
+export function s3VariablesFromEnv(): Record<string, string> {
+  return Object.fromEntries(S3_VARIABLES.map((name) => [name, Deno.env.get(name) ?? ""]));
+}
+
 export type BlobConfig =
   | { backend: "fs"; dir: string }
   | {

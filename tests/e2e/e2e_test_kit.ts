@@ -10,15 +10,9 @@ import { deleteStreams, NATS_URL } from "../../services/bus/conformance/nats_ser
 import { type Backend, startPlatform, type TestPlatform } from "../support/platform.ts";
 import { type ClientEvent, GuardynClient, type GuardynClientOptions } from "../../client/mod.ts";
 import { waitUntil } from "../support/wait.ts";
+import { s3VariablesFromEnv } from "../../services/store/blob_config.ts";
 
 export const PASSWORD = "correct horse battery staple";
-const S3_VARIABLES = [
-  "S3_ENDPOINT",
-  "S3_REGION",
-  "S3_BUCKET",
-  "S3_ACCESS_KEY_ID",
-  "S3_SECRET_ACCESS_KEY",
-];
 export const PASSPHRASE = "local profile passphrase";
 /** Cheap profile key derivation: tests open many profiles. */
 export const TEST_KDF = { memoryKiB: 256, iterations: 1, parallelism: 1 };
@@ -73,7 +67,7 @@ export async function startWorld(
         NATS_SUBJECT_PREFIX: `guardyn.e2e${id}.events`,
         // The cluster stack keeps media on S3 (versitygw, started by deno task test).
         MEDIA_BACKEND: "s3",
-        ...Object.fromEntries(S3_VARIABLES.map((name) => [name, Deno.env.get(name) ?? ""])),
+        ...s3VariablesFromEnv(),
       }
       : {}),
     ...extraEnv,

@@ -14,16 +14,10 @@ import { MediaServiceClient, MediaServiceService } from "../../proto/gen/guardyn
 import { attachmentDigester, encryptAttachment } from "../../crypto/attachment.ts";
 import { MessagingProcess } from "./faults_test_kit.ts";
 import { NO_SANITIZERS, sleep } from "../support/wait.ts";
+import { s3VariablesFromEnv } from "../../services/store/blob_config.ts";
 
 type Media = InstanceType<typeof MediaServiceClient>;
 const CHUNK = 1024 * 1024;
-const S3_VARIABLES = [
-  "S3_ENDPOINT",
-  "S3_REGION",
-  "S3_BUCKET",
-  "S3_ACCESS_KEY_ID",
-  "S3_SECRET_ACCESS_KEY",
-];
 
 Deno.test({
   name: "faults: kill -9 of the media instance mid-upload; the upload resumes and completes",
@@ -34,7 +28,7 @@ Deno.test({
       NATS_STREAM: `GUARDYN_MF_${id}`,
       NATS_SUBJECT_PREFIX: `guardyn.mf${id}.events`,
       MEDIA_BACKEND: "s3",
-      ...Object.fromEntries(S3_VARIABLES.map((name) => [name, Deno.env.get(name) ?? ""])),
+      ...s3VariablesFromEnv(),
     };
     const core = await startPlatform(["auth"], { backend: "cluster", env });
     const media = await MessagingProcess.start(core.env, "media");

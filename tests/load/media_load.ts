@@ -24,6 +24,7 @@ import { MediaServiceClient, MediaServiceService } from "../../proto/gen/guardyn
 import { bearer, unary } from "../support/grpc.ts";
 import { webClient } from "../support/web.ts";
 import { spawn } from "./child_process.ts";
+import { s3VariablesFromEnv } from "../../services/store/blob_config.ts";
 
 const args = Object.fromEntries(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => {
@@ -52,12 +53,7 @@ const env: Record<string, string> = {
   MEDIA_MAX_BLOB_BYTES: String(200 * 1024 * 1024),
   MEDIA_QUOTA_BYTES: String(16 * 1024 ** 3),
   MEDIA_UPLOADS_PER_HOUR: "100000",
-  ...(BACKEND === "s3"
-    ? Object.fromEntries(
-      ["S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]
-        .map((name) => [name, Deno.env.get(name) ?? ""]),
-    )
-    : {}),
+  ...(BACKEND === "s3" ? s3VariablesFromEnv() : {}),
   MEDIA_BACKEND: BACKEND,
 };
 const child = spawn(
