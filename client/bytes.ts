@@ -26,7 +26,7 @@ export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
   return fromBase64(padded);
 }
 
-export { toHex } from "../crypto/primitives.ts";
+export { fromHex, toHex } from "../crypto/primitives.ts";
 
 /** 128 random bits as 22 base64url characters: client message ids and other local ids. */
 export function randomId(): string {

@@ -14,7 +14,7 @@ import { Platform } from "../proto/gen/guardyn/v1/common.ts";
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import { Api } from "./api.ts";
 import type { BackoffOptions } from "./backoff.ts";
-import { randomId } from "./bytes.ts";
+import { fromHex, randomId } from "./bytes.ts";
 import { CallControl, type TurnServers } from "./call_control.ts";
 import type { CallInfo } from "./calls.ts";
 import type { ClientEvent } from "./client_events.ts";
@@ -894,6 +894,37 @@ export class GuardynClient {
 
   sendGroupText(groupId: string, body: string): Promise<GroupMessage> {
     return this.#groupChange(() => this.#groups.sendText(groupId, body));
+  }
+
+  /**
+   * Sends a file to a group: encrypted while read, uploaded for the group's members (the media
+   * service checks membership when each one downloads it), announced in an MLS message.
+   */
+  async sendGroupFile(
+    groupId: string,
+    path: string,
+    options: { caption?: string; onProgress?: (progress: UploadProgress) => void } = {},
+  ): Promise<GroupMessage> {
+    this.#me();
+    if (!this.#state.groups.get(groupId) || this.#state.groups.get(groupId)!.left) {
+      throw badInput(`not in group ${groupId}`);
+    }
+    const file = await uploadFile(this.#api, path, {
+      grantees: [],
+      group: fromHex(groupId),
+      workDir: dirname(this.#options.profilePath),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return await this.#groupChange(() =>
+      this.#groups.sendText(groupId, options.caption ?? file.name, file)
+    );
+  }
+
+  /** Fetches a group message's file, checks and decrypts it to `path`; resolves with its size. */
+  async saveGroupFile(groupId: string, messageId: string, path: string): Promise<number> {
+    const message = this.#state.groups.get(groupId)?.messages.find((m) => m.id === messageId);
+    if (!message?.file) throw badInput(`group message ${messageId} has no file`);
+    return await downloadFile(this.#api, message.file, path);
   }
 
   /** Typing in a group: to the other members' open devices only, never stored. */

@@ -221,28 +221,7 @@ function checkContent(c: Content, fail: (why: string) => Error): void {
     value.forEach((item, i) => id(item, `ids[${i}]`));
   };
   const file = (value: FileRef | undefined) => {
-    if (value === undefined) return;
-    if (typeof value !== "object" || value === null) throw fail("file must be an object");
-    if (typeof value.mediaId !== "string" || !/^[A-Za-z0-9_-]{16,64}$/.test(value.mediaId)) {
-      throw fail("file.mediaId is not a media id");
-    }
-    for (const [field, bytes] of [["key", 32], ["digest", 32]] as const) {
-      const raw = value[field];
-      if (typeof raw !== "string" || raw.length !== 44) {
-        throw fail(`file.${field} must be ${bytes} bytes`);
-      }
-    }
-    for (const field of ["size", "plainSize"] as const) {
-      if (!Number.isSafeInteger(value[field]) || value[field] < 0) {
-        throw fail(`file.${field} must be a non-negative integer`);
-      }
-    }
-    if (
-      typeof value.name !== "string" || value.name.length < 1 || value.name.length > 255 ||
-      /[\/\p{Cc}]/u.test(value.name)
-    ) {
-      throw fail("file.name must be 1..255 characters, no path or control characters");
-    }
+    if (value !== undefined) checkFileRef(value, fail);
   };
   switch (c.kind) {
     case "text":
@@ -354,7 +333,32 @@ function checkSignal(s: CallSignal, fail: (why: string) => Error): void {
   }
 }
 
-function pickFile(f: FileRef): FileRef {
+/** Checks a file reference from a message (1:1 or group); throws `fail(why)`. */
+export function checkFileRef(value: FileRef, fail: (why: string) => Error): void {
+  if (typeof value !== "object" || value === null) throw fail("file must be an object");
+  if (typeof value.mediaId !== "string" || !/^[A-Za-z0-9_-]{16,64}$/.test(value.mediaId)) {
+    throw fail("file.mediaId is not a media id");
+  }
+  for (const [field, bytes] of [["key", 32], ["digest", 32]] as const) {
+    const raw = value[field];
+    if (typeof raw !== "string" || raw.length !== 44) {
+      throw fail(`file.${field} must be ${bytes} bytes`);
+    }
+  }
+  for (const field of ["size", "plainSize"] as const) {
+    if (!Number.isSafeInteger(value[field]) || value[field] < 0) {
+      throw fail(`file.${field} must be a non-negative integer`);
+    }
+  }
+  if (
+    typeof value.name !== "string" || value.name.length < 1 || value.name.length > 255 ||
+    /[\/\p{Cc}]/u.test(value.name)
+  ) {
+    throw fail("file.name must be 1..255 characters, no path or control characters");
+  }
+}
+
+export function pickFile(f: FileRef): FileRef {
   return {
     mediaId: f.mediaId,
     key: f.key,

@@ -30,7 +30,10 @@ export async function uploadFile(
   api: Api,
   path: string,
   options: {
+    /** Accounts that may download it (the uploader's account always may). */
     grantees: string[];
+    /** A group whose members (at download time) may download it. */
+    group?: Uint8Array;
     workDir: string;
     onProgress?: (progress: UploadProgress) => void;
   },
@@ -55,7 +58,7 @@ export async function uploadFile(
       chunkSize: UPLOAD_CHUNK,
       ciphertextSha256: digest,
       granteeAccountIds: options.grantees,
-      granteeGroupId: new Uint8Array(),
+      granteeGroupId: options.group ?? new Uint8Array(),
     }, { idempotent: false });
     // Pass 2: upload, resuming from the durable size after a failure.
     let committed = 0;

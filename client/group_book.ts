@@ -3,6 +3,8 @@
  * included: the profile file is encrypted), its name and its recent messages. No I/O.
  */
 
+import type { FileRef } from "./content.ts";
+import { fileOf } from "./history.ts";
 import { b64, bytes, int, list, optStr, record, str } from "./records.ts";
 
 /** Messages kept per group; older ones are dropped. */
@@ -20,6 +22,8 @@ export interface GroupMessage {
   read?: boolean;
   /** Outgoing: accounts that read it. */
   readBy?: string[];
+  /** An attached file (saveGroupFile fetches and opens it); `body` is its caption. */
+  file?: FileRef;
 }
 
 export interface GroupRecord {
@@ -100,6 +104,9 @@ export class GroupBook {
             sentAtMs: int(x.sentAtMs, "sentAtMs"),
             serverTimestampMs: int(x.serverTimestampMs, "serverTimestampMs"),
             ...(x.read === true ? { read: true } : {}),
+            ...(x.file && typeof x.file === "object"
+              ? { file: fileOf(record(x.file, "file")) }
+              : {}),
             ...(Array.isArray(x.readBy)
               ? { readBy: x.readBy.map((r, k) => str(r, `readBy[${k}]`, 64)).slice(0, 1000) }
               : {}),

@@ -29,6 +29,7 @@ import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import type { Api } from "./api.ts";
 import { toHex, utf8Decode, utf8Encode } from "./bytes.ts";
 import type { ClientEvent } from "./client_events.ts";
+import { checkFileRef, type FileRef, pickFile } from "./content.ts";
 import { badInput, GuardynClientError } from "./errors.ts";
 import type { GroupMessage, GroupRecord } from "./group_book.ts";
 import { KEY_PACKAGE_SUITE } from "./key_package_vault.ts";
@@ -50,7 +51,7 @@ export interface DeviceAddress {
 
 /** What travels inside an MLS application message (JSON, then encrypted). */
 type GroupContent =
-  | { kind: "text"; id: string; body: string; sentAtMs: number; fp: string }
+  | { kind: "text"; id: string; body: string; sentAtMs: number; fp: string; file?: FileRef }
   | { kind: "name"; name: string; fp: string }
   /** Typing, sent ephemeral: to open streams only, never stored. */
   | { kind: "typing"; typing: boolean; fp: string }
@@ -191,13 +192,22 @@ export class Groups {
   }
 
   /** Sends a text to every other member device. */
-  async sendText(groupId: string, body: string): Promise<GroupMessage> {
+  /** A text (with `file`, the caption of an uploaded file) to every member device. */
+  async sendText(groupId: string, body: string, file?: FileRef): Promise<GroupMessage> {
     if (body.length === 0 || body.length > 65_536) {
       throw badInput("a message has 1..65536 characters");
     }
     const id = crypto.randomUUID();
     const sentAtMs = this.#deps.now();
-    const response = await this.#sendContent(groupId, { kind: "text", id, body, sentAtMs, fp: "" });
+    const attached = file ? { file: pickFile(file) } : {};
+    const response = await this.#sendContent(groupId, {
+      kind: "text",
+      id,
+      body,
+      sentAtMs,
+      fp: "",
+      ...attached,
+    });
     const message: GroupMessage = {
       id,
       direction: "out",
@@ -205,6 +215,7 @@ export class Groups {
       body,
       sentAtMs,
       serverTimestampMs: response.serverTimestampMs || sentAtMs,
+      ...attached,
     };
     this.#deps.state.groups.addMessage(groupId, message);
     return message;
@@ -501,6 +512,7 @@ export class Groups {
       body: content.body,
       sentAtMs: content.sentAtMs,
       serverTimestampMs: envelope.serverTimestampMs,
+      ...(content.file ? { file: content.file } : {}),
     };
     if (this.#deps.state.groups.addMessage(record.id, message)) {
       this.#deps.emit({ type: "group-message", groupId: record.id, message });
@@ -592,12 +604,17 @@ function decodeGroupContent(bytes: Uint8Array): GroupContent {
     value.kind === "text" && typeof value.id === "string" && typeof value.body === "string" &&
     typeof value.sentAtMs === "number"
   ) {
+    const file = value.file as FileRef | undefined;
+    if (file !== undefined) {
+      checkFileRef(file, (why) => new GroupError("malformed", `bad file: ${why}`));
+    }
     return {
       kind: "text",
       id: value.id.slice(0, 128),
       body: value.body.slice(0, 65_536),
       sentAtMs: value.sentAtMs,
       fp,
+      ...(file ? { file: pickFile(file) } : {}),
     };
   }
   throw new GroupError("malformed", "unknown group message");

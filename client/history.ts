@@ -223,7 +223,7 @@ function lastTime(messages: StoredMessage[]): number {
   return messages.at(-1)?.serverTimestampMs ?? 0;
 }
 
-function fileOf(r: Record<string, unknown>): FileRef {
+export function fileOf(r: Record<string, unknown>): FileRef {
   return {
     mediaId: str(r.mediaId, "file.mediaId", 64),
     key: str(r.key, "file.key", 64),

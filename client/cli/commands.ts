@@ -64,7 +64,7 @@ export const HELP = [
   "  /open <username>             open a conversation (then just type to send)",
   "  /close                       leave the conversation",
   "  /history [n]                 the last n messages of the conversation",
-  "  /send <path>                 send a file to the open conversation (encrypted end to end)",
+  "  /send <path>                 send a file to the open conversation or group (encrypted end to end)",
   "  /save <message id> [path]    save a received file (checked before it appears)",
   "  /safety [username]           the safety number to compare with them",
   "  /verify <username> <number>  mark them verified if the number matches",
@@ -312,27 +312,34 @@ export class ChatSession {
         return true;
       case "/send": {
         const path = this.#arg(args, 0, "/send <path>");
-        const peer = this.#peerOrFail();
         let shown = -1;
-        const sent = await client.sendFile(peer, args.join(" "), {
-          onProgress: ({ sentBytes, totalBytes }) => {
+        const options = {
+          onProgress: ({ sentBytes, totalBytes }: { sentBytes: number; totalBytes: number }) => {
             const step = Math.floor((sentBytes / Math.max(1, totalBytes)) * 4);
             if (step !== shown) {
               shown = step;
               this.io.print(`  uploading ${progressBar(sentBytes, totalBytes)}`);
             }
           },
-        });
+        };
+        // In a group: for its members; else for the open conversation's contact.
+        const sent = this.#group
+          ? await client.sendGroupFile(this.#group, args.join(" "), options)
+          : await client.sendFile(this.#peerOrFail(), args.join(" "), options);
         this.io.print(`Sent ${sent.file?.name ?? path} (${sizeText(sent.file?.plainSize ?? 0)}).`);
         return true;
       }
       case "/save": {
         const id = this.#arg(args, 0, "/save <message id> [path]");
-        const peer = this.#peerOrFail();
-        const message = client.messages(peer).find((m) => m.id === id);
+        const group = this.#group;
+        const message = group
+          ? client.groupMessages(group).find((m) => m.id === id)
+          : client.messages(this.#peerOrFail()).find((m) => m.id === id);
         if (!message?.file) throw new GuardynClientError("BAD_INPUT", `no file in message ${id}`);
         const target = args[1] ?? join(this.config.profileDir, message.file.name);
-        const size = await client.saveFile(peer, id, target);
+        const size = group
+          ? await client.saveGroupFile(group, id, target)
+          : await client.saveFile(this.#peerOrFail(), id, target);
         this.io.print(`Saved ${target} (${sizeText(size)}), digest checked.`);
         return true;
       }
@@ -684,7 +691,10 @@ export class ChatSession {
   #groupLine(message: GroupMessage): string {
     const who = message.direction === "out" ? "you" : this.#name(message.from.accountId);
     const time = new Date(message.serverTimestampMs).toISOString().slice(11, 16);
-    return `[${time}] ${who}: ${message.body}`;
+    const file = message.file
+      ? ` 📎 ${message.file.name} (${sizeText(message.file.plainSize)}) — /save ${message.id}`
+      : "";
+    return `[${time}] ${who}: ${message.body}${file}`;
   }
 
   #peerOrFail(): string {

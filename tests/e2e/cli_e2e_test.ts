@@ -240,6 +240,25 @@ Deno.test({
         ben.io.lines.join("\n"),
       );
       assertEquals(await Deno.readFile(target), bytes);
+
+      // The same two commands in a group conversation: for its members.
+      await ann.session.execute(`/group-new papers ${names[1]}`);
+      await ben.io.waitFor(/added you to a group/);
+      await waitUntil(
+        () => ben.session.client!.groups().some((g) => g.name === "papers"),
+        "ben has the group named",
+      );
+      await ben.session.execute("/group papers");
+      await ann.session.execute(`/send ${source}`);
+      await ben.io.waitFor(
+        /^\[\d\d:\d\d\] .+: report\.pdf 📎 report\.pdf \(60\.0 kB\)/,
+        "in the group",
+      );
+      const groupLine = ben.io.lines.findLast((l) => l.includes("/save "))!;
+      const groupId = groupLine.slice(groupLine.lastIndexOf("/save ") + 6).trim();
+      const groupTarget = `${world.dir}/group-saved.pdf`;
+      await ben.session.execute(`/save ${groupId} ${groupTarget}`);
+      assertEquals(await Deno.readFile(groupTarget), bytes);
     } finally {
       for (const s of sessions) await s.close();
       await world.stop();

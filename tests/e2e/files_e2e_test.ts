@@ -86,6 +86,53 @@ function filesE2e(backend: Backend) {
     assert(!text.includes("holiday"), "nor the file name");
   });
 
+  test("a file to a group reaches its members, and stops with membership", async (w) => {
+    const [alice, bob, carol] = [
+      await registered(w, "alice"),
+      await registered(w, "bob"),
+      await registered(w, "carol"),
+    ];
+    const ids = [bob, carol].map((h) => h.client.account!.accountId);
+    const group = await alice.client.createGroup("photos", ids);
+    const body = new Uint8Array(200_000).map((_, i) => (i * 7919) % 251);
+    const source = join(w.dir, "summit.jpg");
+    await Deno.writeFile(source, body);
+    const sent = await alice.client.sendGroupFile(group.id, source, { caption: "the summit" });
+    assertEquals([sent.body, sent.file?.name, sent.file?.plainSize], [
+      "the summit",
+      "summit.jpg",
+      body.length,
+    ]);
+    const fileIn = (h: typeof bob) =>
+      h.client.groups().some((g) => g.id === group.id)
+        ? h.client.groupMessages(group.id).find((m) => m.file)
+        : undefined;
+    for (const member of [bob, carol]) {
+      await waitUntil(() => !!fileIn(member), `${member.name} gets the file message`);
+      const message = fileIn(member)!;
+      const target = join(w.dir, `${member.name}-summit.jpg`);
+      assertEquals(await member.client.saveGroupFile(group.id, message.id, target), body.length);
+      assertEquals(await Deno.readFile(target), body);
+    }
+    // Removed from the group: the grant follows membership at download time.
+    const message = fileIn(carol)!;
+    await alice.client.removeFromGroup(group.id, [ids[1]!]);
+    await waitUntil(
+      () => carol.events.some((e) => e.type === "group-members" && e.removedSelf),
+      "carol learns she was removed",
+    );
+    // The media service answers NOT_FOUND, as to anyone who is no member (it never says the
+    // file exists), and nothing appears at the destination.
+    const target = join(w.dir, "carol-again.jpg");
+    const error = await carol.client.saveGroupFile(group.id, message.id, target).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    assert(error, "carol cannot download it any more");
+    assert(/NOT_FOUND|not found/i.test(String(error.message)), error.message);
+    assertEquals(await Deno.stat(target).catch(() => undefined), undefined);
+  });
+
   test("a file that does not open is refused and nothing appears at the destination", async (w) => {
     const [alice, bob] = [await registered(w, "alice"), await registered(w, "bob")];
     const source = join(w.dir, "note.txt");
