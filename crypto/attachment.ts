@@ -148,6 +148,53 @@ export function attachmentDigester(): {
   };
 }
 
+/**
+ * The attachment digest of a ciphertext stream, as `attachmentDigester` computes it, with each
+ * chunk's hash done by WebCrypto (native code; a few chunks in flight): several times faster
+ * on large blobs, which is what the media service checks on every completed upload.
+ */
+export async function digestAttachment(
+  ciphertext: AsyncIterable<Uint8Array>,
+): Promise<Uint8Array> {
+  const header = new Uint8Array(HEADER_BYTES);
+  let headerFilled = 0;
+  let outer: ReturnType<typeof newDigest> | undefined;
+  let leaf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  let inLeaf = 0;
+  const pending: Promise<Uint8Array>[] = [];
+  const settle = async (keep: number) => {
+    while (pending.length > keep) outer!.update(await pending.shift()!);
+  };
+  for await (const bytes of ciphertext) {
+    let at = 0;
+    if (headerFilled < HEADER_BYTES) {
+      const n = Math.min(HEADER_BYTES - headerFilled, bytes.length);
+      header.set(bytes.subarray(0, n), headerFilled);
+      headerFilled += n;
+      at = n;
+      if (headerFilled < HEADER_BYTES) continue;
+      leaf = new Uint8Array(parseHeader(header) + TAG_BYTES);
+      outer = newDigest(header);
+    }
+    while (at < bytes.length) {
+      const n = Math.min(leaf.length - inLeaf, bytes.length - at);
+      leaf.set(bytes.subarray(at, at + n), inLeaf);
+      inLeaf += n;
+      at += n;
+      if (inLeaf === leaf.length) {
+        pending.push(sha256Leaf(leaf));
+        leaf = new Uint8Array(leaf.length);
+        inLeaf = 0;
+        await settle(8);
+      }
+    }
+  }
+  if (!outer) throw new AttachmentError("truncated", "the ciphertext has no complete header");
+  if (inLeaf > 0) pending.push(sha256Leaf(leaf.slice(0, inLeaf)));
+  await settle(0);
+  return outer.digest();
+}
+
 /** Encrypts a plaintext stream; the ciphertext stream must be read for digest/size to resolve. */
 export function encryptAttachment(
   plaintext: ReadableStream<Uint8Array>,

@@ -5,6 +5,7 @@ import {
   decryptAttachment,
   type DecryptOptions,
   DEFAULT_CHUNK_SIZE,
+  digestAttachment,
   encryptAttachment,
   encryptedSize,
   HEADER_BYTES,
@@ -334,6 +335,14 @@ Deno.test("attachment digest: computed from the ciphertext alone, in any pieces"
       const got = digester.finish();
       if (got.some((b, i) => b !== expected[i])) {
         throw new Error(`digest differs for size ${size}, pieces of ${piece}`);
+      }
+      // The WebCrypto form, over the same pieces, agrees.
+      const pieces = async function* () {
+        for (let i = 0; i < ciphertext.length; i += piece) yield ciphertext.subarray(i, i + piece);
+      };
+      const fast = await digestAttachment(pieces());
+      if (fast.some((b, i) => b !== expected[i])) {
+        throw new Error(`digestAttachment differs for size ${size}, pieces of ${piece}`);
       }
     }
   }

@@ -11,8 +11,6 @@
  * Only the protobuf codec is served: the JSON codecs would need a second, slower code path.
  */
 
-import { concatBytes } from "../crypto/primitives.ts";
-
 /** The five-byte prefix of a gRPC / Connect frame. */
 export const FRAME_HEADER_BYTES = 5;
 export const FLAG_COMPRESSED = 0x01;
@@ -73,17 +71,27 @@ export class FrameError extends Error {
  * refused from its header, before its body is buffered.
  */
 export class FrameReader {
-  #buffer: Uint8Array = new Uint8Array(0);
+  /** Bytes received and not yet returned as frames, in order, from `#head` on. */
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #length = 0;
 
   constructor(private readonly maxPayloadBytes: number) {}
 
-  /** Adds a chunk; returns the frames it completed. */
+  /**
+   * Adds a chunk; returns the frames it completed. A frame is copied once, when complete
+   * (and not at all when it sits in one chunk), so frames split over many small HTTP/2 DATA
+   * frames cost linear time.
+   */
   push(chunk: Uint8Array): Frame[] {
-    this.#buffer = this.#buffer.length === 0 ? chunk : concatBytes(this.#buffer, chunk);
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#length += chunk.length;
+    }
     const frames: Frame[] = [];
-    let offset = 0;
-    while (this.#buffer.length - offset >= FRAME_HEADER_BYTES) {
-      const view = new DataView(this.#buffer.buffer, this.#buffer.byteOffset + offset);
+    while (this.#length >= FRAME_HEADER_BYTES) {
+      const header = this.#read(FRAME_HEADER_BYTES, false);
+      const view = new DataView(header.buffer, header.byteOffset, FRAME_HEADER_BYTES);
       const flags = view.getUint8(0);
       const length = view.getUint32(1);
       if (length > this.maxPayloadBytes) {
@@ -92,20 +100,57 @@ export class FrameReader {
           true,
         );
       }
-      if (this.#buffer.length - offset - FRAME_HEADER_BYTES < length) break;
-      const start = offset + FRAME_HEADER_BYTES;
-      frames.push({ flags, payload: this.#buffer.subarray(start, start + length) });
-      offset = start + length;
+      if (this.#length - FRAME_HEADER_BYTES < length) break;
+      const whole = this.#read(FRAME_HEADER_BYTES + length, true);
+      frames.push({ flags, payload: whole.subarray(FRAME_HEADER_BYTES) });
     }
-    this.#buffer = this.#buffer.subarray(offset);
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
     return frames;
   }
 
   /** Bytes of an incomplete frame still waiting; non-zero at the end of a body is truncation. */
   get pendingBytes(): number {
-    return this.#buffer.length;
+    return this.#length;
+  }
+
+  /** The first `n` buffered bytes (n <= #length), removed when `consume`. */
+  #read(n: number, consume: boolean): Uint8Array {
+    const first = this.#chunks[this.#head]!;
+    if (first.length >= n) {
+      if (consume) this.#drop(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    for (let index = this.#head; filled < n; index++) {
+      const part = this.#chunks[index]!;
+      const used = Math.min(part.length, n - filled);
+      out.set(part.subarray(0, used), filled);
+      filled += used;
+    }
+    if (consume) this.#drop(n);
+    return out;
+  }
+
+  #drop(n: number): void {
+    this.#length -= n;
+    while (n > 0) {
+      const part = this.#chunks[this.#head]!;
+      if (part.length <= n) {
+        n -= part.length;
+        this.#chunks[this.#head++] = EMPTY;
+      } else {
+        this.#chunks[this.#head] = part.subarray(n);
+        n = 0;
+      }
+    }
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** A status as the web protocols carry it: a gRPC code, a message, trailing metadata. */
 export interface WireStatus {

@@ -105,3 +105,25 @@ Deno.test("web wire: content types choose the protocol; timeouts parse both head
   assertEquals(timeout("connect-timeout-ms", "1500"), 1_500);
   assertEquals(requestedTimeoutMs(new Headers()), undefined);
 });
+
+Deno.test("web wire: frames split at every size come out whole, in order, nothing left", () => {
+  const payloads = [0, 1, 4, 5, 6, 1000, 70_000].map((n) =>
+    new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff)
+  );
+  const stream = new Uint8Array(payloads.reduce((n, p) => n + 5 + p.length, 0));
+  let at = 0;
+  for (const p of payloads) {
+    stream.set(frame(p.length % 2 === 0 ? 0 : 0x80, p), at);
+    at += 5 + p.length;
+  }
+  for (const piece of [1, 2, 3, 5, 7, 4096, 16_384, stream.length]) {
+    const reader = new FrameReader(100_000);
+    const out: { flags: number; payload: Uint8Array }[] = [];
+    for (let i = 0; i < stream.length; i += piece) {
+      out.push(...reader.push(stream.subarray(i, i + piece)));
+    }
+    assertEquals(out.map((f) => f.payload), payloads, `pieces of ${piece}`);
+    assertEquals(out.map((f) => f.flags), payloads.map((p) => p.length % 2 === 0 ? 0 : 0x80));
+    assertEquals(reader.pendingBytes, 0);
+  }
+});

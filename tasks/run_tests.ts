@@ -49,7 +49,8 @@ try {
 
 async function runDenoTest(env: Record<string, string>) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--no-prompt", ...Deno.args],
+    // --expose-gc: tests/e2e/files_e2e_test.ts tells held memory from uncollected garbage.
+    args: ["test", "-A", "--no-prompt", "--v8-flags=--expose-gc", ...Deno.args],
     env: { ...env, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "inherit",

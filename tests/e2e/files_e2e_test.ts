@@ -155,7 +155,7 @@ function filesE2e(backend: Backend) {
   });
 
   if (backend === "embedded") {
-    test("a 200 MiB file round trip, with the memory it took reported", async (w) => {
+    test("a 200 MiB file round trip in bounded memory", async (w) => {
       const [alice, bob] = [await registered(w, "alice"), await registered(w, "bob")];
       const source = join(w.dir, "big.bin");
       const file = await Deno.open(source, { write: true, create: true });
@@ -166,9 +166,18 @@ function filesE2e(backend: Backend) {
         await file.write(block);
       }
       file.close();
+      // deno task test runs with --expose-gc: collecting before each sample tells memory the
+      // round trip holds from garbage the collector has simply not reclaimed yet.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
       const baseline = Deno.memoryUsage().rss;
       let peak = baseline;
-      const sampler = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 25);
+      let lazyPeak = baseline;
+      const sampler = setInterval(() => {
+        lazyPeak = Math.max(lazyPeak, Deno.memoryUsage().rss);
+        gc?.();
+        peak = Math.max(peak, Deno.memoryUsage().rss);
+      }, 100);
       try {
         await alice.client.sendFile(bob.client.account!.username, source);
         const alicesId = alice.client.account!.accountId;
@@ -180,14 +189,16 @@ function filesE2e(backend: Backend) {
       } finally {
         clearInterval(sampler);
       }
-      const grewMiB = (peak - baseline) / 1024 / 1024;
+      const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
       console.log(
-        `200 MiB round trip: peak RSS grew by ${
-          grewMiB.toFixed(0)
-        } MiB (server and both clients in this process)`,
+        `200 MiB round trip (server and both clients in this process): peak RSS +${
+          mib(peak - baseline)
+        } MiB after collection, +${mib(lazyPeak - baseline)} MiB before it`,
       );
-      // Reported, not asserted: the figure includes garbage the collector has not reclaimed
-      // yet and varies from run to run (184..368 MiB seen); see docs/BENCHMARKS.md "Media".
+      if (gc) {
+        // Chunks are 1 MiB, a few in flight per hop: tens of MiB, never the file's 200.
+        assert(peak - baseline < 96 * 1024 * 1024, `held ${mib(peak - baseline)} MiB`);
+      }
     });
   }
 

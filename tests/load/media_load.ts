@@ -20,8 +20,15 @@ import {
 import { parseConfig } from "../../services/runtime/config.ts";
 import { openStore } from "../../services/runtime/open_store.ts";
 import { createLogger } from "../../services/platform/log.ts";
-import { MediaServiceClient, MediaServiceService } from "../../proto/gen/guardyn/v1/media.ts";
-import { bearer, unary } from "../support/grpc.ts";
+import {
+  DownloadRequest,
+  DownloadResponse,
+  MediaServiceClient,
+  MediaServiceService,
+  UploadChunksRequest,
+} from "../../proto/gen/guardyn/v1/media.ts";
+import { frame, FrameReader, parseGrpcWebTrailer } from "../../proto/web_wire.ts";
+import { unary } from "../support/grpc.ts";
 import { webClient } from "../support/web.ts";
 import { spawn } from "./child_process.ts";
 import { s3VariablesFromEnv } from "../../services/store/blob_config.ts";
@@ -37,6 +44,50 @@ const UPLOADS = Math.min(16, Math.max(1, Number(args.uploads ?? 4)));
 const MIB = Math.min(100, Math.max(1, Number(args.mib ?? 50)));
 const CHUNK = 1024 * 1024;
 type Media = InstanceType<typeof MediaServiceClient>;
+
+/** fetch over the given Deno HTTP client (HTTP/2 with prior knowledge). */
+function h2fetch(client: Deno.HttpClient, url: string, init: RequestInit): Promise<Response> {
+  const withClient: RequestInit & { client: Deno.HttpClient } = { ...init, client };
+  return fetch(url, withClient);
+}
+
+/** One upload and one download of `bytes` against h2_ceiling_server.ts, in MB/s. */
+async function measureCeiling(client: Deno.HttpClient, bytes: number) {
+  const server = spawn(
+    ["run", "--allow-net=127.0.0.1", new URL("./h2_ceiling_server.ts", import.meta.url).pathname],
+    {},
+  );
+  try {
+    const base = (await server.line(/CEILING (http:\/\/\S+)/))[1]!;
+    const part = new Uint8Array(1024 * 1024);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= bytes) return controller.close();
+        controller.enqueue(part.slice(0, Math.min(part.length, bytes - sent)));
+        sent += part.length;
+      },
+    }, { highWaterMark: 4 });
+    let t = performance.now();
+    await (await h2fetch(client, base, { method: "POST", body })).text();
+    const upload = bytes / 1e6 / ((performance.now() - t) / 1000);
+    t = performance.now();
+    let received = 0;
+    for await (const chunk of (await h2fetch(client, `${base}/?bytes=${bytes}`, {})).body!) {
+      received += chunk.length;
+    }
+    const download = received / 1e6 / ((performance.now() - t) / 1000);
+    return { upload: Number(upload.toFixed(1)), download: Number(download.toFixed(1)) };
+  } finally {
+    await server.kill();
+  }
+}
+
+/** The grpc-status of a gRPC-Web response body (its trailer frame). */
+function grpcStatusOf(body: Uint8Array): number {
+  const trailer = new FrameReader(body.length).push(body).find((f) => f.flags & 0x80);
+  return trailer ? parseGrpcWebTrailer(trailer.payload).code : -1;
+}
 
 const dir = await Deno.makeTempDir({ prefix: "guardyn-media-load-" });
 const keysFile = join(dir, "token-keys.json");
@@ -96,12 +147,21 @@ try {
   let rssPeak = rssBefore;
   const sampler = setInterval(async () => (rssPeak = Math.max(rssPeak, await child.rss())), 50);
 
-  const lanes = Array.from(
-    { length: UPLOADS },
-    () => webClient<Media>(MediaServiceService, `127.0.0.1:${port}`),
-  );
+  // The SDK's gRPC-Web client costs more CPU than the server on this 2-core machine, so the
+  // lanes speak gRPC-Web over fetch with frames encoded once: the figures measure the server.
+  const m = webClient<Media>(MediaServiceService, `127.0.0.1:${port}`);
+  const url = (method: string) => `http://127.0.0.1:${port}/guardyn.v1.MediaService/${method}`;
+  // As the SDK dials: HTTP/2 with prior knowledge (client streams need HTTP/2).
+  const client = Deno.createHttpClient({ http2: true, http1: false });
+  const headers = {
+    "content-type": "application/grpc-web+proto",
+    "x-grpc-web": "1",
+    authorization: `Bearer ${token}`,
+  };
+  const cpu0 = await child.cpuSeconds();
   const t0 = performance.now();
-  const ids = await Promise.all(lanes.map(async (m) => {
+  let streamedAt = 0;
+  const ids = await Promise.all(Array.from({ length: UPLOADS }, async () => {
     const { mediaId } = await unary(m.createUpload.bind(m), {
       ciphertextSize: data.length,
       chunkSize: CHUNK,
@@ -109,34 +169,45 @@ try {
       granteeAccountIds: [],
       granteeGroupId: new Uint8Array(),
     }, token);
-    await new Promise<void>((resolve, reject) => {
-      const call = m.uploadChunks(bearer(token), (error) => error ? reject(error) : resolve());
-      void (async () => {
-        for (let at = 0; at < data.length; at += CHUNK) {
-          const more = call.write({ mediaId, offset: at, data: data.subarray(at, at + CHUNK) });
-          if (!more) {
-            const drained = call as unknown as { once: (e: string, l: () => void) => void };
-            await new Promise<void>((r) => drained.once("drain", () => r()));
-          }
-        }
-        call.end();
-      })();
-    });
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= data.length) return controller.close();
+        const request = { mediaId, offset: at, data: data.subarray(at, at + CHUNK) };
+        controller.enqueue(frame(0, UploadChunksRequest.encode(request).finish()));
+        at += CHUNK;
+      },
+    }, { highWaterMark: 4 });
+    const response = await h2fetch(client, url("UploadChunks"), { method: "POST", headers, body });
+    const status = grpcStatusOf(new Uint8Array(await response.arrayBuffer()));
+    if (status !== 0) throw new Error(`UploadChunks ended with status ${status}`);
+    streamedAt = Math.max(streamedAt, performance.now());
     await unary(m.completeUpload.bind(m), { mediaId }, token);
     return mediaId;
   }));
   const uploadS = (performance.now() - t0) / 1000;
+  const cpu1 = await child.cpuSeconds();
   const t1 = performance.now();
-  await Promise.all(lanes.map((m, i) =>
-    new Promise<void>((resolve, reject) => {
-      let bytes = 0;
-      const stream = m.download({ mediaId: ids[i]!, offset: 0 }, bearer(token));
-      stream.on("data", (part: { data: Uint8Array }) => (bytes += part.data.length));
-      stream.on("error", reject);
-      stream.on("end", () => bytes === data.length ? resolve() : reject(new Error("short")));
-    })
-  ));
+  await Promise.all(ids.map(async (mediaId) => {
+    const request = frame(0, DownloadRequest.encode({ mediaId, offset: 0 }).finish());
+    const response = await h2fetch(client, url("Download"), {
+      method: "POST",
+      headers,
+      body: request,
+    });
+    // Counts the payload bytes frame by frame, without copying them.
+    const reader = new FrameReader(4 * CHUNK);
+    let bytes = 0;
+    for await (const part of response.body!) {
+      for (const f of reader.push(part)) {
+        if (f.flags === 0) bytes += DownloadResponse.decode(f.payload).data.length;
+      }
+    }
+    if (bytes !== data.length) throw new Error(`downloaded ${bytes} of ${data.length} bytes`);
+  }));
   const downloadS = (performance.now() - t1) / 1000;
+  const cpu2 = await child.cpuSeconds();
+  const ceiling = await measureCeiling(client, data.length);
   clearInterval(sampler);
   const total = (UPLOADS * data.length) / 1e6;
   console.log(JSON.stringify(
@@ -145,7 +216,16 @@ try {
       uploads: UPLOADS,
       blob_mib: MIB,
       upload_and_complete_mb_per_s: Number((total / uploadS).toFixed(1)),
+      // The chunk streams alone, and the server's digest check of the stored blobs after them.
+      upload_stream_mb_per_s: Number((total / ((streamedAt - t0) / 1000)).toFixed(1)),
+      complete_ms: Math.round(t0 + uploadS * 1000 - streamedAt),
       download_mb_per_s: Number((total / downloadS).toFixed(1)),
+      // Server CPU (all threads) per wall second of each phase: 2.0 is both cores.
+      server_cpu_upload: Number(((cpu1 - cpu0) / uploadS).toFixed(2)),
+      server_cpu_download: Number(((cpu2 - cpu1) / downloadS).toFixed(2)),
+      // The same loopback HTTP/2 with nothing behind it, measured in this run.
+      ceiling_upload_mb_per_s: ceiling.upload,
+      ceiling_download_mb_per_s: ceiling.download,
       server_rss_growth_mib_per_upload: Number(
         ((rssPeak - rssBefore) / 1048576 / UPLOADS).toFixed(1),
       ),
@@ -153,7 +233,8 @@ try {
     null,
     2,
   ));
-  lanes.forEach((m) => m.close());
+  m.close();
+  client.close();
   await store.close();
 } finally {
   await child.kill();
