@@ -110,39 +110,21 @@ export function attachmentDigester(): {
   update(bytes: Uint8Array): void;
   finish(): Uint8Array;
 } {
-  const header = new Uint8Array(HEADER_BYTES);
-  let headerFilled = 0;
+  const walker = new CiphertextWalker();
   let outer: ReturnType<typeof newDigest> | undefined;
-  let chunkBytes = 0;
   let leaf = sha256.create();
-  let inChunk = 0;
   return {
     update(bytes) {
-      let at = 0;
-      if (headerFilled < HEADER_BYTES) {
-        const n = Math.min(HEADER_BYTES - headerFilled, bytes.length);
-        header.set(bytes.subarray(0, n), headerFilled);
-        headerFilled += n;
-        at = n;
-        if (headerFilled < HEADER_BYTES) return;
-        chunkBytes = parseHeader(header) + TAG_BYTES;
-        outer = newDigest(header);
-      }
-      while (at < bytes.length) {
-        const n = Math.min(chunkBytes - inChunk, bytes.length - at);
-        leaf.update(bytes.subarray(at, at + n));
-        inChunk += n;
-        at += n;
-        if (inChunk === chunkBytes) {
-          outer!.update(leaf.digest());
-          leaf = sha256.create();
-          inChunk = 0;
-        }
-      }
+      walker.feed(bytes, (header) => (outer = newDigest(header)), (part, leafDone) => {
+        leaf.update(part);
+        if (!leafDone) return;
+        outer!.update(leaf.digest());
+        leaf = sha256.create();
+      });
     },
     finish() {
       if (!outer) throw new AttachmentError("truncated", "the ciphertext has no complete header");
-      if (inChunk > 0) outer.update(leaf.digest());
+      if (walker.inLeaf > 0) outer.update(leaf.digest());
       return outer.digest();
     },
   };
@@ -156,43 +138,67 @@ export function attachmentDigester(): {
 export async function digestAttachment(
   ciphertext: AsyncIterable<Uint8Array>,
 ): Promise<Uint8Array> {
-  const header = new Uint8Array(HEADER_BYTES);
-  let headerFilled = 0;
+  const walker = new CiphertextWalker();
   let outer: ReturnType<typeof newDigest> | undefined;
   let leaf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
-  let inLeaf = 0;
+  let filled = 0;
   const pending: Promise<Uint8Array>[] = [];
   const settle = async (keep: number) => {
     while (pending.length > keep) outer!.update(await pending.shift()!);
   };
   for await (const bytes of ciphertext) {
-    let at = 0;
-    if (headerFilled < HEADER_BYTES) {
-      const n = Math.min(HEADER_BYTES - headerFilled, bytes.length);
-      header.set(bytes.subarray(0, n), headerFilled);
-      headerFilled += n;
-      at = n;
-      if (headerFilled < HEADER_BYTES) continue;
-      leaf = new Uint8Array(parseHeader(header) + TAG_BYTES);
+    walker.feed(bytes, (header) => {
       outer = newDigest(header);
-    }
-    while (at < bytes.length) {
-      const n = Math.min(leaf.length - inLeaf, bytes.length - at);
-      leaf.set(bytes.subarray(at, at + n), inLeaf);
-      inLeaf += n;
-      at += n;
-      if (inLeaf === leaf.length) {
-        pending.push(sha256Leaf(leaf));
-        leaf = new Uint8Array(leaf.length);
-        inLeaf = 0;
-        await settle(8);
-      }
-    }
+      leaf = new Uint8Array(walker.leafBytes);
+    }, (part, leafDone) => {
+      leaf.set(part, filled);
+      filled += part.length;
+      if (!leafDone) return;
+      pending.push(sha256Leaf(leaf));
+      leaf = new Uint8Array(walker.leafBytes);
+      filled = 0;
+    });
+    await settle(8);
   }
   if (!outer) throw new AttachmentError("truncated", "the ciphertext has no complete header");
-  if (inLeaf > 0) pending.push(sha256Leaf(leaf.slice(0, inLeaf)));
+  if (filled > 0) pending.push(sha256Leaf(leaf.slice(0, filled)));
   await settle(0);
   return outer.digest();
+}
+
+/** Walks a ciphertext fed in any pieces: its header once, then its leaves (chunk + tag). */
+class CiphertextWalker {
+  readonly #header = new Uint8Array(HEADER_BYTES);
+  #headerFilled = 0;
+  /** Bytes per leaf, known once the header is. */
+  leafBytes = 0;
+  /** Bytes of the current, unfinished leaf. */
+  inLeaf = 0;
+
+  feed(
+    bytes: Uint8Array,
+    onHeader: (header: Uint8Array) => void,
+    onPart: (part: Uint8Array, leafDone: boolean) => void,
+  ): void {
+    let at = 0;
+    if (this.#headerFilled < HEADER_BYTES) {
+      const n = Math.min(HEADER_BYTES - this.#headerFilled, bytes.length);
+      this.#header.set(bytes.subarray(0, n), this.#headerFilled);
+      this.#headerFilled += n;
+      at = n;
+      if (this.#headerFilled < HEADER_BYTES) return;
+      this.leafBytes = parseHeader(this.#header) + TAG_BYTES;
+      onHeader(this.#header);
+    }
+    while (at < bytes.length) {
+      const n = Math.min(this.leafBytes - this.inLeaf, bytes.length - at);
+      this.inLeaf += n;
+      const done = this.inLeaf === this.leafBytes;
+      if (done) this.inLeaf = 0;
+      onPart(bytes.subarray(at, at + n), done);
+      at += n;
+    }
+  }
 }
 
 /** Encrypts a plaintext stream; the ciphertext stream must be read for digest/size to resolve. */

@@ -5,6 +5,7 @@
 import { mlsGroupIdOf } from "../../crypto/mls_inspect.ts";
 import { type Envelope, EnvelopeType } from "../../proto/gen/guardyn/v1/messaging.ts";
 import type { MailboxEnvelope } from "../store/ports.ts";
+import { fromBase64Url, toBase64Url } from "../platform/base64url.ts";
 
 const MLS_FRAMED: ReadonlySet<number> = new Set([
   EnvelopeType.ENVELOPE_TYPE_MLS_PUBLIC_MESSAGE,
@@ -42,19 +43,4 @@ function groupIdOf(envelope: MailboxEnvelope): Uint8Array | undefined {
   if (envelope.type !== EnvelopeType.ENVELOPE_TYPE_MLS_WELCOME) return undefined;
   const match = FAN_OUT_ID.exec(envelope.clientMessageId);
   return match ? fromBase64Url(match[1]!) : undefined;
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array | undefined {
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }

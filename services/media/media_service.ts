@@ -25,6 +25,7 @@ import { MediaServiceService, MediaState } from "../../proto/gen/guardyn/v1/medi
 import { messagesOf } from "./message_queue.ts";
 import type { MediaSettings } from "./settings.ts";
 import { turnCredential } from "./turn_credentials.ts";
+import { randomBase64Url } from "../platform/base64url.ts";
 
 export const CHUNK_MIN = 64 * 1024;
 export const CHUNK_MAX = 1024 * 1024;
@@ -95,7 +96,7 @@ export function mediaHandlers(deps: MediaDeps): Handlers<typeof MediaServiceServ
         }
       }
       deps.limiters.uploads.take(key(caller), "uploads");
-      const mediaId = randomId();
+      const mediaId = randomBase64Url();
       const uploadId = await blobs.begin(mediaId);
       const now = deps.now();
       const record: MediaRecord = {
@@ -301,10 +302,4 @@ function sameDevice(a: DeviceRef, b: DeviceRef): boolean {
 
 function key(device: DeviceRef): string {
   return `${device.accountId}/${device.deviceId}`;
-}
-
-function randomId(): string {
-  let binary = "";
-  for (const b of crypto.getRandomValues(new Uint8Array(16))) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

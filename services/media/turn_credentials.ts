@@ -6,6 +6,7 @@
  * never the account id: the TURN server learns nothing about who relays. Pure.
  */
 import { createHmac } from "node:crypto";
+import { toBase64Url } from "../platform/base64url.ts";
 
 /** The longest a credential may live (the contract's bound). */
 export const TURN_TTL_MAX_SECONDS = 86_400;
@@ -27,7 +28,7 @@ export function turnCredential(
     throw new Error(`TURN credential lifetime must be 60..${TURN_TTL_MAX_SECONDS} s`);
   }
   const expiry = Math.floor(nowMs / 1000) + options.ttlSeconds;
-  const username = `${expiry}:${base64Url(randomId)}`;
+  const username = `${expiry}:${toBase64Url(randomId)}`;
   const credential = createHmac("sha1", options.secret).update(username).digest("base64");
   return { urls: [...options.urls], username, credential, ttlSeconds: options.ttlSeconds };
 }
@@ -39,10 +40,4 @@ export function defaultTurnUrls(turnHost: string): string[] {
     `turn:${turnHost}:3478?transport=tcp`,
     `turns:${turnHost}:5349?transport=tcp`,
   ];
-}
-
-function base64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

@@ -29,6 +29,7 @@ import {
 } from "./send_rules.ts";
 import { backendFailure } from "./store_errors.ts";
 import { toEnvelope } from "../kit/envelopes.ts";
+import { randomBase64Url } from "../platform/base64url.ts";
 
 export interface SendDeps {
   mailbox: MailboxStore;
@@ -233,8 +234,5 @@ function sendEphemeral(
 
 /** Ephemeral ids never parse as mailbox ids (those start with a seq), so acks of them are no-ops. */
 function ephemeralId(): string {
-  const random = crypto.getRandomValues(new Uint8Array(16));
-  let binary = "";
-  for (const byte of random) binary += String.fromCharCode(byte);
-  return `e.${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}`;
+  return `e.${randomBase64Url()}`;
 }

@@ -19,6 +19,7 @@ import {
   type MailboxDelivery,
   type MailboxEnvelope,
 } from "./ports.ts";
+import { toBase64Url } from "../platform/base64url.ts";
 
 // deno-lint-ignore no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -159,12 +160,6 @@ export function envelopeIdSeq(id: string): number | undefined {
   if (!match) return undefined;
   const seq = Number(match[1]);
   return Number.isSafeInteger(seq) ? seq : undefined;
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /**
