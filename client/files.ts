@@ -19,6 +19,8 @@ import { bearer } from "./transport.ts";
 /** Upload chunk: the server's largest (fewer round trips; memory stays at one chunk). */
 const UPLOAD_CHUNK = 1024 * 1024;
 const UPLOAD_ATTEMPTS = 6;
+/** Downloaded ciphertext queued ahead of decryption. */
+const DOWNLOAD_QUEUE_BYTES = 4 * 1024 * 1024;
 
 export interface UploadProgress {
   sentBytes: number;
@@ -155,16 +157,24 @@ export async function downloadFile(api: Api, file: FileRef, path: string): Promi
     { mediaId: file.mediaId, offset: 0 },
     bearer(token),
   );
+  // Paused while decryption is behind (a few MiB queued), so a slow disk or CPU holds the
+  // server back instead of filling memory.
   const ciphertext = new ReadableStream<Uint8Array>({
     start(controller) {
-      call.on("data", (part: { data: Uint8Array }) => controller.enqueue(part.data));
+      call.on("data", (part: { data: Uint8Array }) => {
+        controller.enqueue(part.data);
+        if ((controller.desiredSize ?? 0) <= 0) call.pause();
+      });
       call.on("end", () => controller.close());
       call.on("error", (error: Error) => controller.error(error));
+    },
+    pull() {
+      call.resume();
     },
     cancel() {
       call.cancel();
     },
-  });
+  }, new ByteLengthQueuingStrategy({ highWaterMark: DOWNLOAD_QUEUE_BYTES }));
   return await saveAttachment(ciphertext, {
     key: fromBase64(file.key),
     digest: fromBase64(file.digest),

@@ -80,6 +80,8 @@ class WebCall extends EventEmitter {
   #requestBody: ReadableStreamDefaultController<Uint8Array> | undefined;
   #drainWanted = false;
   #done = false;
+  /** Set while the reader asked for no more messages (pause); resolved by resume. */
+  #paused: PromiseWithResolvers<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -163,14 +165,26 @@ class WebCall extends EventEmitter {
         return { code: grpc.status.INTERNAL, message: "malformed response message", metadata: [] };
       }
       this.emit("message", message);
-      return undefined;
+      // Backpressure: a paused reader stops the body here, so HTTP/2 flow control holds the
+      // server back instead of messages piling up in memory.
+      return this.#paused?.promise.then(() => undefined);
     });
+  }
+
+  pause(): void {
+    if (!this.#done) this.#paused ??= Promise.withResolvers<void>();
+  }
+
+  resume(): void {
+    this.#paused?.resolve();
+    this.#paused = undefined;
   }
 
   #finish(status: WireStatus): void {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
+    this.resume();
     this.#abort.abort();
     // Aborting the fetch alone leaves Deno's HTTP/2 request stream open; erroring the request
     // body resets it, so the server sees the call end.
@@ -222,6 +236,15 @@ class ClientStream extends EventEmitter {
 
   write(message: unknown): boolean {
     return this.call.write(message);
+  }
+
+  /** Stops reading messages until resume() (as on a grpc-js client stream). */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
   }
 
   end(): void {
