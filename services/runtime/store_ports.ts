@@ -8,6 +8,7 @@ import type { DatabaseSync } from "node:sqlite";
 import type { PortBuilders } from "../store/ports.ts";
 import "../store/group_ports.ts";
 import "../store/media_ports.ts";
+import "../store/push_ports.ts";
 import type { CqlConnection } from "../store/cql/cql_store.ts";
 
 export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
@@ -15,6 +16,7 @@ export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
   auth: async (db) => (await import("../store/sqlite/sqlite_auth.ts")).sqliteAuthStores(db),
   groups: async (db) => new (await import("../store/sqlite/sqlite_groups.ts")).SqliteGroups(db),
   media: async (db) => new (await import("../store/sqlite/sqlite_media.ts")).SqliteMedia(db),
+  push: async (db) => new (await import("../store/sqlite/sqlite_push.ts")).SqlitePush(db),
 };
 
 export const CQL_PORTS: PortBuilders<CqlConnection> = {
@@ -26,4 +28,6 @@ export const CQL_PORTS: PortBuilders<CqlConnection> = {
     new (await import("../store/cql/cql_groups.ts")).CqlGroups(session, keyspace),
   media: async ({ session, keyspace }) =>
     new (await import("../store/cql/cql_media.ts")).CqlMedia(session, keyspace),
+  push: async ({ session, keyspace }) =>
+    new (await import("../store/cql/cql_push.ts")).CqlPush(session, keyspace),
 };

@@ -16,10 +16,13 @@ export type StoreConfig =
     connectTimeoutMs: number;
   };
 
+/** Where the embedded database lives when SQLITE_PATH is not set. */
+export const DEFAULT_SQLITE_PATH = "./.guardyn/guardyn.db";
+
 export function parseStoreConfig(read: EnvReader): StoreConfig {
   const backend = read.oneOf("STORE_BACKEND", ["sqlite", "cql"] as const, "sqlite");
   if (backend === "sqlite") {
-    return { backend, path: read.string("SQLITE_PATH", "./.guardyn/guardyn.db") };
+    return { backend, path: read.string("SQLITE_PATH", DEFAULT_SQLITE_PATH) };
   }
   const contactPoints = read.list("CQL_CONTACT_POINTS", []);
   if (contactPoints.length === 0) {

@@ -9,6 +9,7 @@ import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
 import { registerMediaSuite } from "../conformance/media_suite.ts";
+import { registerPushSuite } from "../conformance/push_suite.ts";
 import { DeliveryPendingError, SchemaMismatchError, StoreUnavailableError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import type { MailboxDelivery } from "../ports.ts";
@@ -58,6 +59,12 @@ registerMailboxSuite({
 });
 
 registerMediaSuite({
+  name: "cql",
+  open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
+  sanitize: false,
+});
+
+registerPushSuite({
   name: "cql",
   open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
   sanitize: false,

@@ -173,4 +173,21 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    name: "push",
+    sql: `
+      -- One push registration per device: the provider token and where it applies.
+      CREATE TABLE push_registrations (
+        account_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        token TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        registered_at INTEGER NOT NULL,
+        last_delivered_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, device_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

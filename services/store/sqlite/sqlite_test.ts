@@ -5,6 +5,7 @@ import { memoryLogger } from "../../platform/log.ts";
 import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
 import { registerMediaSuite } from "../conformance/media_suite.ts";
+import { registerPushSuite } from "../conformance/push_suite.ts";
 import { SchemaMismatchError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
@@ -26,6 +27,11 @@ registerMailboxSuite({
 });
 
 registerMediaSuite({
+  name: "sqlite",
+  open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
+});
+
+registerPushSuite({
   name: "sqlite",
   open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
 });
