@@ -9,12 +9,14 @@ import type { AnyServiceModule } from "../kit/service_module.ts";
 import { messagingModule } from "../messaging/module.ts";
 import { groupsModule } from "../groups/module.ts";
 import { mediaModule } from "../media/module.ts";
+import { notificationModule } from "../notification/module.ts";
 
 export const CATALOG: readonly AnyServiceModule[] = [
   authModule,
   messagingModule,
   groupsModule,
   mediaModule,
+  notificationModule,
 ];
 
 /** The catalog's modules of these names, in catalog order; an unknown name is an error. */
