@@ -38,6 +38,19 @@ const LIMITS: Record<keyof DeliveryPolicy, readonly [number, number]> = {
   concurrency: [1, 1_000],
 };
 
+/** The bus policy with one consumer's overrides, checked like the policy itself. */
+export function consumerPolicy(
+  policy: DeliveryPolicy,
+  options: { concurrency?: number },
+): DeliveryPolicy {
+  if (options.concurrency === undefined) return policy;
+  return deliveryPolicy({
+    ...policy,
+    concurrency: options.concurrency,
+    maxAckPending: Math.max(policy.maxAckPending, options.concurrency),
+  });
+}
+
 /** Fills defaults and rejects out-of-range values with a message naming the field. */
 export function deliveryPolicy(overrides: Partial<DeliveryPolicy> = {}): DeliveryPolicy {
   const policy = { ...DEFAULT_DELIVERY_POLICY, ...overrides };

@@ -27,7 +27,7 @@ import {
   type Subscription as NatsSubscription,
   TimeoutError,
 } from "@nats-io/nats-core";
-import type { Bus, EventDelivery, Subscription } from "./port.ts";
+import type { Bus, ConsumeOptions, EventDelivery, Subscription } from "./port.ts";
 import {
   type BusEvent,
   decodeSignal,
@@ -45,6 +45,7 @@ import {
 import {
   checkConsumerName,
   checkKinds,
+  consumerPolicy,
   type DeliveryPolicy,
   deliveryPolicy,
   retryDelayMs,
@@ -331,11 +332,13 @@ class JetStreamBus implements Bus {
     consumer: string,
     kinds: EventKind[],
     handler: (delivery: EventDelivery) => Promise<void>,
+    options: ConsumeOptions = {},
   ): Promise<Subscription> {
     this.#assertOpen();
     const name = checkConsumerName(consumer);
     const wanted = checkKinds(kinds);
-    const { settings, policy, logger, drainMs } = this.setup;
+    const { settings, logger, drainMs } = this.setup;
+    const policy = consumerPolicy(this.setup.policy, options);
     this.#reserveSubscription();
     const session = new PullSession({
       js: this.js,

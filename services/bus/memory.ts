@@ -9,7 +9,7 @@
  * A consumer group outlives its subscribers (events published meanwhile wait for the next one).
  */
 
-import type { Bus, EventDelivery, Subscription } from "./port.ts";
+import type { Bus, ConsumeOptions, EventDelivery, Subscription } from "./port.ts";
 import {
   type BusEvent,
   decodeSignal,
@@ -23,6 +23,7 @@ import {
 import {
   checkConsumerName,
   checkKinds,
+  consumerPolicy,
   type DeliveryPolicy,
   deliveryPolicy,
   isFinalDelivery,
@@ -195,7 +196,12 @@ class MemoryBus implements Bus {
     }
   }
 
-  consume(consumer: string, kinds: EventKind[], handler: Handler): Promise<Subscription> {
+  consume(
+    consumer: string,
+    kinds: EventKind[],
+    handler: Handler,
+    options: ConsumeOptions = {},
+  ): Promise<Subscription> {
     try {
       this.#assertOpen();
       const name = checkConsumerName(consumer);
@@ -205,7 +211,12 @@ class MemoryBus implements Bus {
         if (this.#groups.size >= this.#maxGroups) {
           throw new Error(`too many consumer names (limit ${this.#maxGroups})`);
         }
-        group = new ConsumerGroup(name, this.#log, this.#policy, this.logger);
+        group = new ConsumerGroup(
+          name,
+          this.#log,
+          consumerPolicy(this.#policy, options),
+          this.logger,
+        );
         this.#groups.set(name, group);
       }
       this.#reserveSubscription();

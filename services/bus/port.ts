@@ -20,6 +20,15 @@ export interface EventDelivery {
   deliveryCount: number;
 }
 
+/** Per-consumer overrides of the bus's delivery policy. */
+export interface ConsumeOptions {
+  /**
+   * Handlers running at once per subscription (1..1000); for handlers that mostly wait, such
+   * as the push dispatcher's grace period.
+   */
+  concurrency?: number;
+}
+
 export interface Bus {
   readonly info: { backend: "memory" | "nats"; location: string };
   /** Ephemeral wake-up for a device: every instance subscribed to it receives it, or nobody. */
@@ -47,6 +56,7 @@ export interface Bus {
     consumer: string,
     kinds: EventKind[],
     handler: (delivery: EventDelivery) => Promise<void>,
+    options?: ConsumeOptions,
   ): Promise<Subscription>;
   /** Cheap round trip for readiness checks. */
   ping(): Promise<void>;

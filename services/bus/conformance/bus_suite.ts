@@ -304,6 +304,24 @@ export function busConformanceSuite(
     assertEquals(counts, [1, 2]);
   });
 
+  test("a consumer's own concurrency lets that many handlers wait at once", async (scope) => {
+    const bus = await scope.open();
+    const release = Promise.withResolvers<void>();
+    let running = 0;
+    let done = 0;
+    await bus.consume("waiting", ["mailbox.written"], async () => {
+      running++;
+      await release.promise;
+      done++;
+    }, { concurrency: 40 });
+    const account = uniqueId("acct");
+    for (let i = 1; i <= 40; i++) await bus.publish(mailboxWritten(account, i));
+    // The suite's default policy runs 16 at once; this consumer asked for 40.
+    await waitUntil(() => running === 40, "40 handlers waiting together", WAIT_MS);
+    release.resolve();
+    await waitUntil(() => done === 40, "all finished", WAIT_MS);
+  });
+
   test("unsubscribe stops delivery; the durable consumer keeps later events", async (scope) => {
     const bus = await scope.open();
     const account = uniqueId("acct");
