@@ -49,6 +49,15 @@ import {
   sealProvisioning,
 } from "./provisioning.ts";
 import { Receiver } from "./receiver.ts";
+import {
+  type PushRegistrationInfo,
+  type PushRegistrationRequest,
+  pushRegistrations,
+  type PushSettings,
+  pushSettings,
+  registerPush,
+  unregisterPush,
+} from "./push.ts";
 import { Sesame } from "./sesame.ts";
 import { TokenKeeper, type TokenPair } from "./tokens.ts";
 import { Transport, type WireProtocol } from "./transport.ts";
@@ -864,6 +873,31 @@ export class GuardynClient {
   /** TURN servers (short-lived credentials) for the app's RTCPeerConnection. */
   turnServers(): Promise<TurnServers> {
     return this.#calls.turnServers();
+  }
+
+  // --- push -------------------------------------------------------------------------------
+
+  /** The server's VAPID key and the push platforms it serves. */
+  pushSettings(): Promise<PushSettings> {
+    return pushSettings(this.#api);
+  }
+
+  /**
+   * Asks the server to wake this device with a content-free push when mail or a call waits
+   * and no stream is open (Web Push subscription or UnifiedPush endpoint).
+   */
+  registerPush(request: PushRegistrationRequest): Promise<void> {
+    return registerPush(this.#api, request);
+  }
+
+  /** Stops pushes to this device. */
+  unregisterPush(): Promise<void> {
+    return unregisterPush(this.#api);
+  }
+
+  /** Which of this account's devices are registered for push (tokens are never returned). */
+  pushRegistrations(): Promise<PushRegistrationInfo[]> {
+    return pushRegistrations(this.#api);
   }
 
   // --- groups -----------------------------------------------------------------------------

@@ -12,6 +12,12 @@ export {
 } from "./client.ts";
 export { DEFAULT_RING_MS, type IceServer, type TurnServers } from "./call_control.ts";
 export type { CallEndReason, CallEvent, CallInfo, CallState } from "./calls.ts";
+export type {
+  PushPlatformName,
+  PushRegistrationInfo,
+  PushRegistrationRequest,
+  PushSettings,
+} from "./push.ts";
 export type { ClientEvent } from "./client_events.ts";
 export type { CallMedia, IceCandidate } from "./content.ts";
 export type { Contact } from "./contacts.ts";

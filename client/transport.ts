@@ -29,6 +29,10 @@ import {
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import { fromServiceError } from "./errors.ts";
 import { MediaServiceClient, MediaServiceService } from "../proto/gen/guardyn/v1/media.ts";
+import {
+  NotificationServiceClient,
+  NotificationServiceService,
+} from "../proto/gen/guardyn/v1/notification.ts";
 import { HalfDuplexReceive } from "./half_duplex_receive.ts";
 import { denoHttpClient, webServiceClient } from "./web_rpc.ts";
 
@@ -92,6 +96,7 @@ export class Transport {
   readonly messaging: InstanceType<typeof MessagingServiceClient>;
   readonly groups: InstanceType<typeof GroupServiceClient>;
   readonly media: InstanceType<typeof MediaServiceClient>;
+  readonly notifications: InstanceType<typeof NotificationServiceClient>;
   readonly #close: () => void;
   /** The mailbox stream's own messaging client (web), on a connection of its own. */
   readonly #streams: InstanceType<typeof MessagingServiceClient>;
@@ -125,6 +130,10 @@ export class Transport {
       ) as unknown as typeof this.messaging;
       this.groups = webServiceClient(GroupServiceService, web) as unknown as typeof this.groups;
       this.media = webServiceClient(MediaServiceService, web) as unknown as typeof this.media;
+      this.notifications = webServiceClient(
+        NotificationServiceService,
+        web,
+      ) as unknown as typeof this.notifications;
       // Deno's fetch sets no TCP_NODELAY: an ack written on the Receive stream would hold back
       // the next call on the same connection for a delayed ACK (about 40 ms, measured). The
       // stream gets its own connection, so sends never queue behind acks.
@@ -157,6 +166,7 @@ export class Transport {
     this.messaging = new MessagingServiceClient(options.address, credentials, shared);
     this.groups = new GroupServiceClient(options.address, credentials, shared);
     this.media = new MediaServiceClient(options.address, credentials, shared);
+    this.notifications = new NotificationServiceClient(options.address, credentials, shared);
     this.#streams = this.messaging;
     this.#close = () => channel.close();
   }

@@ -14,6 +14,18 @@ export interface NotificationSettings {
   vapidSubject: string;
   /** RegisterPushToken calls per device and hour. */
   registrationsPerHour: number;
+  /** How long a connected device has to take new mail before it is pushed. */
+  graceMs: number;
+  /** After a push, more mail within this window pushes nothing (calls excepted). */
+  coalesceMs: number;
+  /** Each push request's deadline. */
+  sendTimeoutMs: number;
+  /** Devices waiting for a decision at once per instance (the dispatcher's bus concurrency). */
+  dispatchConcurrency: number;
+  /** Allows endpoints on private and loopback addresses: for tests on one machine only. */
+  allowPrivateEndpoints: boolean;
+  /** PEM file of an extra CA to trust for push endpoints (a self-hosted distributor). */
+  caFile?: string;
 }
 
 export function readNotificationSettings(
@@ -36,10 +48,18 @@ export function readNotificationSettings(
   if (givenSubject !== undefined && !/^(mailto:|https:\/\/)\S+$/.test(givenSubject)) {
     read.problems.push("VAPID_SUBJECT must be a mailto: or https: URL");
   }
+  const caFile = read.optional("PUSH_CA_FILE");
   return {
+    ...(caFile ? { caFile } : {}),
     ...(vapidPrivateKey ? { vapidPrivateKey } : {}),
     ...(vapidKeyFile && !vapidPrivateKey ? { vapidKeyFile } : {}),
     vapidSubject,
     registrationsPerHour: read.int("PUSH_REGISTRATIONS_PER_HOUR", 60, 1, 100_000),
+    graceMs: read.int("PUSH_GRACE_MS", 1_500, 0, 60_000),
+    coalesceMs: read.int("PUSH_COALESCE_SECONDS", 60, 0, 3_600) * 1000,
+    sendTimeoutMs: read.int("PUSH_TIMEOUT_MS", 10_000, 100, 60_000),
+    dispatchConcurrency: read.int("PUSH_DISPATCH_CONCURRENCY", 500, 1, 1_000),
+    allowPrivateEndpoints:
+      read.oneOf("PUSH_ALLOW_PRIVATE_ENDPOINTS", ["false", "true"] as const, "false") === "true",
   };
 }

@@ -11,6 +11,7 @@ import { startPlatform } from "../../tests/support/platform.ts";
 import { GuardynClient } from "../../client/mod.ts";
 import { PASSPHRASE, PASSWORD, TEST_KDF, TEST_KEYS } from "../../tests/e2e/e2e_test_kit.ts";
 import { NO_SANITIZERS, waitUntil } from "../../tests/support/wait.ts";
+import { makeTestCertificates } from "../../tests/support/test_ca.ts";
 
 Deno.test({
   name: "gateway workers: an aborted worker is replaced and the port never stops answering",
@@ -52,33 +53,7 @@ Deno.test({
   name: "HTTP listener with TLS: Connect over HTTPS; the workers still serve native gRPC",
   ...NO_SANITIZERS,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "guardyn-tls-" });
-    const path = (name: string) => join(dir, name);
-    const [cert, key] = [path("cert.pem"), path("key.pem")];
-    await Deno.writeTextFile(path("leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    // A test CA and a server certificate it signed (rustls refuses a self-signed leaf).
-    const steps = [
-      [
-        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-        ...["-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "1", "-subj", "/CN=ca"],
-        ...["-addext", "basicConstraints=critical,CA:TRUE"],
-        ...["-addext", "keyUsage=critical,keyCertSign"],
-      ],
-      [
-        ...["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-        ...["-keyout", key, "-out", path("leaf.csr"), "-subj", "/CN=localhost"],
-      ],
-      [
-        ...["x509", "-req", "-in", path("leaf.csr"), "-CA", path("ca.pem")],
-        ...["-CAkey", path("ca.key"), "-CAcreateserial", "-out", cert, "-days", "1"],
-        ...["-extfile", path("leaf.ext")],
-      ],
-    ];
-    for (const args of steps) {
-      const made = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
-        .output();
-      assert(made.success, new TextDecoder().decode(made.stderr));
-    }
+    const { dir, caFile, certFile: cert, keyFile: key } = await makeTestCertificates();
     const platform = await startPlatform(["auth"], {
       env: {
         GRPC_LISTENER: "workers",
@@ -87,7 +62,7 @@ Deno.test({
         HTTP_TLS_KEY_FILE: key,
       },
     });
-    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(path("ca.pem"))] });
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(caFile)] });
     try {
       const response = await fetch(`https://${platform.address}/grpc.health.v1.Health/Check`, {
         method: "POST",

@@ -37,10 +37,10 @@ export function scopedBus(bus: Bus, module: AnyServiceModule): Bus {
       if (!publishes.has(event.kind)) return Promise.reject(undeclared("publishes", event.kind));
       return bus.publish(event);
     },
-    consume(consumer, kinds, handler) {
+    consume(consumer, kinds, handler, options) {
       const missing = kinds.find((kind) => !consumes.has(kind));
       if (missing) return Promise.reject(undeclared("consumes", missing));
-      return bus.consume(consumer, kinds, handler);
+      return bus.consume(consumer, kinds, handler, options);
     },
     ping: () => bus.ping(),
     close: () => Promise.reject(new Error("a service does not close the shared bus")),

@@ -46,9 +46,12 @@ export interface World {
   stop(): Promise<void>;
 }
 
+export const WORLD_SERVICES = ["auth", "messaging", "groups", "media"];
+
 export async function startWorld(
   backend: Backend,
   extraEnv: Record<string, string> = {},
+  services: readonly string[] = WORLD_SERVICES,
 ): Promise<World> {
   const id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
   const env: Record<string, string> = {
@@ -72,7 +75,6 @@ export async function startWorld(
       : {}),
     ...extraEnv,
   };
-  const services = ["auth", "messaging", "groups", "media"];
   const first = await startPlatform(services, { backend, env });
   const instances = [first];
   if (backend === "cluster") {
