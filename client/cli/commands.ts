@@ -59,6 +59,9 @@ export const HELP = [
   "  /whoami                      this device and account",
   "  /devices                     the account's devices",
   "  /revoke <device id>          remove a device from the account",
+  "  /push                        push settings and which devices get content-free wake-ups",
+  "  /push-register <endpoint>    wake this device through a UnifiedPush endpoint (https)",
+  "  /push-off                    no more wake-ups for this device",
   "  /add <username>              find a user and add them as a contact",
   "  /contacts                    contacts with unread counts",
   "  /open <username>             open a conversation (then just type to send)",
@@ -263,6 +266,35 @@ export class ChatSession {
             `${device.current ? "*" : " "} ${device.deviceId}  ${device.name}  (last seen ${seen})`,
           );
         }
+        return true;
+      }
+      case "/push": {
+        const settings = await client.pushSettings();
+        this.io.print(
+          settings.platforms.length === 0
+            ? "Push is off on this server."
+            : `Push platforms: ${settings.platforms.join(", ")}. Pushes carry no content.`,
+        );
+        const registrations = await client.pushRegistrations();
+        if (registrations.length === 0) this.io.print("No device is registered for push.");
+        for (const r of registrations) {
+          const last = r.lastDeliveredAtMs
+            ? new Date(r.lastDeliveredAtMs).toISOString().slice(0, 16)
+            : "never";
+          const mine = r.deviceId === client.account?.deviceId ? "*" : " ";
+          this.io.print(`${mine} ${r.deviceId}  ${r.platform}  (last push ${last})`);
+        }
+        return true;
+      }
+      case "/push-register": {
+        const endpoint = this.#arg(args, 0, "/push-register <https endpoint>");
+        await client.registerPush({ platform: "unified-push", endpoint });
+        this.io.print("This device will be woken through that endpoint (no content is pushed).");
+        return true;
+      }
+      case "/push-off": {
+        await client.unregisterPush();
+        this.io.print("This device will not be pushed any more.");
         return true;
       }
       case "/revoke": {

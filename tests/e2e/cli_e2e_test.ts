@@ -13,6 +13,7 @@ import {
   TEST_KEYS,
   uniqueName,
   type World,
+  WORLD_SERVICES,
 } from "./e2e_test_kit.ts";
 import { NO_SANITIZERS, waitUntil } from "../support/wait.ts";
 
@@ -259,6 +260,49 @@ Deno.test({
       const groupTarget = `${world.dir}/group-saved.pdf`;
       await ben.session.execute(`/save ${groupId} ${groupTarget}`);
       assertEquals(await Deno.readFile(groupTarget), bytes);
+    } finally {
+      for (const s of sessions) await s.close();
+      await world.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "cli: push settings, a UnifiedPush endpoint for this device, and off again",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const world = await startWorld("embedded", {}, [...WORLD_SERVICES, "notification"]);
+    const sessions: ChatSession[] = [];
+    try {
+      const dan = await user(world, "dan");
+      sessions.push(dan.session);
+      dan.io.answers.push("push password", "push password");
+      await dan.session.execute(`/register ${uniqueName("dan")}`);
+      await dan.io.waitFor(/● online/);
+      const deviceId = dan.session.client!.account!.deviceId;
+      await dan.session.execute("/push");
+      assert(
+        dan.io.lines.includes("Push platforms: web-push, unified-push. Pushes carry no content."),
+      );
+      assert(dan.io.lines.includes("No device is registered for push."));
+      await dan.session.execute("/push-register https://up.example.org/up/1234");
+      assert(dan.io.lines.some((l) => l.startsWith("This device will be woken")));
+      let from = dan.io.lines.length;
+      await dan.session.execute("/push");
+      assert(
+        dan.io.since(from).includes(`* ${deviceId}  unified-push  (last push never)`),
+        dan.io.lines.join("\n"),
+      );
+      assert(!dan.io.lines.some((l) => l.includes("up.example.org")), "tokens are never shown");
+      await dan.session.execute("/push-register http://up.example.org/plain");
+      assert(
+        dan.io.lines.some((l) => l.includes("endpoint must be an https URL")),
+        dan.io.lines.join("\n"),
+      );
+      await dan.session.execute("/push-off");
+      from = dan.io.lines.length;
+      await dan.session.execute("/push");
+      assert(dan.io.since(from).includes("No device is registered for push."));
     } finally {
       for (const s of sessions) await s.close();
       await world.stop();
