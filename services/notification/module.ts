@@ -1,7 +1,8 @@
 /**
  * The notification service module: NotificationService (push registrations and settings) and
  * the push dispatcher (mailbox events in, content-free wakes out). Web Push and UnifiedPush are
- * enabled with the server's VAPID key; APNs and FCM are refused until their senders exist.
+ * enabled with the server's VAPID key, APNs and FCM with their vendor credentials; a platform
+ * without them refuses registrations.
  */
 
 import { defineService } from "../kit/service_module.ts";
@@ -12,6 +13,10 @@ import { readNotificationSettings } from "./settings.ts";
 import { loadVapidKeys } from "./vapid.ts";
 import { type DispatchOutcome, PushDispatcher } from "./dispatcher.ts";
 import { webPushSender } from "./web_push.ts";
+import { apnsSender } from "./apns.ts";
+import { fcmSender, type FcmServiceAccount } from "./fcm.ts";
+import type { PushSender } from "./wake.ts";
+import type { PushPlatformName } from "../store/push_ports.ts";
 import { resolveWithDns } from "./endpoint_guard.ts";
 import client from "prom-client";
 import "../store/push_ports.ts";
@@ -30,18 +35,6 @@ export const notificationModule = defineService({
   async start(deps) {
     const { settings, store, log } = deps;
     const vapid = await loadVapidKeys(settings);
-    // Web Push and UnifiedPush need the VAPID key; APNs and FCM wait for their senders.
-    const enabled = vapid ? (["web-push", "unified-push"] as const) : ([] as const);
-    const handlers = notificationHandlers({
-      push: store.push,
-      enabled,
-      vapidPublicKey: vapid?.publicKey ?? new Uint8Array(),
-      limiter: new RateLimiter({
-        burst: settings.registrationsPerHour,
-        perSecond: settings.registrationsPerHour / 3600,
-      }),
-      now: () => Date.now(),
-    });
     // A self-hosted push service may use a private CA; nothing else changes.
     const httpClient = settings.caFile
       ? Deno.createHttpClient({ caCerts: [await Deno.readTextFile(settings.caFile)] })
@@ -58,6 +51,39 @@ export const notificationModule = defineService({
         timeoutMs: settings.sendTimeoutMs,
       })
       : undefined;
+    const senders: Partial<Record<PushPlatformName, PushSender>> = {};
+    // Web Push and UnifiedPush need the VAPID key; APNs and FCM their vendor credentials.
+    if (sender) Object.assign(senders, { "web-push": sender, "unified-push": sender });
+    if (settings.apns) {
+      senders.apns = await apnsSender({
+        ...settings.apns,
+        privateKeyPem: await Deno.readTextFile(settings.apns.keyFile),
+        timeoutMs: settings.sendTimeoutMs,
+      });
+    }
+    if (settings.fcm) {
+      const account = JSON.parse(
+        await Deno.readTextFile(settings.fcm.serviceAccountFile),
+      ) as FcmServiceAccount;
+      senders.fcm = await fcmSender({
+        account,
+        url: settings.fcm.url,
+        timeoutMs: settings.sendTimeoutMs,
+      });
+    }
+    const enabled = (["web-push", "unified-push", "apns", "fcm"] as const).filter((p) =>
+      senders[p]
+    );
+    const handlers = notificationHandlers({
+      push: store.push,
+      enabled,
+      vapidPublicKey: vapid?.publicKey ?? new Uint8Array(),
+      limiter: new RateLimiter({
+        burst: settings.registrationsPerHour,
+        perSecond: settings.registrationsPerHour / 3600,
+      }),
+      now: () => Date.now(),
+    });
     const decisions = new client.Counter({
       name: "guardyn_push_dispatch_total",
       help: "Push decisions per mailbox event burst: pushed, gone, online, coalesced, refused, " +
@@ -68,7 +94,7 @@ export const notificationModule = defineService({
     const dispatcher = new PushDispatcher({
       push: store.push,
       mailbox: store.mailbox,
-      senders: sender ? { "web-push": sender, "unified-push": sender } : {},
+      senders,
       graceMs: settings.graceMs,
       coalesceMs: settings.coalesceMs,
       now: () => Date.now(),

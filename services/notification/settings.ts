@@ -26,6 +26,10 @@ export interface NotificationSettings {
   allowPrivateEndpoints: boolean;
   /** PEM file of an extra CA to trust for push endpoints (a self-hosted distributor). */
   caFile?: string;
+  /** APNs token authentication; all four set together, or APNs is off. */
+  apns?: { keyFile: string; keyId: string; teamId: string; topic: string; url: string };
+  /** FCM HTTP v1 with a service account key file, or FCM is off. */
+  fcm?: { serviceAccountFile: string; url: string };
 }
 
 export function readNotificationSettings(
@@ -49,8 +53,23 @@ export function readNotificationSettings(
     read.problems.push("VAPID_SUBJECT must be a mailto: or https: URL");
   }
   const caFile = read.optional("PUSH_CA_FILE");
+  const apnsNames = ["APNS_KEY_FILE", "APNS_KEY_ID", "APNS_TEAM_ID", "APNS_TOPIC"] as const;
+  const [keyFile, keyId, teamId, topic] = apnsNames.map((name) => read.optional(name));
+  const apnsSet = [keyFile, keyId, teamId, topic].filter(Boolean).length;
+  if (apnsSet > 0 && apnsSet < 4) {
+    read.problems.push(`${apnsNames.join(", ")} must be set together`);
+  }
+  const apns = keyFile && keyId && teamId && topic
+    ? { keyFile, keyId, teamId, topic, url: read.string("APNS_URL", "https://api.push.apple.com") }
+    : undefined;
+  const fcmFile = read.optional("FCM_SERVICE_ACCOUNT_FILE");
+  const fcm = fcmFile
+    ? { serviceAccountFile: fcmFile, url: read.string("FCM_URL", "https://fcm.googleapis.com") }
+    : undefined;
   return {
     ...(caFile ? { caFile } : {}),
+    ...(apns ? { apns } : {}),
+    ...(fcm ? { fcm } : {}),
     ...(vapidPrivateKey ? { vapidPrivateKey } : {}),
     ...(vapidKeyFile && !vapidPrivateKey ? { vapidKeyFile } : {}),
     vapidSubject,
