@@ -7,6 +7,8 @@
  */
 
 import { generateTokenKeyFile } from "../services/platform/tokens.ts";
+import { toBase64Url } from "../services/platform/base64url.ts";
+import { p256 } from "@noble/curves/nist.js";
 import { repoRootFromHere } from "./kube_catalog.ts";
 import {
   chooseContext,
@@ -90,6 +92,11 @@ export async function generateSecrets(namespace: string): Promise<SecretManifest
       S3_SECRET_ACCESS_KEY: randomSecret(),
     }),
     secret(SECRET_NAMES.turn, namespace, { TURN_SHARED_SECRET: randomSecret() }),
+    // A P-256 private scalar (base64url): browsers subscribe with its public key, so it is
+    // kept across deploys like every other Secret (an existing one is never replaced).
+    secret(SECRET_NAMES.push, namespace, {
+      VAPID_PRIVATE_KEY: toBase64Url(p256.utils.randomSecretKey()),
+    }),
   ];
 }
 

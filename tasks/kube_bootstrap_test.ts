@@ -41,7 +41,9 @@ Deno.test("bootstrap: passwords and tokens are fresh and pass the scylla-auth sc
     for (const [key, value] of Object.entries(secret.stringData)) {
       if (key === "CQL_USERNAME") continue;
       assert(value !== second[index]!.stringData[key], `${secret.metadata.name}/${key} repeated`);
-      if (key !== TOKEN_KEYS_FILE_NAME) {
+      if (key === "VAPID_PRIVATE_KEY") {
+        assert(/^[A-Za-z0-9_-]{43}$/.test(value), "a P-256 scalar in base64url");
+      } else if (key !== TOKEN_KEYS_FILE_NAME) {
         assert(/^[A-Za-z][A-Za-z0-9]{42}$/.test(value), `${key} has an unexpected shape`);
       }
     }
@@ -60,6 +62,7 @@ Deno.test("bootstrap: only missing Secrets are created", () => {
     "guardyn-scylla-superuser",
     "guardyn-s3",
     "guardyn-turn",
+    "guardyn-push",
   ]);
   assertEquals(secretsToCreate(new Set(Object.keys(SECRET_KEYS))), []);
 });

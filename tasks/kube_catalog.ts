@@ -25,7 +25,7 @@ export interface ServiceSpec {
   /** Production autoscaling bounds (minReplicas is at least 2). */
   prod: { minReplicas: number; maxReplicas: number };
   /** Extra Secrets its pods read (SECRET_NAMES keys in kube_manifests.ts). */
-  secrets: ("s3" | "turn")[];
+  secrets: ("s3" | "turn" | "push")[];
 }
 
 export const CATALOG_PATH = "services/runtime/catalog.ts";
@@ -100,8 +100,8 @@ export function parseCatalog(data: unknown): ServiceSpec[] {
       );
     }
     const secrets = entry?.secrets ?? [];
-    if (!Array.isArray(secrets) || secrets.some((x) => x !== "s3" && x !== "turn")) {
-      problems.push(`${where}.secrets may list "s3" and "turn" only`);
+    if (!Array.isArray(secrets) || secrets.some((x) => !["s3", "turn", "push"].includes(x))) {
+      problems.push(`${where}.secrets may list "s3", "turn" and "push" only`);
     }
     if (problems.length === 0) specs.push(entry as ServiceSpec);
   }

@@ -140,6 +140,8 @@ const SECRET_SAMPLE: Record<string, string> = {
   S3_ACCESS_KEY_ID: "sample-access-key",
   S3_SECRET_ACCESS_KEY: "sample-secret-key-not-a-secret",
   TURN_SHARED_SECRET: "sample-turn-secret-not-a-secret",
+  // The shape of a P-256 private scalar in base64url (43 characters), no real key.
+  VAPID_PRIVATE_KEY: "sample-vapid-key-not-a-secret-000000000000x",
 };
 
 /**

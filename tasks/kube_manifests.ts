@@ -34,6 +34,8 @@ export const SECRET_NAMES = {
   s3: "guardyn-s3",
   /** coturn's use-auth-secret and the media service's TURN_SHARED_SECRET: one value. */
   turn: "guardyn-turn",
+  /** The Web Push (VAPID) signing key every notification instance shares. */
+  push: "guardyn-push",
 } as const;
 
 /** Every Secret the manifests reference, with its keys: kube-bootstrap creates exactly these. */
@@ -44,6 +46,7 @@ export const SECRET_KEYS: Readonly<Record<string, readonly string[]>> = {
   [SECRET_NAMES.scyllaSuperuser]: ["password"],
   [SECRET_NAMES.s3]: ["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"],
   [SECRET_NAMES.turn]: ["TURN_SHARED_SECRET"],
+  [SECRET_NAMES.push]: ["VAPID_PRIVATE_KEY"],
 };
 
 /** Secrets made outside Guardyn's tasks: the prod TLS certificate (e.g. from cert-manager). */

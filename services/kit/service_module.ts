@@ -35,9 +35,10 @@ export interface DeploySpec {
   prod: { minReplicas: number; maxReplicas: number };
   /**
    * Secrets its pods read besides the store's and the bus's: "s3" (S3_ACCESS_KEY_ID,
-   * S3_SECRET_ACCESS_KEY), "turn" (TURN_SHARED_SECRET, shared with coturn).
+   * S3_SECRET_ACCESS_KEY), "turn" (TURN_SHARED_SECRET, shared with coturn), "push"
+   * (VAPID_PRIVATE_KEY: every notification instance signs Web Push with one key).
    */
-  secrets?: readonly ("s3" | "turn")[];
+  secrets?: readonly ("s3" | "turn" | "push")[];
   /**
    * Why the service is not in the Kubernetes manifests yet (it runs in `deno task dev` and the
    * test platforms); absent once it is.
