@@ -99,7 +99,15 @@ export class PushDispatcher {
     if (!waiting.urgent && now - current.lastDeliveredAtMs < deps.coalesceMs) {
       return deps.count("coalesced");
     }
+    // Another instance may be deciding for the same device (events of one burst can be
+    // spread over instances): the compare-and-set lets exactly one of them push.
+    const seen = current.lastDeliveredAtMs;
+    if (!await push.claim(device, current.token, seen, now)) return deps.count("coalesced");
     const outcome = await sender.send(current.token, { urgent: waiting.urgent });
+    if (outcome.kind === "retry" || outcome.kind === "refused") {
+      // Nothing was delivered: give the claim back so the next decision is not coalesced.
+      await push.claim(device, current.token, now, seen);
+    }
     await this.#record(device, current.token, current.platform, outcome);
   }
 
@@ -112,7 +120,6 @@ export class PushDispatcher {
     const { deps } = this;
     switch (outcome.kind) {
       case "accepted":
-        await deps.push.delivered(device, token, deps.now());
         return deps.count("pushed");
       case "gone":
         // Only this token: a registration that replaced it meanwhile stays.

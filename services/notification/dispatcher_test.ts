@@ -25,10 +25,11 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
       }
       return Promise.resolve(rows.delete(key(d)));
     },
-    delivered: (d, token, atMs) => {
+    claim: (d, token, seenMs, atMs) => {
       const row = rows.get(key(d));
-      if (row?.token === token) row.lastDeliveredAtMs = atMs;
-      return Promise.resolve();
+      if (row?.token !== token || row.lastDeliveredAtMs !== seenMs) return Promise.resolve(false);
+      row.lastDeliveredAtMs = atMs;
+      return Promise.resolve(true);
     },
     purgeAccount: (a) => {
       for (const [k, r] of rows) if (r.device.accountId === a) rows.delete(k);
@@ -39,7 +40,7 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
   const outcomes: DispatchOutcome[] = [];
   const sleepers: (() => void)[] = [];
   const state = { pending: options.pending ?? 1, outcome: options.outcome ?? { kind: "accepted" } };
-  const dispatcher = new PushDispatcher({
+  const deps: ConstructorParameters<typeof PushDispatcher>[0] = {
     push,
     mailbox: { count: () => Promise.resolve(state.pending) },
     senders: {
@@ -60,7 +61,10 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
       }),
     log: memoryLogger("info"),
     count: (o) => outcomes.push(o),
-  });
+  };
+  const dispatcher = new PushDispatcher(deps);
+  /** Another instance's dispatcher over the same store. */
+  const second = new PushDispatcher(deps);
   const register = (token = "sub-1") =>
     push.put({
       device: BOB,
@@ -70,8 +74,8 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
       registeredAtMs: now,
       lastDeliveredAtMs: 0,
     });
-  const written = (urgent = false) =>
-    dispatcher.handle({
+  const written = (urgent = false, on = dispatcher) =>
+    on.handle({
       event: {
         kind: "mailbox.written",
         ...BOB,
@@ -82,12 +86,23 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
       deliveryCount: 1,
     });
   /** Ends the grace period of the decision under way (waits until it started). */
-  const graceOver = async () => {
-    while (sleepers.length === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  const graceOver = async (decisions = 1) => {
+    while (sleepers.length < decisions) await new Promise((resolve) => setTimeout(resolve, 0));
     for (const wake of sleepers.splice(0)) wake();
   };
   const advance = (ms: number) => (now += ms);
-  return { push, sent, outcomes, state, register, written, graceOver, advance, dispatcher };
+  return {
+    push,
+    sent,
+    outcomes,
+    state,
+    register,
+    written,
+    graceOver,
+    advance,
+    dispatcher,
+    second,
+  };
 }
 
 Deno.test("dispatcher: a burst for an offline device becomes one push", async () => {
@@ -148,7 +163,9 @@ Deno.test("dispatcher: gone removes only the token it pushed to; retry throws fo
   done = f.written();
   await f.graceOver();
   await assertRejects(() => done);
-  assertEquals((await f.push.get(BOB))?.token, "sub-2", "kept for the next delivery");
+  const kept = await f.push.get(BOB);
+  assertEquals(kept?.token, "sub-2", "kept for the next delivery");
+  assertEquals(kept?.lastDeliveredAtMs, 0, "the claim was given back: the retry is not coalesced");
 });
 
 Deno.test("dispatcher: devices without a registration cost one read and no wait", async () => {
@@ -171,4 +188,14 @@ Deno.test("dispatcher: a revoked device and a deleted account lose their registr
     deliveryCount: 1,
   });
   assertEquals(await f.push.list(BOB.accountId), []);
+});
+
+Deno.test("dispatcher: two instances deciding for one device at once push once", async () => {
+  const f = fakes();
+  await f.register();
+  const both = Promise.all([f.written(false), f.written(false, f.second)]);
+  await f.graceOver(2);
+  await both;
+  assertEquals(f.sent.length, 1);
+  assertEquals(f.outcomes.toSorted(), ["coalesced", "pushed"]);
 });

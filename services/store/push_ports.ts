@@ -22,7 +22,7 @@ export interface PushRegistration {
   /** APNs topic or FCM app id; empty for the server default. */
   appId: string;
   registeredAtMs: number;
-  /** The last push the provider accepted; 0 when none yet. */
+  /** The last push claimed and not given back (accepted by the provider); 0 when none yet. */
   lastDeliveredAtMs: number;
 }
 
@@ -37,8 +37,13 @@ export interface PushStore {
    * (a provider said the token is dead; a newer registration must survive). True when removed.
    */
   remove(device: DeviceRef, onlyToken?: string): Promise<boolean>;
-  /** Notes an accepted push, only while the registration still holds `token`. */
-  delivered(device: DeviceRef, token: string, atMs: number): Promise<void>;
+  /**
+   * Claims a push to the device: sets lastDeliveredAtMs to `atMs` only while the registration
+   * still holds `token` and lastDeliveredAtMs still equals `seenMs` (compare-and-set), so of
+   * several dispatchers deciding at once exactly one pushes. True for the winner. Giving a
+   * claim back after a failed send is the same call with the values swapped.
+   */
+  claim(device: DeviceRef, token: string, seenMs: number, atMs: number): Promise<boolean>;
   /** Removes every registration of the account (it was deleted). */
   purgeAccount(accountId: string): Promise<void>;
 }

@@ -43,6 +43,12 @@ export function checkPushToken(token: string): void {
   }
 }
 
+export function checkClaimTimes(seenMs: number, atMs: number): void {
+  for (const value of [seenMs, atMs]) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new StoreInputError("invalid push time");
+  }
+}
+
 export function checkAccountId(accountId: string): void {
   checkDevice({ accountId, deviceId: "x" }, "account");
 }

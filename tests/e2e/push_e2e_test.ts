@@ -23,7 +23,7 @@ import {
 } from "./e2e_test_kit.ts";
 import "../../services/store/push_ports.ts";
 
-const GRACE_MS = 1_000;
+const GRACE_MS = 1_500;
 /** Longer than the grace and the bus hop: enough to see that nothing more arrives. */
 const QUIET_MS = GRACE_MS + 1_500;
 const WAKE = { v: 1, type: "wake" };

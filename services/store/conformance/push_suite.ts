@@ -65,17 +65,23 @@ export function registerPushSuite(options: PushSuiteOptions): void {
     assertEquals(await store.push.remove(first.device), false);
   });
 
-  test("deliveries are noted for the current token only; purge empties the account", async (store) => {
+  test("one claim wins per push, for the current token only; purge empties the account", async (store) => {
     const account = `acct-${crypto.randomUUID()}`;
     const r = registration(account, "phone", "token-1");
     await store.push.put(r);
-    await store.push.delivered(r.device, "token-1", 5_000);
-    assertEquals((await store.push.get(r.device))?.lastDeliveredAtMs, 5_000);
-    await store.push.delivered(r.device, "another", 9_000);
-    assertEquals((await store.push.get(r.device))?.lastDeliveredAtMs, 5_000);
-    // Noting a delivery for a removed registration does not bring it back.
+    const racing = await Promise.all(
+      [5_000, 5_001, 5_002].map((at) => store.push.claim(r.device, "token-1", 0, at)),
+    );
+    assertEquals(racing.filter(Boolean).length, 1, "exactly one dispatcher pushes");
+    const won = (await store.push.get(r.device))!.lastDeliveredAtMs;
+    assertEquals(5_000 + racing.indexOf(true), won);
+    assertEquals(await store.push.claim(r.device, "another", won, 9_000), false);
+    // Given back after a failed send: the next decision sees the old value again.
+    assertEquals(await store.push.claim(r.device, "token-1", won, 0), true);
+    assertEquals((await store.push.get(r.device))?.lastDeliveredAtMs, 0);
+    // A claim on a removed registration does not bring it back.
     await store.push.remove(r.device);
-    await store.push.delivered(r.device, "token-1", 9_000);
+    assertEquals(await store.push.claim(r.device, "token-1", 0, 9_000), false);
     assertEquals(await store.push.get(r.device), undefined);
     await store.push.put(r);
     await store.push.put(registration(account, "laptop", "token-3"));

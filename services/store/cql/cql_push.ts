@@ -9,6 +9,7 @@ import type { PushPlatformName, PushRegistration, PushStore } from "../push_port
 import { checkDevice } from "../mailbox_rules.ts";
 import {
   checkAccountId,
+  checkClaimTimes,
   checkPushToken,
   PUSH_LIST_MAX,
   validatePushRegistration,
@@ -24,8 +25,8 @@ function statements(ks: string) {
     list: `SELECT * FROM ${ks}.push_registrations WHERE account_id = ? LIMIT ${PUSH_LIST_MAX}`,
     remove: `DELETE FROM ${ks}.push_registrations WHERE ${row} IF EXISTS`,
     removeToken: `DELETE FROM ${ks}.push_registrations WHERE ${row} IF push_token = ?`,
-    delivered: `UPDATE ${ks}.push_registrations SET last_delivered_at = ? WHERE ${row}
-      IF push_token = ?`,
+    claim: `UPDATE ${ks}.push_registrations SET last_delivered_at = ? WHERE ${row}
+      IF push_token = ? AND last_delivered_at = ?`,
     purge: `DELETE FROM ${ks}.push_registrations WHERE account_id = ?`,
   };
 }
@@ -72,15 +73,18 @@ export class CqlPush implements PushStore {
     return result.applied;
   }
 
-  async delivered(device: DeviceRef, token: string, atMs: number): Promise<void> {
+  async claim(device: DeviceRef, token: string, seenMs: number, atMs: number): Promise<boolean> {
     checkDevice(device, "device");
     checkPushToken(token);
-    await this.#s.execute(this.#q.delivered, [
+    checkClaimTimes(seenMs, atMs);
+    const result = await this.#s.execute(this.#q.claim, [
       BigInt(atMs),
       device.accountId,
       device.deviceId,
       token,
+      BigInt(seenMs),
     ]);
+    return result.applied;
   }
 
   async purgeAccount(accountId: string): Promise<void> {

@@ -5,6 +5,7 @@ import type { PushPlatformName, PushRegistration, PushStore } from "../push_port
 import { checkDevice } from "../mailbox_rules.ts";
 import {
   checkAccountId,
+  checkClaimTimes,
   checkPushToken,
   PUSH_LIST_MAX,
   validatePushRegistration,
@@ -25,8 +26,8 @@ export class SqlitePush implements PushStore {
       remove: "DELETE FROM push_registrations WHERE account_id = ? AND device_id = ?",
       removeToken: `DELETE FROM push_registrations WHERE account_id = ? AND device_id = ?
         AND token = ?`,
-      delivered: `UPDATE push_registrations SET last_delivered_at = max(last_delivered_at, ?)
-        WHERE account_id = ? AND device_id = ? AND token = ?`,
+      claim: `UPDATE push_registrations SET last_delivered_at = ?
+        WHERE account_id = ? AND device_id = ? AND token = ? AND last_delivered_at = ?`,
       purge: "DELETE FROM push_registrations WHERE account_id = ?",
     };
     this.#q = Object.fromEntries(Object.entries(sql).map(([k, v]) => [k, db.prepare(v)]));
@@ -74,11 +75,19 @@ export class SqlitePush implements PushStore {
     });
   }
 
-  delivered(device: DeviceRef, token: string, atMs: number): Promise<void> {
+  claim(device: DeviceRef, token: string, seenMs: number, atMs: number): Promise<boolean> {
     return Promise.try(() => {
       checkDevice(device, "device");
       checkPushToken(token);
-      this.#q.delivered!.run(atMs, device.accountId, device.deviceId, token);
+      checkClaimTimes(seenMs, atMs);
+      const { changes } = this.#q.claim!.run(
+        atMs,
+        device.accountId,
+        device.deviceId,
+        token,
+        seenMs,
+      );
+      return Number(changes) === 1;
     });
   }
 
