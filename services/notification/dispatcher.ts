@@ -88,14 +88,16 @@ export class PushDispatcher {
   async #decide(device: DeviceRef, waiting: Waiting): Promise<void> {
     const deps = this.deps;
     const { push, mailbox, senders } = deps;
+    // Read before the wait too, so devices without push (most) cost no grace period.
     const registration = await push.get(device);
-    const sender = registration && senders[registration.platform];
-    if (!registration || !sender) return deps.count("no_registration");
+    if (!registration || !senders[registration.platform]) return deps.count("no_registration");
     await deps.sleep(deps.graceMs);
     const now = deps.now();
     if (await mailbox.count(device, now) === 0) return deps.count("online");
+    // Read again: the device may have registered another token, even another platform.
     const current = await push.get(device);
-    if (!current) return deps.count("no_registration");
+    const sender = current && senders[current.platform];
+    if (!current || !sender) return deps.count("no_registration");
     if (!waiting.urgent && now - current.lastDeliveredAtMs < deps.coalesceMs) {
       return deps.count("coalesced");
     }

@@ -37,17 +37,23 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
     },
   };
   const sent: Wake[] = [];
+  /** Which sender sent each push, and to which token. */
+  const sentBy: string[] = [];
   const outcomes: DispatchOutcome[] = [];
   const sleepers: (() => void)[] = [];
   const state = { pending: options.pending ?? 1, outcome: options.outcome ?? { kind: "accepted" } };
   const deps: ConstructorParameters<typeof PushDispatcher>[0] = {
     push,
     mailbox: { count: () => Promise.resolve(state.pending) },
-    senders: {
-      "web-push": {
-        send: (_token, wake) => Promise.resolve((sent.push(wake), state.outcome as SendOutcome)),
-      },
-    },
+    senders: Object.fromEntries(
+      (["web-push", "unified-push"] as const).map((platform) => [platform, {
+        send: (token: string, wake: Wake) => {
+          sent.push(wake);
+          sentBy.push(`${platform}:${token}`);
+          return Promise.resolve(state.outcome as SendOutcome);
+        },
+      }]),
+    ),
     graceMs: 1_500,
     coalesceMs: 60_000,
     now: () => now,
@@ -94,6 +100,7 @@ function fakes(options: { pending?: number; outcome?: SendOutcome } = {}) {
   return {
     push,
     sent,
+    sentBy,
     outcomes,
     state,
     register,
@@ -198,4 +205,22 @@ Deno.test("dispatcher: two instances deciding for one device at once push once",
   await both;
   assertEquals(f.sent.length, 1);
   assertEquals(f.outcomes.toSorted(), ["coalesced", "pushed"]);
+});
+
+Deno.test("dispatcher: a registration replaced during the wait is pushed by its own sender", async () => {
+  const f = fakes();
+  await f.register("sub-1");
+  const done = f.written();
+  while (f.dispatcher.waiting === 0) await new Promise((r) => setTimeout(r, 0));
+  await f.push.put({
+    device: BOB,
+    platform: "unified-push",
+    token: "up-1",
+    appId: "",
+    registeredAtMs: 1,
+    lastDeliveredAtMs: 0,
+  });
+  await f.graceOver();
+  await done;
+  assertEquals(f.sentBy, ["unified-push:up-1"]);
 });
