@@ -17,6 +17,8 @@ import { apnsSender } from "./apns.ts";
 import { fcmSender, type FcmServiceAccount } from "./fcm.ts";
 import type { PushSender } from "./wake.ts";
 import type { PushPlatformName } from "../store/push_ports.ts";
+import { PUSH_PLATFORM_NAMES } from "../store/push_rules.ts";
+import { sleep } from "../platform/time.ts";
 import { resolveWithDns } from "./endpoint_guard.ts";
 import client from "prom-client";
 import "../store/push_ports.ts";
@@ -71,9 +73,7 @@ export const notificationModule = defineService({
         timeoutMs: settings.sendTimeoutMs,
       });
     }
-    const enabled = (["web-push", "unified-push", "apns", "fcm"] as const).filter((p) =>
-      senders[p]
-    );
+    const enabled = PUSH_PLATFORM_NAMES.filter((platform) => senders[platform]);
     const handlers = notificationHandlers({
       push: store.push,
       enabled,
@@ -98,7 +98,7 @@ export const notificationModule = defineService({
       graceMs: settings.graceMs,
       coalesceMs: settings.coalesceMs,
       now: () => Date.now(),
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      sleep,
       log: log.child({ component: "push-dispatcher" }),
       count: (outcome: DispatchOutcome) => decisions.inc({ outcome }),
     });

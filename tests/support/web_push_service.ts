@@ -45,18 +45,23 @@ export async function startWebPushService(): Promise<WebPushService> {
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let first = "";
-  const until = Date.now() + 30_000;
-  while (!first.includes("\n")) {
-    const next = await Promise.race([
-      reader.read(),
-      new Promise<undefined>((resolve) => setTimeout(resolve, Math.max(0, until - Date.now()))),
-    ]);
-    if (!next || next.done) {
-      child.kill("SIGKILL");
-      const stderr = await new Response(child.stderr).text();
-      throw new Error(`web-push-testing did not start:\n${stderr.slice(-2000)}`);
+  // One deadline for the whole start, cleared once the port line is in.
+  let timer: number | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, 30_000);
+  });
+  try {
+    while (!first.includes("\n")) {
+      const next = await Promise.race([reader.read(), deadline]);
+      if (!next || next.done) {
+        child.kill("SIGKILL");
+        const stderr = await new Response(child.stderr).text();
+        throw new Error(`web-push-testing did not start:\n${stderr.slice(-2000)}`);
+      }
+      first += next.value;
     }
-    first += next.value;
+  } finally {
+    clearTimeout(timer);
   }
   // Keep draining so the child never blocks on a full pipe.
   const draining = (async () => {
