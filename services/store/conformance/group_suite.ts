@@ -6,12 +6,9 @@ import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts
 import { StoreInputError } from "../errors.ts";
 import type { CommitAttempt, GroupMember } from "../group_ports.ts";
 import type { DeviceRef, Store } from "../ports.ts";
+import { type StoreSuiteOptions, storeSuiteTest } from "./store_suite_kit.ts";
 
-export interface GroupSuiteOptions {
-  name: string;
-  open: () => Promise<Store>;
-  sanitize?: boolean;
-}
+export type GroupSuiteOptions = StoreSuiteOptions;
 
 const HOUR_MS = 3600_000;
 
@@ -59,21 +56,7 @@ async function created(store: Store, groupId: Uint8Array, creator: DeviceRef): P
 }
 
 export function registerGroupSuite(options: GroupSuiteOptions): void {
-  const test = (name: string, body: (store: Store) => Promise<void>) => {
-    Deno.test({
-      name: `${options.name} groups: ${name}`,
-      sanitizeOps: options.sanitize ?? true,
-      sanitizeResources: options.sanitize ?? true,
-      fn: async () => {
-        const store = await options.open();
-        try {
-          await body(store);
-        } finally {
-          await store.close();
-        }
-      },
-    });
-  };
+  const test = storeSuiteTest(options, "groups");
 
   test("a group is created once, at epoch 0, with its creator at leaf 0", async (store) => {
     const alice = device("alice");

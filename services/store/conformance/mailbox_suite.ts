@@ -15,22 +15,16 @@ import {
   MAILBOX_TTL_MAX_MS,
   type MailboxDelivery,
   type MailboxEnvelope,
-  type Store,
 } from "../ports.ts";
 import { keyed } from "./record_keys.ts";
+import { type StoreSuiteOptions, storeSuiteTest } from "./store_suite_kit.ts";
 
-export interface MailboxSuiteOptions {
-  /** Prefix of every test name, e.g. "sqlite". */
-  name: string;
-  /** A store to run one test on; the suite closes it at the end of the test. */
-  open: () => Promise<Store>;
+export interface MailboxSuiteOptions extends StoreSuiteOptions {
   /**
    * Expired rows disappear by wall-clock TTL (CQL) rather than by purgeExpired (SQLite): the
    * purge test then waits for real expiry and checks that the rows are physically gone.
    */
   expiresByTtl: boolean;
-  /** Deno's op/resource sanitizers; off for drivers that keep pooled sockets across tests. */
-  sanitize?: boolean;
 }
 
 const HOUR_MS = 3600_000;
@@ -87,21 +81,7 @@ function assertIncreasing(seqs: number[]): void {
 }
 
 export function registerMailboxSuite(options: MailboxSuiteOptions): void {
-  const test = (name: string, body: (store: Store) => Promise<void>) => {
-    Deno.test({
-      name: `${options.name} mailbox: ${name}`,
-      sanitizeOps: options.sanitize ?? true,
-      sanitizeResources: options.sanitize ?? true,
-      fn: async () => {
-        const store = await options.open();
-        try {
-          await body(store);
-        } finally {
-          await store.close();
-        }
-      },
-    });
-  };
+  const test = storeSuiteTest(options, "mailbox");
 
   test("info names the backend and ping answers", async (store) => {
     assertEquals(store.info.backend, options.name);

@@ -2,13 +2,9 @@
 import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts";
 import { StoreInputError } from "../errors.ts";
 import type { MediaRecord } from "../media_ports.ts";
-import type { Store } from "../ports.ts";
+import { type StoreSuiteOptions, storeSuiteTest } from "./store_suite_kit.ts";
 
-export interface MediaSuiteOptions {
-  name: string;
-  open: () => Promise<Store>;
-  sanitize?: boolean;
-}
+export type MediaSuiteOptions = StoreSuiteOptions;
 
 function record(accountId: string, size: number, expiresAtMs = Date.now() + 3600_000): MediaRecord {
   return {
@@ -27,20 +23,7 @@ function record(accountId: string, size: number, expiresAtMs = Date.now() + 3600
 }
 
 export function registerMediaSuite(options: MediaSuiteOptions): void {
-  const test = (name: string, body: (store: Store) => Promise<void>) =>
-    Deno.test({
-      name: `${options.name} media: ${name}`,
-      sanitizeOps: options.sanitize ?? true,
-      sanitizeResources: options.sanitize ?? true,
-      fn: async () => {
-        const store = await options.open();
-        try {
-          await body(store);
-        } finally {
-          await store.close();
-        }
-      },
-    });
+  const test = storeSuiteTest(options, "media");
 
   test("a record is kept whole, completes once and is deleted with its bytes", async (store) => {
     const account = `acct-${crypto.randomUUID()}`;

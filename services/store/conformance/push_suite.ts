@@ -1,14 +1,10 @@
 /** The PushStore conformance suite: every adapter registers it and passes it unchanged. */
 import { assert, assertEquals, captureRejection } from "../../../tests/assert.ts";
 import { StoreInputError } from "../errors.ts";
-import type { Store } from "../ports.ts";
 import type { PushRegistration } from "../push_ports.ts";
+import { type StoreSuiteOptions, storeSuiteTest } from "./store_suite_kit.ts";
 
-export interface PushSuiteOptions {
-  name: string;
-  open: () => Promise<Store>;
-  sanitize?: boolean;
-}
+export type PushSuiteOptions = StoreSuiteOptions;
 
 function registration(accountId: string, deviceId: string, token: string): PushRegistration {
   return {
@@ -22,20 +18,7 @@ function registration(accountId: string, deviceId: string, token: string): PushR
 }
 
 export function registerPushSuite(options: PushSuiteOptions): void {
-  const test = (name: string, body: (store: Store) => Promise<void>) =>
-    Deno.test({
-      name: `${options.name} push: ${name}`,
-      sanitizeOps: options.sanitize ?? true,
-      sanitizeResources: options.sanitize ?? true,
-      fn: async () => {
-        const store = await options.open();
-        try {
-          await body(store);
-        } finally {
-          await store.close();
-        }
-      },
-    });
+  const test = storeSuiteTest(options, "push");
 
   test("one registration per device; the last one wins; listed per account", async (store) => {
     const account = `acct-${crypto.randomUUID()}`;
