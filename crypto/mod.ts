@@ -8,10 +8,16 @@
  * - MLS groups (RFC 9420 via ts-mls): `MlsGroup`, `generateKeyPackage`; server-side,
  *   secret-free inspection: `inspectPublicMessage`, `applyCommitToRoster`.
  * - Attachments (chunked STREAM AES-256-GCM): `encryptAttachment`, `decryptAttachment`.
+ * - Presence grants (a capability per watcher, hashed for the server): `presenceGrantHash`.
  */
 
 export * from "./session.ts";
 export * from "./keys.ts";
+export {
+  newPresenceCapability,
+  PRESENCE_CAPABILITY_BYTES,
+  presenceGrantHash,
+} from "./presence_grant.ts";
 export { CryptoError, type CryptoErrorCode } from "./errors.ts";
 export type { HandshakeOptions, InitialHandshake, PrekeyBundle } from "./x3dh.ts";
 export {

@@ -8,8 +8,8 @@ import { run } from "./kube_tools.ts";
 import { kustomize, ROOT, TEST_DOMAIN, TEST_IMAGES } from "./kube_test_kit.ts";
 
 const valid = (): Record<string, unknown> => ({
-  name: "presence",
-  grpcServices: ["guardyn.v1.PresenceService"],
+  name: "reports",
+  grpcServices: ["guardyn.v1.ReportService"],
   resources: { cpu: "100m", memory: "128Mi", memoryLimit: "256Mi" },
   prod: { minReplicas: 2, maxReplicas: 4 },
 });
@@ -40,7 +40,7 @@ Deno.test("catalog: bad entries are rejected with every problem named", () => {
     parseCatalog({
       services: [
         valid(),
-        { ...valid(), grpcServices: ["guardyn.v1.PresenceService", "not a service"] },
+        { ...valid(), grpcServices: ["guardyn.v1.ReportService", "not a service"] },
         { ...valid(), name: "Bad_Name" },
         {
           ...valid(),
@@ -52,9 +52,9 @@ Deno.test("catalog: bad entries are rejected with every problem named", () => {
       ],
     })
   ) as Error;
-  assertMatch(error.message, /services\[1\]: service "presence" appears twice/);
+  assertMatch(error.message, /services\[1\]: service "reports" appears twice/);
   assertMatch(error.message, /"not a service" is not package.Service/);
-  assertMatch(error.message, /guardyn.v1.PresenceService is already served by "presence"/);
+  assertMatch(error.message, /guardyn.v1.ReportService is already served by "reports"/);
   assertMatch(error.message, /services\[2\].name must match/);
   assertMatch(error.message, /services\[3\].resources.memoryLimit must be at least/);
   assertMatch(error.message, /services\[3\].prod needs integers 2 <= minReplicas/);
@@ -86,9 +86,9 @@ Deno.test("catalog: adding a service is one entry (generated, rendered, routed, 
         kustomize: await kustomize(),
       });
       assertEquals(checkRendered(manifests, specs, overlay, TEST_DOMAIN), [], overlay);
-      assert(find(manifests, "Deployment", "presence"), `${overlay}: no presence Deployment`);
-      assert(find(manifests, "PodDisruptionBudget", "presence"));
-      if (overlay === "prod") assert(find(manifests, "HorizontalPodAutoscaler", "presence"));
+      assert(find(manifests, "Deployment", "reports"), `${overlay}: no reports Deployment`);
+      assert(find(manifests, "PodDisruptionBudget", "reports"));
+      if (overlay === "prod") assert(find(manifests, "HorizontalPodAutoscaler", "reports"));
     }
   } finally {
     await Deno.remove(work, { recursive: true });

@@ -168,8 +168,8 @@ Deno.test("checks: production needs HPAs, spread, and three database and bus nod
 Deno.test("checks: a catalog service without a Deployment is reported", async () => {
   const manifests = await local();
   const specs = await catalog();
-  const extra = { ...specs[0]!, name: "presence", grpcServices: ["guardyn.v1.PresenceService"] };
+  const extra = { ...specs[0]!, name: "reports", grpcServices: ["guardyn.v1.ReportService"] };
   const problems = checkRendered(manifests, [...specs, extra], "local", TEST_DOMAIN);
-  expectProblem(problems, /service presence has no Deployment/);
+  expectProblem(problems, /service reports has no Deployment/);
   assertEquals(serviceDeployments(manifests).map(nameOf).sort(), specs.map((s) => s.name).sort());
 });

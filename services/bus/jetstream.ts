@@ -12,6 +12,7 @@
 
 import { connect } from "@nats-io/transport-node";
 import {
+  DeliverPolicy,
   jetstream,
   JetStreamApiError,
   type JetStreamClient,
@@ -29,7 +30,10 @@ import {
 } from "@nats-io/nats-core";
 import type { Bus, ConsumeOptions, EventDelivery, Subscription } from "./port.ts";
 import {
+  broadcastSubject,
+  type BroadcastTopic,
   type BusEvent,
+  checkBroadcastBody,
   decodeSignal,
   type DeviceSignal,
   encodeEvent,
@@ -51,6 +55,7 @@ import {
   retryDelayMs,
 } from "./delivery.ts";
 import {
+  broadcastStreamConfig,
   checkStreamSettings,
   consumerConfig,
   ensureStream,
@@ -200,6 +205,8 @@ class JetStreamBus implements Bus {
   readonly #sessions = new Set<PullSession>();
   /** Core subscriptions: wake-ups and device signals. */
   readonly #wakes = new Set<NatsSubscription>();
+  /** Broadcast listeners: each stops its ordered consumer. */
+  readonly #broadcasts = new Set<() => Promise<void>>();
   readonly #statusWatch: Promise<void>;
   readonly #multipleFilters: boolean;
   #connected = true;
@@ -288,6 +295,62 @@ class JetStreamBus implements Bus {
         return Promise.resolve();
       },
     };
+  }
+
+  async broadcast(topic: BroadcastTopic, data: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    checkBroadcastBody(data);
+    const { shown, requestTimeoutMs, settings } = this.setup;
+    if (!this.#connected) {
+      throw new BusUnavailableError(
+        `NATS connection to ${shown.join(", ")} is down (reconnecting); nothing broadcast`,
+        shown,
+      );
+    }
+    try {
+      await this.js.publish(broadcastSubject(topic, settings.subjectPrefix), data, {
+        timeout: requestTimeoutMs,
+      });
+    } catch (error) {
+      if (isUnavailable(error)) {
+        throw new BusUnavailableError(
+          `JetStream at ${shown.join(", ")} did not take the broadcast: ${messageOf(error)}`,
+          shown,
+          { cause: error },
+        );
+      }
+      throw new Error(`bus broadcast failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  async onBroadcast(
+    topic: BroadcastTopic,
+    handler: (data: Uint8Array) => void,
+  ): Promise<Subscription> {
+    this.#assertOpen();
+    this.#reserveSubscription();
+    const { settings, logger } = this.setup;
+    // An ordered consumer: in order, recreated by the client after a reconnect from where it
+    // stopped, so changes published meanwhile are not missed (within the retention).
+    const consumer = await this.js.consumers.get(broadcastStreamConfig(settings).name, {
+      filter_subjects: broadcastSubject(topic, settings.subjectPrefix),
+      deliver_policy: DeliverPolicy.New,
+    });
+    const messages = await consumer.consume({
+      callback: (message) => {
+        try {
+          handler(message.data);
+        } catch (error) {
+          logger.warn("broadcast handler failed", { error });
+        }
+      },
+    });
+    const stop = async () => {
+      if (!this.#broadcasts.delete(stop)) return;
+      await messages.close().catch(() => undefined);
+    };
+    this.#broadcasts.add(stop);
+    return { unsubscribe: stop };
   }
 
   async publish(event: BusEvent): Promise<void> {
@@ -379,6 +442,7 @@ class JetStreamBus implements Bus {
     const sessions = [...this.#sessions];
     this.#sessions.clear();
     await Promise.all(sessions.map((session) => session.stop()));
+    await Promise.all([...this.#broadcasts].map((stop) => stop()));
     this.#wakes.clear();
     // Let pending acks leave before the socket closes.
     if (this.#connected) await this.#roundTrip().catch(() => undefined);
@@ -425,7 +489,7 @@ class JetStreamBus implements Bus {
   }
 
   #reserveSubscription(): void {
-    const open = this.#sessions.size + this.#wakes.size;
+    const open = this.#sessions.size + this.#wakes.size + this.#broadcasts.size;
     if (open >= this.setup.maxSubscriptions) {
       throw new Error(`too many bus subscriptions (limit ${this.setup.maxSubscriptions})`);
     }

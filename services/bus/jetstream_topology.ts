@@ -19,7 +19,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
 import type { DeliveryPolicy } from "./delivery.ts";
-import { type EventKind, eventSubject, MAX_EVENT_BYTES } from "./subjects.ts";
+import { type EventKind, eventSubject, MAX_BROADCAST_BYTES, MAX_EVENT_BYTES } from "./subjects.ts";
 
 export interface StreamSettings {
   name: string;
@@ -85,6 +85,28 @@ export function streamConfig(s: StreamSettings): StreamConfig {
   } as StreamConfig;
 }
 
+/**
+ * The broadcast stream beside the event stream: memory storage, minutes of retention. Listeners
+ * read it with ordered consumers from "new", so it only bridges reconnects.
+ */
+export function broadcastStreamConfig(s: StreamSettings): StreamConfig {
+  return {
+    name: `${s.name}_BROADCAST`,
+    subjects: [`${s.subjectPrefix}_broadcast.>`],
+    storage: StorageType.Memory,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: s.replicas,
+    max_age: nanos(BROADCAST_RETENTION_MS),
+    max_bytes: 64 * 1024 ** 2,
+    max_msgs: 100_000,
+    max_msg_size: MAX_BROADCAST_BYTES,
+  } as StreamConfig;
+}
+
+/** How long broadcasts stay: longer than a reconnect takes, short enough to hold little. */
+export const BROADCAST_RETENTION_MS = 300_000;
+
 /** Multiple filter subjects on one consumer arrived in nats-server 2.10. */
 export function supportsMultipleFilters(serverVersion: string | undefined): boolean {
   const match = /^v?(\d+)\.(\d+)/.exec(serverVersion ?? "");
@@ -142,7 +164,12 @@ async function streamExists(jsm: JetStreamManager, name: string): Promise<boolea
 }
 
 export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
-  const config = streamConfig(checkStreamSettings(s));
+  await ensureStreamConfig(jsm, streamConfig(checkStreamSettings(s)));
+  await ensureStreamConfig(jsm, broadcastStreamConfig(s));
+}
+
+async function ensureStreamConfig(jsm: JetStreamManager, config: StreamConfig): Promise<void> {
+  const s = { name: config.name };
   const { name: _name, storage: _storage, retention: _retention, ...updatable } = config;
   if (await streamExists(jsm, s.name)) {
     await wrap(`update stream ${s.name}`, jsm.streams.update(s.name, updatable));

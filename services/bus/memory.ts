@@ -11,7 +11,10 @@
 
 import type { Bus, ConsumeOptions, EventDelivery, Subscription } from "./port.ts";
 import {
+  broadcastSubject,
+  type BroadcastTopic,
   type BusEvent,
+  checkBroadcastBody,
   decodeSignal,
   type DeviceSignal,
   encodeSignal,
@@ -140,6 +143,27 @@ class MemoryBus implements Bus {
       return Promise.resolve(
         this.#listen(subject, (body) => handler(decodeSignal(body ?? new Uint8Array()))),
       );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  broadcast(topic: BroadcastTopic, data: Uint8Array): Promise<void> {
+    try {
+      this.#assertOpen();
+      checkBroadcastBody(data);
+      this.#fanOut(broadcastSubject(topic, "memory"), data.slice(), "broadcast handler failed");
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  onBroadcast(topic: BroadcastTopic, handler: (data: Uint8Array) => void): Promise<Subscription> {
+    try {
+      this.#assertOpen();
+      const subject = broadcastSubject(topic, "memory");
+      return Promise.resolve(this.#listen(subject, (body) => handler(body ?? new Uint8Array())));
     } catch (error) {
       return Promise.reject(error);
     }

@@ -4,11 +4,14 @@
  * - wake-ups: ephemeral fan-out to every instance (core pub/sub), no persistence;
  * - device signals: the same fan-out with a small typed body (stream takeover, revocation,
  *   ephemeral payloads), at most once, never stored;
+ * - broadcasts: fan-out of small bodies to every instance listening on a topic (presence),
+ *   kept a few minutes so a briefly disconnected instance catches up, never replayed to
+ *   listeners that start later;
  * - events: durable (JetStream), consumed by named durable consumers that share work
  *   across instances and are redelivered until acknowledged.
  */
 
-import type { BusEvent, DeviceSignal, EventKind } from "./subjects.ts";
+import type { BroadcastTopic, BusEvent, DeviceSignal, EventKind } from "./subjects.ts";
 
 export interface Subscription {
   unsubscribe(): Promise<void>;
@@ -46,6 +49,10 @@ export interface Bus {
     deviceId: string,
     handler: (signal: DeviceSignal) => void,
   ): Promise<Subscription>;
+  /** Fan-out to every instance listening on the topic now (see the file comment). */
+  broadcast(topic: BroadcastTopic, data: Uint8Array): Promise<void>;
+  /** Receive the topic's broadcasts published from now on, in publish order per publisher. */
+  onBroadcast(topic: BroadcastTopic, handler: (data: Uint8Array) => void): Promise<Subscription>;
   /** Durable event publish; resolves once the bus has persisted it. */
   publish(event: BusEvent): Promise<void>;
   /**

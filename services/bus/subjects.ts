@@ -31,6 +31,27 @@ export type BusEvent =
 
 export type EventKind = BusEvent["kind"];
 
+/**
+ * Broadcast topics: small opaque bodies fanned out to every instance listening (presence
+ * changes). Kept briefly (JetStream, memory storage) so an instance that reconnects catches up.
+ */
+export type BroadcastTopic = "presence";
+export const BROADCAST_TOPICS: readonly BroadcastTopic[] = ["presence"];
+/** Largest broadcast body. */
+export const MAX_BROADCAST_BYTES = 16_384;
+
+/** Broadcast subjects sit beside the event subjects, never under them (one stream each). */
+export function broadcastSubject(topic: BroadcastTopic, eventPrefix: string): string {
+  if (!BROADCAST_TOPICS.includes(topic)) throw new Error("unknown broadcast topic");
+  return `${eventPrefix}_broadcast.${topic}`;
+}
+
+export function checkBroadcastBody(data: Uint8Array): void {
+  if (!(data instanceof Uint8Array) || data.byteLength > MAX_BROADCAST_BYTES) {
+    throw new Error(`a broadcast body has at most ${MAX_BROADCAST_BYTES} bytes`);
+  }
+}
+
 export const EVENT_KINDS: readonly EventKind[] = [
   "mailbox.written",
   "mailbox.acked",

@@ -22,7 +22,7 @@ import type { ReceiveCall } from "./device_stream.ts";
 import { backendFailure } from "./store_errors.ts";
 import { invalidArgument } from "../platform/errors.ts";
 import type { DeviceRef } from "../store/ports.ts";
-import { accessTokenExpiryMs } from "./token_expiry.ts";
+import { accessTokenExpiryMs } from "../kit/token_expiry.ts";
 
 export const messagingModule = defineService({
   name: "messaging",

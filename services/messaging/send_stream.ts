@@ -14,14 +14,10 @@
  */
 
 import type * as grpc from "@grpc/grpc-js";
+import { StreamSlots } from "../kit/stream_slots.ts";
 import { status } from "@grpc/grpc-js";
 import { type CallContext, requireAuth, withDeadline } from "../platform/grpc_server.ts";
-import {
-  GuardynError,
-  invalidArgument,
-  resourceExhausted,
-  unauthenticated,
-} from "../platform/errors.ts";
+import { GuardynError, invalidArgument, unauthenticated } from "../platform/errors.ts";
 import { ErrorReason } from "../../proto/gen/guardyn/v1/common.ts";
 import type {
   SendFailure,
@@ -35,43 +31,9 @@ import type {
 export const SEND_STREAM_IN_FLIGHT = 64;
 
 /** Open SendStreams, bounded per device and per instance. */
-export class SendStreamSlots {
-  readonly #perDevice = new Map<string, number>();
-  #total = 0;
-
-  constructor(private readonly limits: { perDevice: number; perInstance: number }) {}
-
-  get size(): number {
-    return this.#total;
-  }
-
-  /** Takes a slot for `device` or throws RESOURCE_EXHAUSTED; returns its release (idempotent). */
-  take(device: string): () => void {
-    const held = this.#perDevice.get(device) ?? 0;
-    if (held >= this.limits.perDevice) {
-      throw resourceExhausted(
-        `this device already has ${held} SendStreams open (limit ${this.limits.perDevice})`,
-      );
-    }
-    if (this.#total >= this.limits.perInstance) {
-      throw new GuardynError(
-        status.UNAVAILABLE,
-        "UNAVAILABLE_BACKEND",
-        `this instance has its maximum of ${this.limits.perInstance} SendStreams open; ` +
-          "retry with backoff",
-      );
-    }
-    this.#perDevice.set(device, held + 1);
-    this.#total++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#total--;
-      const left = (this.#perDevice.get(device) ?? 1) - 1;
-      if (left === 0) this.#perDevice.delete(device);
-      else this.#perDevice.set(device, left);
-    };
+export class SendStreamSlots extends StreamSlots {
+  constructor(limits: { perDevice: number; perInstance: number }) {
+    super(limits, "SendStreams");
   }
 }
 

@@ -10,6 +10,7 @@ import { messagingModule } from "../messaging/module.ts";
 import { groupsModule } from "../groups/module.ts";
 import { mediaModule } from "../media/module.ts";
 import { notificationModule } from "../notification/module.ts";
+import { presenceModule } from "../presence/module.ts";
 
 export const CATALOG: readonly AnyServiceModule[] = [
   authModule,
@@ -17,6 +18,7 @@ export const CATALOG: readonly AnyServiceModule[] = [
   groupsModule,
   mediaModule,
   notificationModule,
+  presenceModule,
 ];
 
 /** The catalog's modules of these names, in catalog order; an unknown name is an error. */

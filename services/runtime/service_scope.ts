@@ -33,6 +33,8 @@ export function scopedBus(bus: Bus, module: AnyServiceModule): Bus {
     onWake: (accountId, deviceId, handler) => bus.onWake(accountId, deviceId, handler),
     signal: (accountId, deviceId, signal) => bus.signal(accountId, deviceId, signal),
     onSignal: (accountId, deviceId, handler) => bus.onSignal(accountId, deviceId, handler),
+    broadcast: (topic, data) => bus.broadcast(topic, data),
+    onBroadcast: (topic, handler) => bus.onBroadcast(topic, handler),
     publish(event) {
       if (!publishes.has(event.kind)) return Promise.reject(undeclared("publishes", event.kind));
       return bus.publish(event);

@@ -9,6 +9,7 @@ import type { PortBuilders } from "../store/ports.ts";
 import "../store/group_ports.ts";
 import "../store/media_ports.ts";
 import "../store/push_ports.ts";
+import "../store/presence_ports.ts";
 import type { CqlConnection } from "../store/cql/cql_store.ts";
 
 export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
@@ -17,6 +18,8 @@ export const SQLITE_PORTS: PortBuilders<DatabaseSync> = {
   groups: async (db) => new (await import("../store/sqlite/sqlite_groups.ts")).SqliteGroups(db),
   media: async (db) => new (await import("../store/sqlite/sqlite_media.ts")).SqliteMedia(db),
   push: async (db) => new (await import("../store/sqlite/sqlite_push.ts")).SqlitePush(db),
+  presence: async (db) =>
+    new (await import("../store/sqlite/sqlite_presence.ts")).SqlitePresence(db),
 };
 
 export const CQL_PORTS: PortBuilders<CqlConnection> = {
@@ -30,4 +33,6 @@ export const CQL_PORTS: PortBuilders<CqlConnection> = {
     new (await import("../store/cql/cql_media.ts")).CqlMedia(session, keyspace),
   push: async ({ session, keyspace }) =>
     new (await import("../store/cql/cql_push.ts")).CqlPush(session, keyspace),
+  presence: async ({ session, keyspace }) =>
+    new (await import("../store/cql/cql_presence.ts")).CqlPresence(session, keyspace),
 };

@@ -88,6 +88,31 @@ export function busConformanceSuite(
     assertEquals(hits, { a1: 1, a2: 1, a3: 1, other: 0 });
   });
 
+  test("a broadcast reaches every listening instance in order, from now on", async (scope) => {
+    const [a, b] = [await scope.open(), await scope.open()];
+    const early = new TextEncoder().encode("before anyone listened");
+    await a.broadcast("presence", early);
+    const got: { a: string[]; b: string[] } = { a: [], b: [] };
+    const text = (data: Uint8Array) => new TextDecoder().decode(data);
+    const subA = await a.onBroadcast("presence", (data) => got.a.push(text(data)));
+    await b.onBroadcast("presence", (data) => got.b.push(text(data)));
+    for (let i = 0; i < 5; i++) await b.broadcast("presence", new TextEncoder().encode(`m${i}`));
+    const expected = ["m0", "m1", "m2", "m3", "m4"];
+    await waitUntil(
+      () => got.a.length === 5 && got.b.length === 5,
+      "broadcasts delivered",
+      WAIT_MS,
+    );
+    assertEquals(got, { a: expected, b: expected });
+    await subA.unsubscribe();
+    await a.broadcast("presence", new TextEncoder().encode("after"));
+    await waitUntil(() => got.b.length === 6, "the remaining listener gets it", WAIT_MS);
+    await sleep(QUIET_MS);
+    assertEquals(got.a.length, 5);
+    await assertRejects(() => a.broadcast("presence", new Uint8Array(16_385)));
+    await assertRejects(() => a.broadcast("nothing" as never, new Uint8Array(1)));
+  });
+
   test("wake-up unsubscribe stops delivery; bad ids are refused", async (scope) => {
     const bus = await scope.open();
     const account = uniqueId("acct");

@@ -10,6 +10,7 @@ import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
 import { registerMediaSuite } from "../conformance/media_suite.ts";
 import { registerPushSuite } from "../conformance/push_suite.ts";
+import { registerPresenceSuite } from "../conformance/presence_suite.ts";
 import { DeliveryPendingError, SchemaMismatchError, StoreUnavailableError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import type { MailboxDelivery } from "../ports.ts";
@@ -65,6 +66,12 @@ registerMediaSuite({
 });
 
 registerPushSuite({
+  name: "cql",
+  open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
+  sanitize: false,
+});
+
+registerPresenceSuite({
   name: "cql",
   open: async () => ({ ...(await sharedStore()), close: () => Promise.resolve() }),
   sanitize: false,

@@ -190,4 +190,25 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    name: "presence",
+    sql: `
+      -- Each account's chosen status and last activity (last heartbeat of any device).
+      CREATE TABLE presence_states (
+        account_id TEXT NOT NULL PRIMARY KEY,
+        status TEXT NOT NULL,
+        custom_text TEXT NOT NULL,
+        last_active INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- Grant hashes per owner: what a watcher may see, never who the watcher is.
+      CREATE TABLE presence_grants (
+        owner_id TEXT NOT NULL,
+        grant_hash BLOB NOT NULL,
+        level TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (owner_id, grant_hash)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

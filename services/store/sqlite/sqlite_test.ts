@@ -6,6 +6,7 @@ import { registerMailboxSuite } from "../conformance/mailbox_suite.ts";
 import { registerGroupSuite } from "../conformance/group_suite.ts";
 import { registerMediaSuite } from "../conformance/media_suite.ts";
 import { registerPushSuite } from "../conformance/push_suite.ts";
+import { registerPresenceSuite } from "../conformance/presence_suite.ts";
 import { SchemaMismatchError } from "../errors.ts";
 import { openStore } from "../../runtime/open_store.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
@@ -32,6 +33,11 @@ registerMediaSuite({
 });
 
 registerPushSuite({
+  name: "sqlite",
+  open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
+});
+
+registerPresenceSuite({
   name: "sqlite",
   open: () => openSqliteStore(freshPath(), { ports: SQLITE_PORTS }),
 });

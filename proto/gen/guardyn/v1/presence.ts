@@ -35,7 +35,7 @@ export enum PresenceStatus {
   PRESENCE_STATUS_AWAY = 2,
   /** PRESENCE_STATUS_BUSY - Do not disturb. */
   PRESENCE_STATUS_BUSY = 3,
-  /** PRESENCE_STATUS_INVISIBLE - Settable only: others see OFFLINE with last_seen_ms 0; the owner sees INVISIBLE. */
+  /** PRESENCE_STATUS_INVISIBLE - Settable only: watchers see the hidden presence; the owner sees INVISIBLE. */
   PRESENCE_STATUS_INVISIBLE = 4,
   /** PRESENCE_STATUS_OFFLINE - Not connected (or explicitly set to appear offline). */
   PRESENCE_STATUS_OFFLINE = 5,
@@ -89,12 +89,55 @@ export function presenceStatusToJSON(object: PresenceStatus): string {
   }
 }
 
+/** What a grant lets its watcher see. */
+export enum PresenceLevel {
+  /** PRESENCE_LEVEL_UNSPECIFIED - Not set; rejected. */
+  PRESENCE_LEVEL_UNSPECIFIED = 0,
+  /** PRESENCE_LEVEL_ONLINE - Status and custom text while online; no last-seen time (the default for contacts). */
+  PRESENCE_LEVEL_ONLINE = 1,
+  /** PRESENCE_LEVEL_LAST_SEEN - Also the last-seen time once offline. */
+  PRESENCE_LEVEL_LAST_SEEN = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function presenceLevelFromJSON(object: any): PresenceLevel {
+  switch (object) {
+    case 0:
+    case "PRESENCE_LEVEL_UNSPECIFIED":
+      return PresenceLevel.PRESENCE_LEVEL_UNSPECIFIED;
+    case 1:
+    case "PRESENCE_LEVEL_ONLINE":
+      return PresenceLevel.PRESENCE_LEVEL_ONLINE;
+    case 2:
+    case "PRESENCE_LEVEL_LAST_SEEN":
+      return PresenceLevel.PRESENCE_LEVEL_LAST_SEEN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PresenceLevel.UNRECOGNIZED;
+  }
+}
+
+export function presenceLevelToJSON(object: PresenceLevel): string {
+  switch (object) {
+    case PresenceLevel.PRESENCE_LEVEL_UNSPECIFIED:
+      return "PRESENCE_LEVEL_UNSPECIFIED";
+    case PresenceLevel.PRESENCE_LEVEL_ONLINE:
+      return "PRESENCE_LEVEL_ONLINE";
+    case PresenceLevel.PRESENCE_LEVEL_LAST_SEEN:
+      return "PRESENCE_LEVEL_LAST_SEEN";
+    case PresenceLevel.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** SetPresence chooses how the account appears. */
 export interface SetPresenceRequest {
   /** The chosen status (not UNSPECIFIED). */
   status: PresenceStatus;
   /**
-   * Short status text shown to others (0..140 characters, no control characters); empty
+   * Short status text shown to watchers (0..140 characters, no control characters); empty
    * clears it. Hidden while INVISIBLE or OFFLINE.
    */
   customText: string;
@@ -112,24 +155,37 @@ export interface HeartbeatRequest {
 export interface HeartbeatResponse {
   /** Send the next Heartbeat within this many milliseconds (30000 by default). */
   intervalMs: number;
+  /** An account counts as online this long after its last heartbeat (90000 by default). */
+  onlineWindowMs: number;
 }
 
 /** The presence of one account, as seen by the caller. */
 export interface AccountPresence {
   /** The account. */
   accountId: string;
-  /** Effective status: never INVISIBLE for other accounts; OFFLINE for unknown accounts. */
+  /** Effective status: INVISIBLE only for the owner; OFFLINE when hidden. */
   status: PresenceStatus;
-  /** The custom text (0..140 characters); empty when hidden or unset. */
+  /** The custom text (0..140 characters); empty when hidden, offline or unset. */
   customText: string;
-  /** Last heartbeat of any of its devices, rounded down to the minute; 0 when hidden or never. */
+  /**
+   * When OFFLINE: the account's last heartbeat, rounded down to the minute, for the owner and
+   * LAST_SEEN grants; 0 otherwise (online, hidden, ONLINE grant, never seen).
+   */
   lastSeenMs: number;
+}
+
+/** One account to read, with the capability its owner sent the caller. */
+export interface PresenceTarget {
+  /** The account. */
+  accountId: string;
+  /** The 32-byte capability; empty when reading the caller's own account. */
+  capability: Uint8Array;
 }
 
 /** GetPresence for a batch of accounts. */
 export interface GetPresenceRequest {
-  /** Accounts to read (1..100; duplicates are answered once). */
-  accountIds: string[];
+  /** Accounts to read (1..100; an account listed twice is answered once, with its first entry). */
+  targets: PresenceTarget[];
 }
 
 /** Presence per requested account. */
@@ -143,14 +199,64 @@ export interface GetPresenceResponse {
  * token expires; the client refreshes and watches again.
  */
 export interface WatchPresenceRequest {
-  /** Accounts to watch (1..200; duplicates are watched once). */
-  accountIds: string[];
+  /** Accounts to watch (1..200; an account listed twice is watched once, with its first entry). */
+  targets: PresenceTarget[];
 }
 
 /** One presence change (or one snapshot entry right after the stream opens). */
 export interface WatchPresenceResponse {
   /** The account's new presence. */
   presence?: AccountPresence | undefined;
+}
+
+/** One grant as the server holds it. */
+export interface PresenceGrant {
+  /** SHA-256 grant hash (32 bytes), computed by the owner's client (see the file comment). */
+  grantHash: Uint8Array;
+  /** What the grant shows. */
+  level: PresenceLevel;
+  /** When the server registered it (output only). */
+  createdAtMs: number;
+}
+
+/** GrantPresence registers grants; registering a hash again changes its level. */
+export interface GrantPresenceRequest {
+  /** 1..100 grants. */
+  grants: PresenceGrant[];
+}
+
+/** The result of GrantPresence. */
+export interface GrantPresenceResponse {
+}
+
+/** RevokePresence removes grants. */
+export interface RevokePresenceRequest {
+  /** Grant hashes to remove (0..100; unknown ones are ignored). */
+  grantHashes: Uint8Array[];
+  /** Remove every grant of the account instead. */
+  all: boolean;
+}
+
+/** The result of RevokePresence. */
+export interface RevokePresenceResponse {
+  /** How many grants were removed. */
+  revoked: number;
+}
+
+/** ListPresenceGrants pages through the caller's grants in hash order. */
+export interface ListPresenceGrantsRequest {
+  /** Return grants whose hash sorts after this one; empty for the first page. */
+  after: Uint8Array;
+  /** 1..1000 (default 1000). */
+  limit: number;
+}
+
+/** A page of grants. */
+export interface ListPresenceGrantsResponse {
+  /** Up to `limit` grants. */
+  grants: PresenceGrant[];
+  /** True when more grants follow the last one. */
+  more: boolean;
 }
 
 function createBaseSetPresenceRequest(): SetPresenceRequest {
@@ -347,13 +453,16 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { intervalMs: 0 };
+  return { intervalMs: 0, onlineWindowMs: 0 };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   encode(message: HeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.intervalMs !== 0) {
       writer.uint32(8).uint32(message.intervalMs);
+    }
+    if (message.onlineWindowMs !== 0) {
+      writer.uint32(16).uint32(message.onlineWindowMs);
     }
     return writer;
   },
@@ -379,6 +488,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.intervalMs = reader.uint32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.onlineWindowMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -398,6 +515,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
         : isSet(object.interval_ms)
         ? globalThis.Number(object.interval_ms)
         : 0,
+      onlineWindowMs: isSet(object.onlineWindowMs)
+        ? globalThis.Number(object.onlineWindowMs)
+        : isSet(object.online_window_ms)
+        ? globalThis.Number(object.online_window_ms)
+        : 0,
     };
   },
 
@@ -405,6 +527,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     const obj: any = {};
     if (message.intervalMs !== 0) {
       obj.intervalMs = Math.round(message.intervalMs);
+    }
+    if (message.onlineWindowMs !== 0) {
+      obj.onlineWindowMs = Math.round(message.onlineWindowMs);
     }
     return obj;
   },
@@ -415,6 +540,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
     const message = createBaseHeartbeatResponse();
     message.intervalMs = object.intervalMs ?? 0;
+    message.onlineWindowMs = object.onlineWindowMs ?? 0;
     return message;
   },
 };
@@ -548,14 +674,103 @@ export const AccountPresence: MessageFns<AccountPresence> = {
   },
 };
 
+function createBasePresenceTarget(): PresenceTarget {
+  return { accountId: "", capability: new Uint8Array(0) };
+}
+
+export const PresenceTarget: MessageFns<PresenceTarget> = {
+  encode(message: PresenceTarget, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.capability.length !== 0) {
+      writer.uint32(18).bytes(message.capability);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresenceTarget {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresenceTarget();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.capability = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PresenceTarget {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      capability: isSet(object.capability) ? bytesFromBase64(object.capability) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: PresenceTarget): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.capability.length !== 0) {
+      obj.capability = base64FromBytes(message.capability);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PresenceTarget>, I>>(base?: I): PresenceTarget {
+    return PresenceTarget.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PresenceTarget>, I>>(object: I): PresenceTarget {
+    const message = createBasePresenceTarget();
+    message.accountId = object.accountId ?? "";
+    message.capability = object.capability ?? new Uint8Array(0);
+    return message;
+  },
+};
+
 function createBaseGetPresenceRequest(): GetPresenceRequest {
-  return { accountIds: [] };
+  return { targets: [] };
 }
 
 export const GetPresenceRequest: MessageFns<GetPresenceRequest> = {
   encode(message: GetPresenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.accountIds) {
-      writer.uint32(10).string(v!);
+    for (const v of message.targets) {
+      PresenceTarget.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -573,12 +788,12 @@ export const GetPresenceRequest: MessageFns<GetPresenceRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 2: {
+            if (tag !== 18) {
               break;
             }
 
-            message.accountIds.push(reader.string());
+            message.targets.push(PresenceTarget.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -595,18 +810,16 @@ export const GetPresenceRequest: MessageFns<GetPresenceRequest> = {
 
   fromJSON(object: any): GetPresenceRequest {
     return {
-      accountIds: globalThis.Array.isArray(object?.accountIds)
-        ? object.accountIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.account_ids)
-        ? object.account_ids.map((e: any) => globalThis.String(e))
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => PresenceTarget.fromJSON(e))
         : [],
     };
   },
 
   toJSON(message: GetPresenceRequest): unknown {
     const obj: any = {};
-    if (message.accountIds?.length) {
-      obj.accountIds = message.accountIds;
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => PresenceTarget.toJSON(e));
     }
     return obj;
   },
@@ -616,7 +829,7 @@ export const GetPresenceRequest: MessageFns<GetPresenceRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<GetPresenceRequest>, I>>(object: I): GetPresenceRequest {
     const message = createBaseGetPresenceRequest();
-    message.accountIds = object.accountIds?.map((e) => e) || [];
+    message.targets = object.targets?.map((e) => PresenceTarget.fromPartial(e)) || [];
     return message;
   },
 };
@@ -693,13 +906,13 @@ export const GetPresenceResponse: MessageFns<GetPresenceResponse> = {
 };
 
 function createBaseWatchPresenceRequest(): WatchPresenceRequest {
-  return { accountIds: [] };
+  return { targets: [] };
 }
 
 export const WatchPresenceRequest: MessageFns<WatchPresenceRequest> = {
   encode(message: WatchPresenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.accountIds) {
-      writer.uint32(10).string(v!);
+    for (const v of message.targets) {
+      PresenceTarget.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -717,12 +930,12 @@ export const WatchPresenceRequest: MessageFns<WatchPresenceRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 2: {
+            if (tag !== 18) {
               break;
             }
 
-            message.accountIds.push(reader.string());
+            message.targets.push(PresenceTarget.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -739,18 +952,16 @@ export const WatchPresenceRequest: MessageFns<WatchPresenceRequest> = {
 
   fromJSON(object: any): WatchPresenceRequest {
     return {
-      accountIds: globalThis.Array.isArray(object?.accountIds)
-        ? object.accountIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.account_ids)
-        ? object.account_ids.map((e: any) => globalThis.String(e))
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => PresenceTarget.fromJSON(e))
         : [],
     };
   },
 
   toJSON(message: WatchPresenceRequest): unknown {
     const obj: any = {};
-    if (message.accountIds?.length) {
-      obj.accountIds = message.accountIds;
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => PresenceTarget.toJSON(e));
     }
     return obj;
   },
@@ -760,7 +971,7 @@ export const WatchPresenceRequest: MessageFns<WatchPresenceRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<WatchPresenceRequest>, I>>(object: I): WatchPresenceRequest {
     const message = createBaseWatchPresenceRequest();
-    message.accountIds = object.accountIds?.map((e) => e) || [];
+    message.targets = object.targets?.map((e) => PresenceTarget.fromPartial(e)) || [];
     return message;
   },
 };
@@ -834,6 +1045,562 @@ export const WatchPresenceResponse: MessageFns<WatchPresenceResponse> = {
   },
 };
 
+function createBasePresenceGrant(): PresenceGrant {
+  return { grantHash: new Uint8Array(0), level: 0, createdAtMs: 0 };
+}
+
+export const PresenceGrant: MessageFns<PresenceGrant> = {
+  encode(message: PresenceGrant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantHash.length !== 0) {
+      writer.uint32(10).bytes(message.grantHash);
+    }
+    if (message.level !== 0) {
+      writer.uint32(16).int32(message.level);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(24).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresenceGrant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresenceGrant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantHash = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.level = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PresenceGrant {
+    return {
+      grantHash: isSet(object.grantHash)
+        ? bytesFromBase64(object.grantHash)
+        : isSet(object.grant_hash)
+        ? bytesFromBase64(object.grant_hash)
+        : new Uint8Array(0),
+      level: isSet(object.level) ? presenceLevelFromJSON(object.level) : 0,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: PresenceGrant): unknown {
+    const obj: any = {};
+    if (message.grantHash.length !== 0) {
+      obj.grantHash = base64FromBytes(message.grantHash);
+    }
+    if (message.level !== 0) {
+      obj.level = presenceLevelToJSON(message.level);
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PresenceGrant>, I>>(base?: I): PresenceGrant {
+    return PresenceGrant.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PresenceGrant>, I>>(object: I): PresenceGrant {
+    const message = createBasePresenceGrant();
+    message.grantHash = object.grantHash ?? new Uint8Array(0);
+    message.level = object.level ?? 0;
+    message.createdAtMs = object.createdAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGrantPresenceRequest(): GrantPresenceRequest {
+  return { grants: [] };
+}
+
+export const GrantPresenceRequest: MessageFns<GrantPresenceRequest> = {
+  encode(message: GrantPresenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.grants) {
+      PresenceGrant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantPresenceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantPresenceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grants.push(PresenceGrant.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantPresenceRequest {
+    return {
+      grants: globalThis.Array.isArray(object?.grants) ? object.grants.map((e: any) => PresenceGrant.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GrantPresenceRequest): unknown {
+    const obj: any = {};
+    if (message.grants?.length) {
+      obj.grants = message.grants.map((e) => PresenceGrant.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantPresenceRequest>, I>>(base?: I): GrantPresenceRequest {
+    return GrantPresenceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantPresenceRequest>, I>>(object: I): GrantPresenceRequest {
+    const message = createBaseGrantPresenceRequest();
+    message.grants = object.grants?.map((e) => PresenceGrant.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGrantPresenceResponse(): GrantPresenceResponse {
+  return {};
+}
+
+export const GrantPresenceResponse: MessageFns<GrantPresenceResponse> = {
+  encode(_: GrantPresenceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantPresenceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantPresenceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GrantPresenceResponse {
+    return {};
+  },
+
+  toJSON(_: GrantPresenceResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantPresenceResponse>, I>>(base?: I): GrantPresenceResponse {
+    return GrantPresenceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantPresenceResponse>, I>>(_: I): GrantPresenceResponse {
+    const message = createBaseGrantPresenceResponse();
+    return message;
+  },
+};
+
+function createBaseRevokePresenceRequest(): RevokePresenceRequest {
+  return { grantHashes: [], all: false };
+}
+
+export const RevokePresenceRequest: MessageFns<RevokePresenceRequest> = {
+  encode(message: RevokePresenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.grantHashes) {
+      writer.uint32(10).bytes(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(16).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokePresenceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokePresenceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantHashes.push(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokePresenceRequest {
+    return {
+      grantHashes: globalThis.Array.isArray(object?.grantHashes)
+        ? object.grantHashes.map((e: any) => bytesFromBase64(e))
+        : globalThis.Array.isArray(object?.grant_hashes)
+        ? object.grant_hashes.map((e: any) => bytesFromBase64(e))
+        : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: RevokePresenceRequest): unknown {
+    const obj: any = {};
+    if (message.grantHashes?.length) {
+      obj.grantHashes = message.grantHashes.map((e) => base64FromBytes(e));
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokePresenceRequest>, I>>(base?: I): RevokePresenceRequest {
+    return RevokePresenceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokePresenceRequest>, I>>(object: I): RevokePresenceRequest {
+    const message = createBaseRevokePresenceRequest();
+    message.grantHashes = object.grantHashes?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
+function createBaseRevokePresenceResponse(): RevokePresenceResponse {
+  return { revoked: 0 };
+}
+
+export const RevokePresenceResponse: MessageFns<RevokePresenceResponse> = {
+  encode(message: RevokePresenceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revoked !== 0) {
+      writer.uint32(8).uint32(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokePresenceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokePresenceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revoked = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokePresenceResponse {
+    return { revoked: isSet(object.revoked) ? globalThis.Number(object.revoked) : 0 };
+  },
+
+  toJSON(message: RevokePresenceResponse): unknown {
+    const obj: any = {};
+    if (message.revoked !== 0) {
+      obj.revoked = Math.round(message.revoked);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokePresenceResponse>, I>>(base?: I): RevokePresenceResponse {
+    return RevokePresenceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokePresenceResponse>, I>>(object: I): RevokePresenceResponse {
+    const message = createBaseRevokePresenceResponse();
+    message.revoked = object.revoked ?? 0;
+    return message;
+  },
+};
+
+function createBaseListPresenceGrantsRequest(): ListPresenceGrantsRequest {
+  return { after: new Uint8Array(0), limit: 0 };
+}
+
+export const ListPresenceGrantsRequest: MessageFns<ListPresenceGrantsRequest> = {
+  encode(message: ListPresenceGrantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.after.length !== 0) {
+      writer.uint32(10).bytes(message.after);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPresenceGrantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPresenceGrantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.after = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPresenceGrantsRequest {
+    return {
+      after: isSet(object.after) ? bytesFromBase64(object.after) : new Uint8Array(0),
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListPresenceGrantsRequest): unknown {
+    const obj: any = {};
+    if (message.after.length !== 0) {
+      obj.after = base64FromBytes(message.after);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPresenceGrantsRequest>, I>>(base?: I): ListPresenceGrantsRequest {
+    return ListPresenceGrantsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPresenceGrantsRequest>, I>>(object: I): ListPresenceGrantsRequest {
+    const message = createBaseListPresenceGrantsRequest();
+    message.after = object.after ?? new Uint8Array(0);
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseListPresenceGrantsResponse(): ListPresenceGrantsResponse {
+  return { grants: [], more: false };
+}
+
+export const ListPresenceGrantsResponse: MessageFns<ListPresenceGrantsResponse> = {
+  encode(message: ListPresenceGrantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.grants) {
+      PresenceGrant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPresenceGrantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPresenceGrantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grants.push(PresenceGrant.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPresenceGrantsResponse {
+    return {
+      grants: globalThis.Array.isArray(object?.grants) ? object.grants.map((e: any) => PresenceGrant.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+    };
+  },
+
+  toJSON(message: ListPresenceGrantsResponse): unknown {
+    const obj: any = {};
+    if (message.grants?.length) {
+      obj.grants = message.grants.map((e) => PresenceGrant.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPresenceGrantsResponse>, I>>(base?: I): ListPresenceGrantsResponse {
+    return ListPresenceGrantsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPresenceGrantsResponse>, I>>(object: I): ListPresenceGrantsResponse {
+    const message = createBaseListPresenceGrantsResponse();
+    message.grants = object.grants?.map((e) => PresenceGrant.fromPartial(e)) || [];
+    message.more = object.more ?? false;
+    return message;
+  },
+};
+
 /** Presence of accounts. */
 export type PresenceServiceService = typeof PresenceServiceService;
 export const PresenceServiceService = {
@@ -857,7 +1624,7 @@ export const PresenceServiceService = {
     responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
-  /** Reads the presence of up to 100 accounts. */
+  /** Reads the presence of up to 100 accounts, each with the capability its owner granted. */
   getPresence: {
     path: "/guardyn.v1.PresenceService/GetPresence" as const,
     requestStream: false as const,
@@ -878,6 +1645,41 @@ export const PresenceServiceService = {
       Buffer.from(WatchPresenceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchPresenceResponse => WatchPresenceResponse.decode(value),
   },
+  /** Registers grant hashes of the caller account (up to 100 per call, 10000 in all). */
+  grantPresence: {
+    path: "/guardyn.v1.PresenceService/GrantPresence" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GrantPresenceRequest): Buffer => Buffer.from(GrantPresenceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GrantPresenceRequest => GrantPresenceRequest.decode(value),
+    responseSerialize: (value: GrantPresenceResponse): Buffer =>
+      Buffer.from(GrantPresenceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GrantPresenceResponse => GrantPresenceResponse.decode(value),
+  },
+  /** Removes grants of the caller account; open watches using them turn hidden at once. */
+  revokePresence: {
+    path: "/guardyn.v1.PresenceService/RevokePresence" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokePresenceRequest): Buffer =>
+      Buffer.from(RevokePresenceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokePresenceRequest => RevokePresenceRequest.decode(value),
+    responseSerialize: (value: RevokePresenceResponse): Buffer =>
+      Buffer.from(RevokePresenceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokePresenceResponse => RevokePresenceResponse.decode(value),
+  },
+  /** Lists the caller account's grants (hashes and levels only), a page at a time. */
+  listPresenceGrants: {
+    path: "/guardyn.v1.PresenceService/ListPresenceGrants" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPresenceGrantsRequest): Buffer =>
+      Buffer.from(ListPresenceGrantsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPresenceGrantsRequest => ListPresenceGrantsRequest.decode(value),
+    responseSerialize: (value: ListPresenceGrantsResponse): Buffer =>
+      Buffer.from(ListPresenceGrantsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPresenceGrantsResponse => ListPresenceGrantsResponse.decode(value),
+  },
 } as const;
 
 export interface PresenceServiceServer extends UntypedServiceImplementation {
@@ -885,10 +1687,16 @@ export interface PresenceServiceServer extends UntypedServiceImplementation {
   setPresence: handleUnaryCall<SetPresenceRequest, SetPresenceResponse>;
   /** Marks the calling device as active; send one every `interval_ms`. */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
-  /** Reads the presence of up to 100 accounts. */
+  /** Reads the presence of up to 100 accounts, each with the capability its owner granted. */
   getPresence: handleUnaryCall<GetPresenceRequest, GetPresenceResponse>;
   /** Streams presence changes of up to 200 accounts: a snapshot first, then every change. */
   watchPresence: handleServerStreamingCall<WatchPresenceRequest, WatchPresenceResponse>;
+  /** Registers grant hashes of the caller account (up to 100 per call, 10000 in all). */
+  grantPresence: handleUnaryCall<GrantPresenceRequest, GrantPresenceResponse>;
+  /** Removes grants of the caller account; open watches using them turn hidden at once. */
+  revokePresence: handleUnaryCall<RevokePresenceRequest, RevokePresenceResponse>;
+  /** Lists the caller account's grants (hashes and levels only), a page at a time. */
+  listPresenceGrants: handleUnaryCall<ListPresenceGrantsRequest, ListPresenceGrantsResponse>;
 }
 
 export interface PresenceServiceClient extends Client {
@@ -924,7 +1732,7 @@ export interface PresenceServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
   ): ClientUnaryCall;
-  /** Reads the presence of up to 100 accounts. */
+  /** Reads the presence of up to 100 accounts, each with the capability its owner granted. */
   getPresence(
     request: GetPresenceRequest,
     callback: (error: ServiceError | null, response: GetPresenceResponse) => void,
@@ -950,6 +1758,54 @@ export interface PresenceServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchPresenceResponse>;
+  /** Registers grant hashes of the caller account (up to 100 per call, 10000 in all). */
+  grantPresence(
+    request: GrantPresenceRequest,
+    callback: (error: ServiceError | null, response: GrantPresenceResponse) => void,
+  ): ClientUnaryCall;
+  grantPresence(
+    request: GrantPresenceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GrantPresenceResponse) => void,
+  ): ClientUnaryCall;
+  grantPresence(
+    request: GrantPresenceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GrantPresenceResponse) => void,
+  ): ClientUnaryCall;
+  /** Removes grants of the caller account; open watches using them turn hidden at once. */
+  revokePresence(
+    request: RevokePresenceRequest,
+    callback: (error: ServiceError | null, response: RevokePresenceResponse) => void,
+  ): ClientUnaryCall;
+  revokePresence(
+    request: RevokePresenceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokePresenceResponse) => void,
+  ): ClientUnaryCall;
+  revokePresence(
+    request: RevokePresenceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokePresenceResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the caller account's grants (hashes and levels only), a page at a time. */
+  listPresenceGrants(
+    request: ListPresenceGrantsRequest,
+    callback: (error: ServiceError | null, response: ListPresenceGrantsResponse) => void,
+  ): ClientUnaryCall;
+  listPresenceGrants(
+    request: ListPresenceGrantsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPresenceGrantsResponse) => void,
+  ): ClientUnaryCall;
+  listPresenceGrants(
+    request: ListPresenceGrantsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPresenceGrantsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const PresenceServiceClient = makeGenericClientConstructor(
@@ -960,6 +1816,31 @@ export const PresenceServiceClient = makeGenericClientConstructor(
   service: typeof PresenceServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  if ((globalThis as any).Buffer) {
+    return Uint8Array.from((globalThis as any).Buffer.from(b64, "base64"));
+  } else {
+    const bin = globalThis.atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) {
+      arr[i] = bin.charCodeAt(i);
+    }
+    return arr;
+  }
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  if ((globalThis as any).Buffer) {
+    return (globalThis as any).Buffer.from(arr).toString("base64");
+  } else {
+    const bin: string[] = [];
+    arr.forEach((byte) => {
+      bin.push(globalThis.String.fromCharCode(byte));
+    });
+    return globalThis.btoa(bin.join(""));
+  }
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
