@@ -14,7 +14,7 @@ import { Platform } from "../proto/gen/guardyn/v1/common.ts";
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
 import { Api } from "./api.ts";
 import type { BackoffOptions } from "./backoff.ts";
-import { fromHex, randomId } from "./bytes.ts";
+import { fromHex, randomId, toBase64 } from "./bytes.ts";
 import { CallControl, type TurnServers } from "./call_control.ts";
 import type { CallInfo } from "./calls.ts";
 import type { ClientEvent } from "./client_events.ts";
@@ -58,6 +58,18 @@ import {
   registerPush,
   unregisterPush,
 } from "./push.ts";
+import {
+  heartbeat,
+  type PresenceInfo,
+  type PresenceStatusName,
+  type PresenceWatch,
+  readPresence,
+  registerGrant,
+  revokeGrants,
+  setPresence,
+  watchPresence,
+} from "./presence.ts";
+import { newPresenceCapability, presenceGrantHash } from "../crypto/presence_grant.ts";
 import { Sesame } from "./sesame.ts";
 import { TokenKeeper, type TokenPair } from "./tokens.ts";
 import { Transport, type WireProtocol } from "./transport.ts";
@@ -898,6 +910,107 @@ export class GuardynClient {
   /** Which of this account's devices are registered for push (tokens are never returned). */
   pushRegistrations(): Promise<PushRegistrationInfo[]> {
     return pushRegistrations(this.#api);
+  }
+
+  // --- presence ---------------------------------------------------------------------------
+
+  /**
+   * Lets `who` see our presence (status and text; with `lastSeen`, also when we were last
+   * online). A fresh capability goes to their devices end-to-end encrypted; the server only
+   * gets its hash, bound to their account. Granting again replaces the previous grant.
+   */
+  async allowPresence(who: string, options: { lastSeen?: boolean } = {}): Promise<void> {
+    const peer = await this.#resolve(who);
+    this.#me();
+    const lastSeen = options.lastSeen ?? false;
+    const capability = newPresenceCapability();
+    const grantHash = presenceGrantHash(capability, peer);
+    await registerGrant(this.#api, grantHash, lastSeen);
+    const previous = this.#state.presence.given.get(peer);
+    if (previous) await revokeGrants(this.#api, [previous.grantHash]);
+    await this.#lock.run(async () => {
+      this.#state.presence.give(peer, { grantHash, lastSeen });
+      await this.#persist();
+    });
+    await this.#sendControl(
+      peer,
+      { kind: "presence", capability: toBase64(capability), lastSeen },
+      { kind: "presence-given", to: peer, grantHash: toBase64(grantHash), lastSeen },
+    );
+  }
+
+  /** Stops `who` seeing our presence (at once, on every open watch); false if never allowed. */
+  async disallowPresence(who: string): Promise<boolean> {
+    const peer = await this.#resolve(who);
+    const given = this.#state.presence.given.get(peer);
+    if (!given) return false;
+    await revokeGrants(this.#api, [given.grantHash]);
+    await this.#lock.run(async () => {
+      this.#state.presence.give(peer, undefined);
+      await this.#persist();
+    });
+    // Tell them to forget the capability (it opens nothing any more either way).
+    await this.#sendControl(peer, { kind: "presence", capability: "", lastSeen: false });
+    return true;
+  }
+
+  /** Accounts that let us see their presence. */
+  presenceGrants(): { accountId: string; lastSeen: boolean }[] {
+    return [...this.#state.presence.received].map(([accountId, g]) => ({
+      accountId,
+      lastSeen: g.lastSeen,
+    }));
+  }
+
+  /** Sets how our account appears to those we allowed ("invisible" hides it from all). */
+  setPresence(status: PresenceStatusName, customText = ""): Promise<void> {
+    return setPresence(this.#api, status, customText);
+  }
+
+  /**
+   * Keeps this device counted as online: a heartbeat now and then at the interval the server
+   * asks for, until the returned function is called or the client closes.
+   */
+  startPresence(): () => void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const beat = async () => {
+      if (stopped || this.#closed) return;
+      let next = 30_000;
+      try {
+        next = await heartbeat(this.#api);
+      } catch (error) {
+        if (!this.#closed) this.#emitError("sending a presence heartbeat", error);
+      }
+      if (!stopped && !this.#closed) timer = setTimeout(beat, next);
+    };
+    void beat();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
+  /** Reads the presence of accounts (ours, or ones that allowed us; others read as hidden). */
+  async presenceOf(who: readonly string[]): Promise<PresenceInfo[]> {
+    const peers = await Promise.all(who.map((w) => this.#resolve(w)));
+    return await readPresence(this.#api, this.#state.presence, this.#me().accountId, peers);
+  }
+
+  /** Watches accounts: a snapshot entry each, then every change, until closed. */
+  async watchPresence(
+    who: readonly string[],
+    onChange: (presence: PresenceInfo) => void,
+  ): Promise<PresenceWatch> {
+    const peers = await Promise.all(who.map((w) => this.#resolve(w)));
+    return watchPresence(
+      this.#api,
+      this.#state.presence,
+      this.#me().accountId,
+      peers,
+      onChange,
+      (error) => this.#emitError("watching presence", error),
+    );
   }
 
   // --- groups -----------------------------------------------------------------------------

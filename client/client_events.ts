@@ -24,6 +24,10 @@ export type ClientEvent =
   | { type: "connection"; state: ConnectionState; error?: GuardynClientError }
   /** A device of our account introduced itself (it was just linked). */
   | { type: "own-device"; deviceId: string; deviceName: string }
+  /** `peer` lets us see its presence (and its last-seen time with `lastSeen`). */
+  | { type: "presence-granted"; peer: string; lastSeen: boolean }
+  /** `peer` no longer lets us see its presence. */
+  | { type: "presence-withdrawn"; peer: string }
   | { type: "session"; session: SessionStarted }
   /** An envelope that could not be opened (it is acknowledged and dropped). */
   | { type: "undecryptable"; sender: { accountId: string; deviceId: string }; reason: string }

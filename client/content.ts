@@ -89,7 +89,14 @@ export type Content =
   /** A newly linked device of our account introduces itself. */
   | { kind: "hello"; deviceName: string }
   /** Call signaling for call `call` (a random id chosen by the caller). */
-  | { kind: "call"; call: string; signal: CallSignal };
+  | { kind: "call"; call: string; signal: CallSignal }
+  /**
+   * A presence grant (presence.proto): the capability lets the receiver read our presence;
+   * empty withdraws it. `lastSeen`: the grant also shows when we were last online.
+   */
+  | { kind: "presence"; capability: string; lastSeen: boolean }
+  /** Sync copy for our own other devices: we granted `to` (the hash, to revoke it later). */
+  | { kind: "presence-given"; to: string; grantHash: string; lastSeen: boolean };
 
 export interface Plaintext {
   senderRegistrationId: number;
@@ -166,6 +173,10 @@ function pick(c: Content): Content {
       return { kind: c.kind, deviceName: c.deviceName };
     case "call":
       return { kind: c.kind, call: c.call, signal: pickSignal(c.signal) };
+    case "presence":
+      return { kind: c.kind, capability: c.capability, lastSeen: c.lastSeen };
+    case "presence-given":
+      return { kind: c.kind, to: c.to, grantHash: c.grantHash, lastSeen: c.lastSeen };
   }
 }
 
@@ -258,6 +269,20 @@ function checkContent(c: Content, fail: (why: string) => Error): void {
     case "call":
       id(c.call, "call");
       checkSignal(c.signal, fail);
+      return;
+    case "presence":
+      // 32 bytes in base64 (44 characters), or empty to withdraw.
+      if (typeof c.capability !== "string" || !/^([A-Za-z0-9+/]{43}=)?$/.test(c.capability)) {
+        throw fail("capability must be 32 bytes in base64, or empty");
+      }
+      if (typeof c.lastSeen !== "boolean") throw fail("lastSeen must be a boolean");
+      return;
+    case "presence-given":
+      id(c.to, "to");
+      if (typeof c.grantHash !== "string" || !/^[A-Za-z0-9+/]{43}=$/.test(c.grantHash)) {
+        throw fail("grantHash must be 32 bytes in base64");
+      }
+      if (typeof c.lastSeen !== "boolean") throw fail("lastSeen must be a boolean");
       return;
     default:
       throw fail("unknown content kind");

@@ -5,6 +5,7 @@
  */
 
 import type { Envelope } from "../proto/gen/guardyn/v1/messaging.ts";
+import { fromBase64 } from "./bytes.ts";
 import type { ClientEvent } from "./client_events.ts";
 import { type CallSignal, decodeContent, type Plaintext } from "./content.ts";
 import type { GuardynClientError } from "./errors.ts";
@@ -167,6 +168,29 @@ export function applyIncoming(
         serverTimestampMs,
         call: content.call,
         signal: content.signal,
+      });
+      return;
+    case "presence": {
+      if (fromOwnDevice) return;
+      const peer = sender.accountId;
+      state.presence.receive(
+        peer,
+        content.capability
+          ? { capability: fromBase64(content.capability), lastSeen: content.lastSeen }
+          : undefined,
+      );
+      outcome.events.push(
+        content.capability
+          ? { type: "presence-granted", peer, lastSeen: content.lastSeen }
+          : { type: "presence-withdrawn", peer },
+      );
+      return;
+    }
+    case "presence-given":
+      if (!fromOwnDevice) return;
+      state.presence.give(content.to, {
+        grantHash: fromBase64(content.grantHash),
+        lastSeen: content.lastSeen,
       });
       return;
     case "hello":

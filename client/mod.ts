@@ -18,6 +18,7 @@ export type {
   PushRegistrationRequest,
   PushSettings,
 } from "./push.ts";
+export type { PresenceInfo, PresenceStatusName, PresenceWatch } from "./presence.ts";
 export type { ClientEvent } from "./client_events.ts";
 export type { CallMedia, IceCandidate } from "./content.ts";
 export type { Contact } from "./contacts.ts";

@@ -14,6 +14,7 @@ import { GroupBook } from "./group_book.ts";
 import { History } from "./history.ts";
 import { KeyPackageVault } from "./key_package_vault.ts";
 import { PrekeyVault } from "./prekey_vault.ts";
+import { PresenceBook } from "./presence_book.ts";
 import { b64, bytes, corrupt, int, RecentSet, record, str } from "./records.ts";
 import { SessionBook } from "./session_book.ts";
 import type { TokenPair } from "./tokens.ts";
@@ -41,6 +42,7 @@ export class ProfileState {
   contacts = new Contacts();
   history = new History();
   groups = new GroupBook();
+  presence = new PresenceBook();
   seenEnvelopes = new RecentSet(SEEN_KEPT);
   seenMessages = new RecentSet(SEEN_KEPT);
 
@@ -63,6 +65,7 @@ export class ProfileState {
       contacts: this.contacts,
       history: this.history,
       groups: this.groups,
+      presence: this.presence,
       seenEnvelopes: this.seenEnvelopes,
       seenMessages: this.seenMessages,
     }));
@@ -108,6 +111,7 @@ export class ProfileState {
     state.history = History.fromJSON(json.history);
     // Profiles saved before groups existed have none.
     state.groups = GroupBook.fromJSON(json.groups);
+    state.presence = PresenceBook.fromJSON(json.presence);
     state.seenEnvelopes = RecentSet.fromJSON(SEEN_KEPT, json.seenEnvelopes, "seenEnvelopes");
     state.seenMessages = RecentSet.fromJSON(SEEN_KEPT, json.seenMessages, "seenMessages");
     return state;

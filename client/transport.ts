@@ -29,6 +29,7 @@ import {
 } from "../proto/gen/guardyn/v1/messaging.ts";
 import { fromServiceError } from "./errors.ts";
 import { MediaServiceClient, MediaServiceService } from "../proto/gen/guardyn/v1/media.ts";
+import { PresenceServiceClient, PresenceServiceService } from "../proto/gen/guardyn/v1/presence.ts";
 import {
   NotificationServiceClient,
   NotificationServiceService,
@@ -97,6 +98,7 @@ export class Transport {
   readonly groups: InstanceType<typeof GroupServiceClient>;
   readonly media: InstanceType<typeof MediaServiceClient>;
   readonly notifications: InstanceType<typeof NotificationServiceClient>;
+  readonly presence: InstanceType<typeof PresenceServiceClient>;
   readonly #close: () => void;
   /** The mailbox stream's own messaging client (web), on a connection of its own. */
   readonly #streams: InstanceType<typeof MessagingServiceClient>;
@@ -134,6 +136,10 @@ export class Transport {
         NotificationServiceService,
         web,
       ) as unknown as typeof this.notifications;
+      this.presence = webServiceClient(
+        PresenceServiceService,
+        web,
+      ) as unknown as typeof this.presence;
       // Deno's fetch sets no TCP_NODELAY: an ack written on the Receive stream would hold back
       // the next call on the same connection for a delayed ACK (about 40 ms, measured). The
       // stream gets its own connection, so sends never queue behind acks.
@@ -167,6 +173,7 @@ export class Transport {
     this.groups = new GroupServiceClient(options.address, credentials, shared);
     this.media = new MediaServiceClient(options.address, credentials, shared);
     this.notifications = new NotificationServiceClient(options.address, credentials, shared);
+    this.presence = new PresenceServiceClient(options.address, credentials, shared);
     this.#streams = this.messaging;
     this.#close = () => channel.close();
   }

@@ -384,7 +384,7 @@ function presenceSuite(backend: Backend) {
       s.pB.close();
       if (s.b !== s.a) await s.b.stop();
       await s.a.stop();
-      if (s.stream) await deleteStreams(NATS_URL, [s.stream, `${s.stream}_BROADCAST`]);
+      if (s.stream) await deleteStreams(NATS_URL, [s.stream]);
     },
   });
 }

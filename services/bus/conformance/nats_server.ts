@@ -32,7 +32,10 @@ export async function deleteStreams(url: string, names: string[]): Promise<void>
   const nc = await connect({ servers: url, timeout: 2_000, reconnect: false });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 2_000 });
-    for (const name of names) await jsm.streams.delete(name).catch(() => false);
+    // Each event stream has its broadcast stream beside it (jetstream_topology.ts).
+    for (const name of names.flatMap((n) => [n, `${n}_BROADCAST`])) {
+      await jsm.streams.delete(name).catch(() => false);
+    }
   } finally {
     await nc.close();
   }
