@@ -62,6 +62,10 @@ export const HELP = [
   "  /push                        push settings and which devices get content-free wake-ups",
   "  /push-register <endpoint>    wake this device through a UnifiedPush endpoint (https)",
   "  /push-off                    no more wake-ups for this device",
+  "  /status <online|away|busy|invisible|offline> [text]  set your presence; this device heartbeats from now on",
+  "  /allow <username> [--last-seen]  let them see your presence (sent to them end to end encrypted)",
+  "  /disallow <username>         stop them seeing your presence",
+  "  /presence [username...]      presence of these users, or of everyone who allowed you",
   "  /add <username>              find a user and add them as a contact",
   "  /contacts                    contacts with unread counts",
   "  /open <username>             open a conversation (then just type to send)",
@@ -88,6 +92,8 @@ export const HELP = [
 
 export class ChatSession {
   #client: GuardynClient | undefined;
+  /** Stops this device's presence heartbeats (started by /status). */
+  #stopPresence: (() => void) | undefined;
   #peer: string | undefined;
   /** The open group conversation's id, when a group is open instead of a peer. */
   #group: string | undefined;
@@ -186,6 +192,7 @@ export class ChatSession {
   }
 
   async close(): Promise<void> {
+    this.#stopPresence?.();
     this.#linking?.cancel();
     await this.settle();
     await this.#client?.close();
@@ -290,6 +297,46 @@ export class ChatSession {
         const endpoint = this.#arg(args, 0, "/push-register <https endpoint>");
         await client.registerPush({ platform: "unified-push", endpoint });
         this.io.print("This device will be woken through that endpoint (no content is pushed).");
+        return true;
+      }
+      case "/status": {
+        const status = this.#arg(args, 0, "/status <online|away|busy|invisible|offline> [text]");
+        const statuses = ["online", "away", "busy", "invisible", "offline"] as const;
+        const chosen = statuses.find((s) => s === status);
+        if (!chosen) throw new GuardynClientError("BAD_INPUT", `status: ${statuses.join(", ")}`);
+        await client.setPresence(chosen, args.slice(1).join(" "));
+        this.#stopPresence ??= client.startPresence();
+        this.io.print(`Presence: ${chosen}. Only users you /allow see it.`);
+        return true;
+      }
+      case "/allow": {
+        const who = this.#arg(args, 0, "/allow <username> [--last-seen]");
+        const lastSeen = args.includes("--last-seen");
+        await client.allowPresence(who, { lastSeen });
+        this.io.print(
+          `${who} can now see your presence${lastSeen ? " and when you were last online" : ""}.`,
+        );
+        return true;
+      }
+      case "/disallow": {
+        const who = this.#arg(args, 0, "/disallow <username>");
+        const done = await client.disallowPresence(who);
+        this.io.print(done ? `${who} no longer sees your presence.` : `${who} was not allowed.`);
+        return true;
+      }
+      case "/presence": {
+        const who = args.length > 0 ? args : client.presenceGrants().map((g) => g.accountId);
+        if (who.length === 0) {
+          this.io.print("Nobody has allowed you to see their presence yet.");
+          return true;
+        }
+        for (const p of await client.presenceOf(who)) {
+          const seen = p.lastSeenMs
+            ? ` (last seen ${new Date(p.lastSeenMs).toISOString().slice(0, 16).replace("T", " ")})`
+            : "";
+          const text = p.customText ? ` "${p.customText}"` : "";
+          this.io.print(`${this.#name(p.accountId)}: ${p.status}${text}${seen}`);
+        }
         return true;
       }
       case "/push-off": {
@@ -585,6 +632,16 @@ export class ChatSession {
         }
         return;
       }
+      case "presence-granted":
+        this.io.print(
+          `${this.#name(event.peer)} lets you see their presence${
+            event.lastSeen ? " and last-seen time" : ""
+          } (/presence).`,
+        );
+        return;
+      case "presence-withdrawn":
+        this.io.print(`${this.#name(event.peer)} no longer shares their presence.`);
+        return;
       case "own-device":
         this.io.print(
           `A new device joined your account: "${event.deviceName}" (${event.deviceId}).`,

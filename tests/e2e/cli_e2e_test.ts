@@ -309,3 +309,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cli: presence: status, allow with last seen, read it, disallow",
+  ...NO_SANITIZERS,
+  fn: async () => {
+    const world = await startWorld("embedded", {}, [...WORLD_SERVICES, "presence"]);
+    const sessions: ChatSession[] = [];
+    try {
+      const [eve, fay] = [await user(world, "eve"), await user(world, "fay")];
+      sessions.push(eve.session, fay.session);
+      const names = { eve: uniqueName("eve"), fay: uniqueName("fay") };
+      eve.io.answers.push("eve password", "eve password");
+      fay.io.answers.push("fay password", "fay password");
+      await eve.session.execute(`/register ${names.eve}`);
+      await fay.session.execute(`/register ${names.fay}`);
+      await eve.io.waitFor(/● online/);
+      await fay.io.waitFor(/● online/);
+      await fay.session.execute("/presence");
+      assert(fay.io.lines.includes("Nobody has allowed you to see their presence yet."));
+      await eve.session.execute("/status busy writing docs");
+      assert(eve.io.lines.includes("Presence: busy. Only users you /allow see it."));
+      await eve.session.execute(`/add ${names.fay}`);
+      await eve.session.execute(`/allow ${names.fay} --last-seen`);
+      await fay.io.waitFor(/lets you see their presence and last-seen time/);
+      let from = fay.io.lines.length;
+      await fay.session.execute("/presence");
+      assert(
+        fay.io.since(from).some((l) => l.endsWith(`: busy "writing docs"`)),
+        fay.io.lines.join("\n"),
+      );
+      await eve.session.execute(`/disallow ${names.fay}`);
+      await fay.io.waitFor(/no longer shares their presence/);
+      from = fay.io.lines.length;
+      await fay.session.execute(`/presence ${names.eve}`);
+      assert(fay.io.since(from).some((l) => l.endsWith(": offline")), fay.io.lines.join("\n"));
+    } finally {
+      for (const s of sessions) await s.close();
+      await world.stop();
+    }
+  },
+});
