@@ -41,6 +41,12 @@ export const presenceModule = defineService({
       help: "WatchPresence streams open on this instance",
       registers: [deps.metrics.registry],
     });
+    const fanOut = new client.Histogram({
+      name: "guardyn_presence_fanout_seconds",
+      help: "From a presence change reaching this instance to its last write to a watcher here",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [deps.metrics.registry],
+    });
     const hub = new PresenceHub({
       store: store.presence,
       bus: deps.bus,
@@ -51,6 +57,7 @@ export const presenceModule = defineService({
       sweepMs: SWEEP_MS,
       log: log.child({ component: "presence-hub" }),
       onSent: (count) => sent.inc(count),
+      onFanOut: (seconds) => fanOut.observe(seconds),
     });
     await hub.start();
     const perMinute = (n: number) => new RateLimiter({ burst: n, perSecond: n / 60 });

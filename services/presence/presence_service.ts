@@ -186,19 +186,14 @@ export function presenceHandlers(deps: PresenceDeps): Handlers<typeof PresenceSe
       }
       deps.limits.reads.take(deviceKey(auth), "ListPresenceGrants");
       // One more than asked tells whether another page follows.
-      const page = await store.listGrants(
-        auth.accountId,
-        request.after,
-        Math.min(limit + 1, PRESENCE_LIST_MAX),
-      );
-      const more = page.length > limit;
+      const page = await store.listGrants(auth.accountId, request.after, limit + 1);
       return {
         grants: page.slice(0, limit).map((g) => ({
           grantHash: g.hash,
           level: LEVEL_ENUMS.get(g.level)!,
           createdAtMs: g.createdAtMs,
         })),
-        more: more || (page.length === limit && limit === PRESENCE_LIST_MAX),
+        more: page.length > limit,
       };
     },
   };

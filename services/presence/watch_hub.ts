@@ -35,6 +35,11 @@ export interface HubDeps {
   log: Logger;
   /** Counts views written to watchers. */
   onSent?: (count: number) => void;
+  /**
+   * How long a change took from reaching this instance to its last write to a watcher here
+   * (coalescing wait included), once per changed account with watchers.
+   */
+  onFanOut?: (seconds: number) => void;
 }
 
 export interface WatchTarget {
@@ -70,7 +75,8 @@ const SWEEP_MAX = 2_000;
 
 export class PresenceHub {
   readonly #entries = new Map<string, Entry>();
-  readonly #dirty = new Set<string>();
+  /** Changed accounts, with when each first changed since the last flush (performance.now). */
+  readonly #dirty = new Map<string, number>();
   readonly #recent = new Map<string, { state: PresenceState; atMs: number }>();
   readonly #outgoing = new Map<string, PresenceChange>();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -221,7 +227,7 @@ export class PresenceHub {
   }
 
   #markDirty(accountId: string): void {
-    this.#dirty.add(accountId);
+    if (!this.#dirty.has(accountId)) this.#dirty.set(accountId, performance.now());
     this.#flushTimer ??= setTimeout(() => this.#flush(), this.deps.coalesceMs);
   }
 
@@ -229,9 +235,10 @@ export class PresenceHub {
     this.#flushTimer = undefined;
     const now = this.deps.now();
     let sent = 0;
-    for (const accountId of this.#dirty) {
+    for (const [accountId, since] of this.#dirty) {
       const entry = this.#entries.get(accountId);
       if (!entry) continue;
+      const sentBefore = sent;
       // At most three views per account (owner, each grant level, hidden): compute each once.
       const views = new Map<ReadRight, PresenceView>();
       for (const target of entry.targets) {
@@ -245,6 +252,7 @@ export class PresenceHub {
         target.sink(toAccountPresence(accountId, view));
         sent++;
       }
+      if (sent > sentBefore) this.deps.onFanOut?.((performance.now() - since) / 1000);
     }
     this.#dirty.clear();
     if (sent > 0) this.deps.onSent?.(sent);

@@ -94,8 +94,9 @@ export function checkRevoke(ownerId: string, hashes: readonly Uint8Array[] | "al
 export function checkListPage(ownerId: string, after: Uint8Array, limit: number): void {
   checkAccountId(ownerId);
   if (after.byteLength !== 0) checkGrantHash(after);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > PRESENCE_LIST_MAX) {
-    throw new StoreInputError(`limit must be 1..${PRESENCE_LIST_MAX}`);
+  // One more than a page: the caller learns whether another page follows.
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > PRESENCE_LIST_MAX + 1) {
+    throw new StoreInputError(`limit must be 1..${PRESENCE_LIST_MAX + 1}`);
   }
 }
 

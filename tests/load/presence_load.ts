@@ -180,12 +180,14 @@ async function deploy() {
   await migrate(readMigrateSettings(env), () => {});
   const child = spawn(["run", "-A", MAIN], env);
   const httpPort = Number((await child.line(/API\s+http:\/\/127\.0\.0\.1:(\d+)/))[1]);
+  const metricsPort = Number((await child.line(/metrics\s+http:\/\/127\.0\.0\.1:(\d+)/))[1]);
   const config = parseConfig(env);
   const store = await openStore(config.store, createLogger({ level: "warn" }), { migrate: false });
   const keys = await importTokenKeys(JSON.parse(await Deno.readTextFile(keysFile)));
   const issuer = new TokenIssuer(keys, config.hosts.api, 3600);
   return {
     httpAddress: `127.0.0.1:${httpPort}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     child,
     store,
     issuer,
@@ -305,6 +307,7 @@ async function measurePresence() {
       await sleep(300);
     }
     const changeCpu = await d.child.cpuSeconds() - cpuBefore;
+    const fanOut = await serverFanOut(d.metricsUrl);
     latencies.sort((a, b) => a - b);
     progress(`heartbeats for ${HEARTBEAT_SECONDS} s`);
     const heartbeats = await heartbeatLoad(d, lanes, watchers);
@@ -318,6 +321,7 @@ async function measurePresence() {
       p99Ms: round(percentile(latencies, 99), 2),
       maxMs: round(latencies.at(-1) ?? NaN, 2),
       slowestChangeMs: round(Math.max(...perChange), 1),
+      ...fanOut,
       serverCpuUsPerUpdate: round((changeCpu * 1e6) / Math.max(1, latencies.length), 2),
       rssBytesPerStream: Math.round((rssAfter - rssBefore) / Math.max(1, snapshots)),
       ...heartbeats,
@@ -328,6 +332,24 @@ async function measurePresence() {
     await d.cleanup();
     for (const lane of lanes) lane.close();
   }
+}
+
+/**
+ * The server's own view of each change: from reaching the instance to its last write to a
+ * watcher (the guardyn_presence_fanout_seconds histogram): mean, and the share within 500 ms.
+ */
+async function serverFanOut(url: string) {
+  const text = await (await fetch(url)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+  const count = value(/^guardyn_presence_fanout_seconds_count(?:\{[^}]*\})? (\S+)$/m);
+  const sum = value(/^guardyn_presence_fanout_seconds_sum(?:\{[^}]*\})? (\S+)$/m);
+  const within = value(/^guardyn_presence_fanout_seconds_bucket\{le="0\.5"[^}]*\} (\S+)$/m);
+  const within250 = value(/^guardyn_presence_fanout_seconds_bucket\{le="0\.25"[^}]*\} (\S+)$/m);
+  return {
+    serverFanOutMeanMs: round((sum / count) * 1000, 1),
+    serverFanOutWithin250Ms: `${within250}/${count}`,
+    serverFanOutWithin500Ms: `${within}/${count}`,
+  };
 }
 
 /**

@@ -104,6 +104,7 @@ export function registerPresenceSuite(options: PresenceSuiteOptions): void {
       () => store.presence.grant(owner, Array.from({ length: 101 }, (_, i) => grant(i)), 1000),
       () => store.presence.states(Array.from({ length: 201 }, account)),
       () => store.presence.listGrants(owner, new Uint8Array(), 0),
+      () => store.presence.listGrants(owner, new Uint8Array(), 1002),
     ];
     for (const call of bad) {
       assert(await captureRejection(call()) instanceof StoreInputError);
