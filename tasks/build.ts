@@ -8,8 +8,12 @@
  *    to the k3d registry (infra/k3d-config.yaml) when it answers, or to --registry with --push.
  * 3. Records the registry and tag in dist/images.json for `deno task deploy`.
  *
- * `deno compile` downloads the Deno runtime for the target (denort) on first use; where that
- * download is blocked the task stops with a clear message (set DENORT_BIN to a local denort).
+ * `deno compile` downloads the Deno runtime for the target (denort) on first use. Where that
+ * download is blocked and DENORT_BIN is not set, the task says so in one line and builds the
+ * offline image form instead (dist/offline: tasks/offline_image.ts). A DENORT_BIN that is the
+ * deno CLI is refused: the "binary" would start the Deno REPL, not the service. Every service
+ * built, in either form, is started once and must answer /readyz (auth: register an account,
+ * so the Argon2 native addon is proven to load) before the build is called done.
  */
 
 import { loadCatalog, repoRootFromHere, type ServiceSpec } from "./kube_catalog.ts";
@@ -17,6 +21,8 @@ import { fail, loadLocalCluster, parseFlags } from "./kube_cli.ts";
 import { imageName } from "./kube_manifests.ts";
 import { checkImageSettings, imageRef, MIGRATE_IMAGE } from "./kube_render.ts";
 import { type Builder, BUILDERS, pathWhich, run, runChecked, type Which } from "./kube_tools.ts";
+import { buildOfflineImage } from "./offline_image.ts";
+import { smokeStart } from "./smoke_start.ts";
 
 export interface CompileTarget {
   /** Binary name in dist/ and build argument of the Containerfile. */
@@ -69,11 +75,24 @@ export const RUNTIME_PERMISSIONS = [
   "--no-prompt",
 ] as const;
 
-/** `deno compile` arguments for one binary. */
-export function compileArgs(target: CompileTarget, arch: Target): string[] {
+/**
+ * npm package folders never loaded at run time but large enough to matter: bintrees@1.0.2
+ * (prom-client -> tdigest) ships 2 MB of integers in test/perf, which makes Deno 2.9's compile
+ * overflow its stack (denoland/deno#36746). Relative to the npm cache's registry folder.
+ */
+export const NPM_EXCLUDES = ["bintrees/1.0.2/test"];
+
+/**
+ * `deno compile` arguments for one binary. `npmCache` is the npm registry folder of DENO_DIR
+ * (`<DENO_DIR>/npm/registry.npmjs.org`), where NPM_EXCLUDES live.
+ */
+export function compileArgs(target: CompileTarget, arch: Target, npmCache?: string): string[] {
   return [
     "compile",
     ...RUNTIME_PERMISSIONS,
+    // Only the npm packages the service reaches (auth: 122 MB instead of 320 MB).
+    "--exclude-unused-npm",
+    ...(npmCache ? NPM_EXCLUDES.flatMap((path) => ["--exclude", `${npmCache}/${path}`]) : []),
     ...EMBEDDED.flatMap((path) => ["--include", path]),
     "--target",
     arch,
@@ -92,6 +111,17 @@ export function explainCompileFailure(stderr: string, arch: Target): string {
       `binary of Deno ${Deno.version.deno} for ${arch}.`;
   }
   return `deno compile failed:\n${stderr.trim().slice(-4000)}`;
+}
+
+/**
+ * True when `path` is the deno CLI rather than a denort runtime: it is this very deno, or it
+ * has the CLI's `compile` subcommand (a denort has no subcommands).
+ */
+export async function isDenoCli(path: string): Promise<boolean> {
+  const real = (p: string) => Deno.realPath(p).catch(() => p);
+  if (await real(path) === await real(Deno.execPath())) return true;
+  const result = await run(path, ["compile", "--help"]);
+  return result.code === 0 && /deno compile/i.test(result.stdout + result.stderr);
 }
 
 /** Immutable image tag: the commit, plus a timestamp when the work tree has local changes. */
@@ -184,13 +214,42 @@ async function main() {
   );
   const targets = compileTargets(loadCatalog());
   await Deno.mkdir(`${root}/dist`, { recursive: true });
+  const denort = Deno.env.get("DENORT_BIN");
+  if (denort && await isDenoCli(denort)) {
+    throw new Error(
+      `DENORT_BIN=${denort} is the deno CLI, not the denort runtime: a binary built on it ` +
+        "starts the Deno REPL instead of the service. Point DENORT_BIN at a denort of Deno " +
+        `${Deno.version.deno}, or unset it to build the offline image form.`,
+    );
+  }
+  const npmCache = await npmCacheDir();
+  const built: CompileTarget[] = [];
   for (const target of targets) {
     const started = performance.now();
-    const result = await run(Deno.execPath(), compileArgs(target, arch), { cwd: root });
-    if (result.code !== 0) throw new Error(explainCompileFailure(result.stderr, arch));
+    const result = await run(Deno.execPath(), compileArgs(target, arch, npmCache), { cwd: root });
+    if (result.code !== 0) {
+      const explained = explainCompileFailure(result.stderr, arch);
+      if (denort || !explained.includes("denort")) throw new Error(explained);
+      console.log(
+        "build: no denort runtime can be downloaded here (set DENORT_BIN to one); building " +
+          "the offline image form (deno + a prepared module cache) in dist/offline instead",
+      );
+      await buildOffline(root, targets);
+      return;
+    }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const { size } = await Deno.stat(`${root}/dist/${target.binary}`);
     console.log(`build: dist/${target.binary} (${(size / 2 ** 20).toFixed(0)} MiB, ${seconds} s)`);
+    built.push(target);
+  }
+  for (const target of built.filter((t) => t.binary !== "migrate")) {
+    // Outside the image the binary is not at /app/guardyn: serve gRPC in-process here.
+    await checkStarts(
+      target.binary,
+      await smokeStart(target.binary, `${root}/dist/${target.binary}`, [], {
+        GRPC_LISTENER: "in-process",
+      }),
+    );
   }
   if (flags.switches.has("no-images")) return;
 
@@ -230,6 +289,41 @@ async function main() {
         "or pass --push with --registry",
     );
   }
+}
+
+/** `<DENO_DIR>/npm/registry.npmjs.org`, from `deno info --json`. */
+async function npmCacheDir(): Promise<string | undefined> {
+  const result = await run(Deno.execPath(), ["info", "--json"]);
+  if (result.code !== 0) return undefined;
+  const denoDir = (JSON.parse(result.stdout) as { denoDir?: string }).denoDir;
+  return denoDir ? `${denoDir}/npm/registry.npmjs.org` : undefined;
+}
+
+async function buildOffline(root: string, targets: readonly CompileTarget[]): Promise<void> {
+  const out = `${root}/dist/offline`;
+  console.log("build: preparing the module cache takes about a minute the first time");
+  await buildOfflineImage(root, out, targets, (line) => console.log(`build: ${line}`));
+  for (const target of targets.filter((t) => t.binary !== "migrate")) {
+    await checkStarts(
+      target.binary,
+      await smokeStart(target.binary, `${out}/guardyn`, [target.binary]),
+    );
+  }
+  console.log(
+    `build: dist/offline is ready: \`dist/offline/guardyn <service>\` runs one service from the ` +
+      "prepared cache (--cached-only); infra/containers/Containerfile.offline makes an image of it",
+  );
+}
+
+function checkStarts(
+  binary: string,
+  result: { ready: boolean; argon2?: boolean },
+): void {
+  if (!result.ready) throw new Error(`${binary} started but /readyz did not answer 200`);
+  if (result.argon2 === false) throw new Error(`${binary}: Register failed (the Argon2 addon)`);
+  console.log(
+    `build: ${binary} starts and is ready${result.argon2 ? "; Argon2 addon loads" : ""}`,
+  );
 }
 
 if (import.meta.main) await main().catch((error) => fail("build", error));

@@ -7,6 +7,8 @@ import {
   explainCompileFailure,
   findBuilder,
   imageTag,
+  isDenoCli,
+  NPM_EXCLUDES,
   parseTarget,
 } from "./build.ts";
 import { catalog, ROOT } from "./kube_test_kit.ts";
@@ -125,4 +127,31 @@ Deno.test("build: the Containerfile runs the binary as non-root on a minimal bas
   assertMatch(text, /^USER 65532:65532$/m);
   assertMatch(text, /^ENTRYPOINT \["\/app\/guardyn"\]$/m);
   assertMatch(text, /distroless/);
+});
+
+Deno.test("build: only reachable npm packages, without bintrees' 2 MB of test data", async () => {
+  const [auth] = compileTargets(await catalog());
+  const args = compileArgs(auth!, "x86_64-unknown-linux-gnu", "/cache/npm/registry.npmjs.org");
+  assert(args.includes("--exclude-unused-npm"));
+  assertEquals(NPM_EXCLUDES, ["bintrees/1.0.2/test"]);
+  const at = args.indexOf("--exclude");
+  assertEquals(args.slice(at, at + 2), [
+    "--exclude",
+    "/cache/npm/registry.npmjs.org/bintrees/1.0.2/test",
+  ]);
+  assert(!compileArgs(auth!, "x86_64-unknown-linux-gnu").includes("--exclude"));
+});
+
+Deno.test("build: a DENORT_BIN that is the deno CLI is recognised (it would start a REPL)", async () => {
+  assert(await isDenoCli(Deno.execPath()));
+  // Not this deno but another copy of the CLI: found by its compile subcommand.
+  const copy = await Deno.makeTempFile({ prefix: "guardyn-deno-copy-" });
+  try {
+    await Deno.copyFile(Deno.execPath(), copy);
+    await Deno.chmod(copy, 0o755);
+    assert(await isDenoCli(copy));
+  } finally {
+    await Deno.remove(copy);
+  }
+  assert(!(await isDenoCli("/bin/true")), "a program without a compile subcommand");
 });

@@ -48,7 +48,11 @@ export const GATEWAY_WORKER_ENV = "GUARDYN_GATEWAY_WORKER";
  */
 function workerCommand(): string[] {
   const isDeno = /^deno(\.exe)?$/.test(Deno.execPath().split(/[\\/]/).pop() ?? "");
-  return isDeno ? ["run", "--allow-net", "--allow-env", "--allow-read", "--no-prompt", WORKER] : [];
+  // The offline image form (tasks/offline_image.ts) runs from a prepared cache only.
+  const cached = Deno.env.get("GUARDYN_CACHED_ONLY") === "1" ? ["--cached-only"] : [];
+  return isDeno
+    ? ["run", ...cached, "--allow-net", "--allow-env", "--allow-read", "--no-prompt", WORKER]
+    : [];
 }
 /** A worker that dies this soon after starting waits before the next start (crash loop). */
 const CRASH_LOOP_MS = 1_000;
