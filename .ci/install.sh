@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suites need, idempotently: Deno (from npm), nats-server and coturn (Debian),
+# Installs what the test suites need, idempotently: Deno (from npm), nats-server, coturn,
+# Prometheus (promtool) and age (Debian),
 # a JDK and Maven (Debian) for Apache Cassandra, and Cassandra's jars (Maven Central, cached outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,10 @@ command -v mvn >/dev/null || missing_apt+=(maven)
 command -v h2load >/dev/null || missing_apt+=(nghttp2-client)
 command -v nginx >/dev/null || missing_apt+=(nginx-light)
 command -v turnserver >/dev/null || missing_apt+=(coturn)
+# Prometheus and promtool: the shipped scrape configuration and rules are tested for real.
+command -v promtool >/dev/null || missing_apt+=(prometheus)
+# age, for the SOPS-encrypted secrets tests.
+command -v age >/dev/null || missing_apt+=(age)
 if ((${#missing_apt[@]} > 0)); then
   if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
     say "missing: ${missing_apt[*]}; install them with apt-get (needs root)"

@@ -61,7 +61,8 @@ export function unaryResponse(
     }
     headers.set("content-type", "application/json");
     for (const [key, value] of outcome.status.metadata) {
-      if (typeof value === "string") headers.append(key, value);
+      // The request id is already there: the status echoes it (one value, not two).
+      if (typeof value === "string" && key !== "x-request-id") headers.append(key, value);
     }
     return new Response(JSON.stringify(connectErrorJson(outcome.status)), {
       status: connectHttpStatus(outcome.status.code),

@@ -25,6 +25,7 @@ import {
 import { fromGrpcStatus } from "../../proto/web_status.ts";
 import type { GrpcLimits } from "./config.ts";
 import { requestIdOf, type Route } from "./grpc_server.ts";
+import { trace } from "@opentelemetry/api";
 import { CorsPolicy } from "./cors.ts";
 import { FORWARDED_HEADERS, GATEWAY_HEADER, GATEWAY_PEER_HEADER } from "./gateway_headers.ts";
 import type { Logger } from "./log.ts";
@@ -104,6 +105,13 @@ async function serveCall(
     return new Response(`${kind.refused}\n`, { status: 415 });
   }
   const requestId = requestIdOf(request.headers.get("x-request-id"));
+  // With OTEL_DENO=true Deno makes a span per HTTP request; name it after the RPC and carry the
+  // request id the logs and the response carry. Without it there is no span: nothing happens.
+  trace.getActiveSpan()?.updateName(path).setAttributes({
+    "rpc.system": "grpc",
+    "rpc.method": path,
+    "guardyn.request_id": requestId,
+  });
   if (!route) {
     await request.body?.cancel().catch(() => {});
     return unaryResponse(kind.protocol, requestId, {

@@ -26,6 +26,7 @@ import { type Config, describeConfig, parseConfig } from "./config.ts";
 import { openBus } from "./open_bus.ts";
 import { openStore } from "./open_store.ts";
 import { scopedBus, scopedStore } from "./service_scope.ts";
+import { instrumentedBus, instrumentedStore } from "./instrumented.ts";
 
 /** What the runtime opened once and shares between the services of this process. */
 export interface RuntimeDeps {
@@ -103,6 +104,9 @@ export async function runServices(
     throw error;
   }
   const deps: RuntimeDeps = { config, log, metrics, store, bus, tokenKeys, deviceStatus };
+  // What services use is measured (store and bus latency on the dashboards).
+  const timedStore = instrumentedStore(store, metrics.registry);
+  const timedBus = instrumentedBus(bus, metrics.registry);
 
   const server = new GrpcServer({
     host: config.grpc.host,
@@ -145,8 +149,8 @@ export async function runServices(
         settings: config.services[module.name],
         log: log.child({ service: module.name }),
         metrics,
-        store: scopedStore(store, module.stores),
-        bus: scopedBus(bus, module),
+        store: scopedStore(timedStore, module.stores),
+        bus: scopedBus(timedBus, module),
         tokenKeys,
         deviceStatus,
         ...(module.blobs && blobs ? { blobs } : {}),
