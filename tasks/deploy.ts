@@ -46,6 +46,12 @@ import {
   planDeploy,
 } from "./deploy_plan.ts";
 import { parseSecretNames } from "./kube_bootstrap.ts";
+import {
+  decryptSecrets,
+  encryptedSecretsPath,
+  findSops,
+  secretsApplyPayload,
+} from "./sops_secrets.ts";
 
 /** What `deno task build` leaves in dist/images.json. */
 export interface BuildRecord {
@@ -187,6 +193,29 @@ async function readBuildRecord(root: string): Promise<BuildRecord | undefined> {
   }
 }
 
+/**
+ * The overlay's SOPS-encrypted Secrets (infra/secrets/<overlay>.enc.yaml), when the repository
+ * has them: decrypted in memory with SOPS_AGE_KEY_FILE and applied through kubectl's stdin, so
+ * no plaintext touches the disk. Without the file, kube-bootstrap's Secrets must exist.
+ */
+async function applyEncryptedSecrets(
+  kube: Kube,
+  root: string,
+  overlay: string,
+  ageKeyFile: string | undefined,
+): Promise<void> {
+  const file = `${root}/${encryptedSecretsPath(overlay)}`;
+  if (!(await Deno.stat(file).then(() => true, () => false))) return;
+  const sops = await findSops();
+  if (!sops) throw new MissingToolsError(["sops"], "deploy");
+  const secrets = await decryptSecrets(sops, file, ageKeyFile);
+  await kubectl(kube, ["apply", "-f", "-"], secretsApplyPayload(secrets, kube.namespace));
+  console.log(
+    `deploy: applied ${secrets.length} Secret(s) from ${encryptedSecretsPath(overlay)} ` +
+      "(decrypted in memory; values not printed)",
+  );
+}
+
 async function main() {
   const flags = parseFlags(Deno.args, {
     options: ["overlay", "context", "registry", "tag"],
@@ -236,6 +265,7 @@ async function main() {
   }
   const { kubectl } = await requireTools(["kubectl"], which, "deploy") as { kubectl: string };
   const kube: Kube = { kubectl, context, namespace };
+  await applyEncryptedSecrets(kube, root, overlay, env.SOPS_AGE_KEY_FILE);
   for (const [i, step] of plan.entries()) {
     const started = performance.now();
     console.log(`deploy: ${i + 1}/${plan.length} ${describeStep(step)}`);

@@ -4,6 +4,9 @@
  * the access-token key set (generateTokenKeyFile), CQL credentials, the ScyllaDB superuser
  * password and the NATS token. Values go to `kubectl create -f -` on stdin: never on a command
  * line, never in a file, never printed. Secrets that already exist are kept (no silent rotation).
+ * With `--sops-file` it writes them instead to infra/secrets/<overlay>.enc.yaml, encrypted with
+ * SOPS to the age recipients of `.sops.yaml` (plaintext only on sops's stdin), keeping the
+ * Secrets the file already holds (decrypted with SOPS_AGE_KEY_FILE); `deploy` applies that file.
  */
 
 import { generateTokenKeyFile } from "../services/platform/tokens.ts";
@@ -20,7 +23,14 @@ import {
 } from "./kube_cli.ts";
 import { SECRET_KEYS, SECRET_NAMES, TOKEN_KEYS_FILE_NAME } from "./kube_manifests.ts";
 import { parseOverlay } from "./kube_render.ts";
-import { pathWhich, requireTools, runChecked } from "./kube_tools.ts";
+import { MissingToolsError, pathWhich, requireTools, runChecked } from "./kube_tools.ts";
+import {
+  decryptSecrets,
+  encryptedSecretsPath,
+  encryptSecrets,
+  findSops,
+  hasPlaceholderRecipients,
+} from "./sops_secrets.ts";
 
 export const CQL_APP_USER = "guardyn";
 const SECRET_LENGTH = 43; // about 256 bits from a 62-letter alphabet
@@ -112,10 +122,63 @@ export function parseSecretNames(output: string): Set<string> {
   );
 }
 
+/**
+ * The Secrets an encrypted file should hold: those it has (kept, never rotated) plus freshly
+ * generated ones for the names it lacks. Returns them with the names that were added.
+ */
+export async function mergeSecrets(
+  existing: readonly SecretManifest[],
+  namespace: string,
+): Promise<{ secrets: SecretManifest[]; added: string[] }> {
+  const have = new Set(existing.map((s) => s.metadata.name));
+  const added = secretsToCreate(have);
+  const fresh = (await generateSecrets(namespace)).filter((s) => added.includes(s.metadata.name));
+  return { secrets: [...existing, ...fresh], added };
+}
+
+/** `--sops-file`: write the overlay's Secrets encrypted to git instead of into a cluster. */
+async function writeEncrypted(root: string, overlay: string, namespace: string, dryRun: boolean) {
+  const sops = await findSops();
+  if (!sops) throw new MissingToolsError(["sops"], "kube-bootstrap --sops-file");
+  const config = await Deno.readTextFile(`${root}/.sops.yaml`);
+  if (hasPlaceholderRecipients(config)) {
+    throw new Error(
+      ".sops.yaml still names the placeholder recipient: put your operators' age public keys " +
+        "there (age-keygen -y <identity>) first",
+    );
+  }
+  const target = `${root}/${encryptedSecretsPath(overlay)}`;
+  const exists = await Deno.stat(target).then(() => true, () => false);
+  const existing = exists
+    ? await decryptSecrets(sops, target, Deno.env.get("SOPS_AGE_KEY_FILE"))
+    : [];
+  const { secrets, added } = await mergeSecrets(existing, namespace);
+  for (const name of Object.keys(SECRET_KEYS)) {
+    console.log(`  ${name}: ${added.includes(name) ? "generate" : "keep (in the file)"}`);
+  }
+  if (dryRun || added.length === 0) return;
+  await encryptSecrets(sops, secrets, target, { cwd: root });
+  console.log(
+    `kube-bootstrap: wrote ${encryptedSecretsPath(overlay)} (${added.length} new Secret(s), ` +
+      "values encrypted to the .sops.yaml recipients; commit it)",
+  );
+}
+
 async function main() {
-  const flags = parseFlags(Deno.args, { options: ["overlay", "context"], switches: ["dry-run"] });
+  const flags = parseFlags(Deno.args, {
+    options: ["overlay", "context"],
+    switches: ["dry-run", "sops-file"],
+  });
   const root = repoRootFromHere();
   const overlay = parseOverlay(flags.options.overlay ?? "local");
+  if (flags.switches.has("sops-file")) {
+    return await writeEncrypted(
+      root,
+      overlay,
+      await loadNamespace(root),
+      flags.switches.has("dry-run"),
+    );
+  }
   const context = chooseContext(
     overlay,
     flags.options.context,

@@ -11,7 +11,9 @@ export type ToolName =
   | "docker"
   | "podman"
   | "nerdctl"
-  | "kubernetes-validate";
+  | "kubernetes-validate"
+  | "sops"
+  | "age";
 
 export interface ToolInfo {
   purpose: string;
@@ -41,6 +43,14 @@ export const TOOLS: Record<ToolName, ToolInfo> = {
   "kubernetes-validate": {
     purpose: "validates rendered manifests against the Kubernetes schemas (tests)",
     install: "bash infra/tools/install.sh (pip package kubernetes-validate, cached)",
+  },
+  sops: {
+    purpose: "encrypts and decrypts the Secrets kept in git (infra/secrets/*.enc.yaml)",
+    install: "bash infra/tools/install.sh (go install github.com/getsops/sops/v3/cmd/sops@v3.13.3)",
+  },
+  age: {
+    purpose: "the keys SOPS encrypts the Secrets to (age-keygen makes an identity)",
+    install: "apt-get install age",
   },
 };
 
