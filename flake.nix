@@ -16,12 +16,23 @@
             nodejs_22
             nats-server
             protobuf
-            jdk17_headless
+            jdk17_headless # Apache Cassandra for the CQL tests
             maven
+            coturn
+            nghttp2 # h2load for the abuse tests
+            go # builds the pinned tools of infra/tools/install.sh
             kubectl
             kustomize
             k3d
             kubeconform
+            kubernetes # kube-apiserver, controller-manager, scheduler (tasks/kube_api.ts)
+            etcd
+            kwok
+            sops
+            age
+            cosign
+            syft
+            prometheus # promtool and the scrape test (tasks/observability_test.ts)
           ];
           shellHook = ''
             export DENO_NO_UPDATE_CHECK=1
