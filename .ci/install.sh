@@ -20,6 +20,10 @@ command -v turnserver >/dev/null || missing_apt+=(coturn)
 command -v promtool >/dev/null || missing_apt+=(prometheus)
 # age, for the SOPS-encrypted secrets tests.
 command -v age >/dev/null || missing_apt+=(age)
+# nix-instantiate parses the flake (tasks/flake_test.ts).
+command -v nix-instantiate >/dev/null || missing_apt+=(nix-bin)
+# openssl makes the test control plane's service account key (tasks/kube_api.ts).
+command -v openssl >/dev/null || missing_apt+=(openssl)
 if ((${#missing_apt[@]} > 0)); then
   if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
     say "missing: ${missing_apt[*]}; install them with apt-get (needs root)"
