@@ -38,7 +38,7 @@ export async function controlPlaneBin(
   return bin;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -83,7 +83,7 @@ export async function startKubeApi(options: { withControllers?: boolean } = {}):
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdPort, peerPort, apiPort] = [freePort(), freePort(), freePort()];
     launch("etcd", [
       `--data-dir=${join(dir, "etcd")}`,
       `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
@@ -168,14 +168,14 @@ export async function startKubeApi(options: { withControllers?: boolean } = {}):
         `--kubeconfig=${kubeconfig}`,
         `--service-account-private-key-file=${join(dir, "sa.key")}`,
         "--bind-address=127.0.0.1",
-        `--secure-port=${await freePort()}`,
+        `--secure-port=${freePort()}`,
         "--leader-elect=false",
         "--controllers=*,-nodeipam",
       ]);
       launch("kube-scheduler", [
         `--kubeconfig=${kubeconfig}`,
         "--bind-address=127.0.0.1",
-        `--secure-port=${await freePort()}`,
+        `--secure-port=${freePort()}`,
         "--leader-elect=false",
       ]);
     }

@@ -74,7 +74,7 @@ async function devServer(dir: string) {
   };
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -102,7 +102,7 @@ Deno.test({
         join(dir, "targets", "dev.json"),
         JSON.stringify([{ targets: [server.metrics], labels: { service: "all" } }]),
       );
-      const port = await freePort();
+      const port = freePort();
       prometheus = new Deno.Command("prometheus", {
         args: [
           `--config.file=${join(dir, "prometheus.yml")}`,
