@@ -46,7 +46,7 @@ import {
   planDeploy,
 } from "./deploy_plan.ts";
 import { parseSecretNames } from "./kube_bootstrap.ts";
-import { findTool, verifyRelease } from "./release.ts";
+import { requireSignedRelease } from "./release.ts";
 import {
   decryptSecrets,
   encryptedSecretsPath,
@@ -195,28 +195,6 @@ async function readBuildRecord(root: string): Promise<BuildRecord | undefined> {
 }
 
 /**
- * Production deploys only a signed release: dist/release (deno task release) must list its
- * artifacts, each with a cosign signature that verifies against COSIGN_PUBLIC_KEY (default
- * infra/release/cosign.pub) and the SHA-256 it was signed with.
- */
-async function requireSignedRelease(root: string, env: Record<string, string>): Promise<void> {
-  const dir = `${root}/dist/release`;
-  if (!(await Deno.stat(`${dir}/release.json`).then(() => true, () => false))) {
-    throw new Error("the prod overlay deploys a signed release only: run deno task release");
-  }
-  const cosign = await findTool("cosign");
-  if (!cosign) {
-    throw new Error("cosign is needed to verify the release: bash infra/tools/install.sh");
-  }
-  const publicKey = env.COSIGN_PUBLIC_KEY ?? `${root}/infra/release/cosign.pub`;
-  const problems = await verifyRelease(cosign, publicKey, dir);
-  if (problems.length > 0) {
-    throw new Error(`refusing to deploy an unverified release:\n  - ${problems.join("\n  - ")}`);
-  }
-  console.log("deploy: the release's signatures verify");
-}
-
-/**
  * The overlay's SOPS-encrypted Secrets (infra/secrets/<overlay>.enc.yaml), when the repository
  * has them: decrypted in memory with SOPS_AGE_KEY_FILE and applied through kubectl's stdin, so
  * no plaintext touches the disk. Without the file, kube-bootstrap's Secrets must exist.
@@ -248,7 +226,14 @@ async function main() {
   const env = Deno.env.toObject();
   const overlay = parseOverlay(flags.options.overlay ?? "local");
   const domain = checkDomain(env.DOMAIN);
-  if (overlay === "prod") await requireSignedRelease(root, env);
+  if (overlay === "prod") {
+    // Production deploys only a signed release (deno task release), verified here.
+    await requireSignedRelease(
+      `${root}/dist/release`,
+      env.COSIGN_PUBLIC_KEY ?? `${root}/infra/release/cosign.pub`,
+    );
+    console.log("deploy: the release's signatures verify");
+  }
   const local = await loadLocalCluster(root);
   const specs: ServiceSpec[] = loadCatalog();
   const stale = await staleFiles(root);

@@ -89,6 +89,24 @@ export async function verifyRelease(
   return problems;
 }
 
+/**
+ * What `deploy --overlay prod` requires: a release in `dir` whose every artifact verifies
+ * against `publicKey`. Throws with each problem otherwise.
+ */
+export async function requireSignedRelease(dir: string, publicKey: string): Promise<void> {
+  if (!(await Deno.stat(join(dir, "release.json")).then(() => true, () => false))) {
+    throw new Error("the prod overlay deploys a signed release only: run deno task release");
+  }
+  const cosign = await findTool("cosign");
+  if (!cosign) {
+    throw new Error("cosign is needed to verify the release: bash infra/tools/install.sh");
+  }
+  const problems = await verifyRelease(cosign, publicKey, dir);
+  if (problems.length > 0) {
+    throw new Error(`refusing to deploy an unverified release:\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
 /** Signs and describes the artifacts in `dir` (already copied there). */
 export async function signRelease(
   tools: { cosign: string; syft: string },

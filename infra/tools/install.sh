@@ -7,6 +7,7 @@
 #   control plane        etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 #                        (Go module proxy, built from infra/tools/controlplane; tasks/kube_api.ts)
 #   kwok                 fake Kubernetes nodes               (Go module proxy, `go install`)
+#   cosign, syft         release signatures and SBOMs        (Go module proxy, `go install`)
 # Cache: ${GUARDYN_CACHE:-$HOME/.cache/guardyn}/{bin,kubernetes-validate}. The tests look there.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ KUSTOMIZE_VERSION="v5.7.1"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 VERSITYGW_VERSION="v1.8.0"
 SOPS_VERSION="v3.13.3"
+COSIGN_VERSION="v2.6.5"
+SYFT_VERSION="v1.57.2"
 
 CACHE="${GUARDYN_CACHE:-${HOME:?HOME is not set}/.cache/guardyn}"
 say() { printf 'install: %s\n' "$*" >&2; }
@@ -39,6 +42,18 @@ if [[ "$("$CACHE/bin/sops" --version --disable-version-check 2>/dev/null | head 
   say "go install github.com/getsops/sops/v3/cmd/sops@$SOPS_VERSION (one time, about 4 minutes on 2 cores)"
   GOBIN="$CACHE/bin" GOFLAGS=-buildvcs=false go install "github.com/getsops/sops/v3/cmd/sops@$SOPS_VERSION"
 fi
+
+# cosign and syft print versions that need network checks; a marker names what was built.
+for tool in "cosign github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION 8" \
+            "syft github.com/anchore/syft/cmd/syft@$SYFT_VERSION 10"; do
+  read -r name module minutes <<<"$tool"
+  if [[ ! -x "$CACHE/bin/$name" || ! -f "$CACHE/bin/.$name-${module##*@}" ]]; then
+    command -v go >/dev/null || { say "go is needed to install $name (Debian: golang)"; exit 1; }
+    say "go install $module (one time, about $minutes minutes on 2 cores)"
+    GOBIN="$CACHE/bin" GOFLAGS=-buildvcs=false go install "$module"
+    touch "$CACHE/bin/.$name-${module##*@}"
+  fi
+done
 
 # The control plane: rebuilt when its module (go.sum) changes; a marker names what was built.
 cp_src="$(cd "$(dirname "$0")/controlplane" && pwd)"
@@ -76,4 +91,4 @@ if [[ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null || true)" != *"$K
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
-say "kustomize $("$CACHE/bin/kustomize" version), kubernetes-validate $("$venv/bin/kubernetes-validate" --version), versitygw $VERSITYGW_VERSION, sops $SOPS_VERSION, control plane in $cp_bin"
+say "kustomize $("$CACHE/bin/kustomize" version), kubernetes-validate $("$venv/bin/kubernetes-validate" --version), versitygw $VERSITYGW_VERSION, sops $SOPS_VERSION, cosign $COSIGN_VERSION, syft $SYFT_VERSION, control plane in $cp_bin"
