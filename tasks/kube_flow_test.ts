@@ -4,8 +4,9 @@
  * running and ready; no container runs, so Jobs are reported complete by kwok too). Asserts
  * what the tasks created: the namespace, every Secret with its keys and no value in the
  * tasks' output, the ConfigMap, the workloads, the schema Jobs in order, the network policies
- * and the ingress host from DOMAIN. What stays unrun here: images, real pods (no kubelet), the
- * port-forward of verify, and k3d itself (docs/DEPLOY.md).
+ * and the ingress host from DOMAIN; then verify finds every service ready and stops at its
+ * first port-forward. What stays unrun here: images, real pods (no kubelet), verify's checks
+ * from the port-forward on, and k3d itself (docs/DEPLOY.md).
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../tests/assert.ts";
@@ -48,6 +49,18 @@ Deno.test({
       });
       assertEquals(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
       return r.stdout;
+    };
+    const runTask = async (file: string, args: string[]) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(ROOT, "tasks", file), ...args],
+        env,
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(output.stdout) +
+        new TextDecoder().decode(output.stderr);
+      return { code: output.code, text };
     };
     const task = async (file: string, args: string[]) => {
       const output = await new Deno.Command(Deno.execPath(), {
@@ -171,6 +184,14 @@ Deno.test({
           assert(!deployLog.includes(value), "no Secret value in deploy's output");
         }
       }
+
+      // verify, as far as it goes without a kubelet: it finds every service ready through the
+      // API, then its first port-forward fails (fake nodes run no pods to forward to).
+      const verify = await runTask("verify.ts", ["--context", api.context, "--skip-ingress"]);
+      assert(verify.code !== 0, verify.text);
+      const ready = /ready: ([a-z, ]+)/.exec(verify.text)?.[1]?.split(", ") ?? [];
+      assertEquals(ready.sort(), loadCatalog().map((s) => s.name).sort(), verify.text);
+      assert(/port-forward service\/\w+ failed/.test(verify.text), verify.text);
     } finally {
       try {
         kwok.kill("SIGTERM");
