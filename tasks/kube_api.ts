@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import { cacheDir, runChecked } from "./kube_tools.ts";
+import { cacheDir, freePort, runChecked } from "./kube_tools.ts";
 
 export interface KubeApi {
   /** A kubeconfig with a cluster-admin token for this API server (context "guardyn-test"). */
@@ -36,13 +36,6 @@ export async function controlPlaneBin(
     if (!(await Deno.stat(join(bin, name)).then((s) => s.isFile, () => false))) return undefined;
   }
   return bin;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 export async function startKubeApi(options: { withControllers?: boolean } = {}): Promise<KubeApi> {

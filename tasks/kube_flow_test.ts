@@ -63,16 +63,8 @@ Deno.test({
       return { code: output.code, text };
     };
     const task = async (file: string, args: string[]) => {
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(ROOT, "tasks", file), ...args],
-        env,
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(output.stdout) +
-        new TextDecoder().decode(output.stderr);
-      assertEquals(output.code, 0, `${file}:\n${text}`);
+      const { code, text } = await runTask(file, args);
+      assertEquals(code, 0, `${file}:\n${text}`);
       return text;
     };
     try {

@@ -206,3 +206,11 @@ export async function runChecked(
   }
   return result.stdout;
 }
+
+/** A loopback TCP port free right now (for a child process told to listen on it). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}

@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { run } from "./kube_tools.ts";
+import { freePort, run } from "./kube_tools.ts";
+import { startLocalServer } from "./smoke_start.ts";
 import { ROOT } from "./kube_test_kit.ts";
 import { waitUntil } from "../tests/support/wait.ts";
 
@@ -43,42 +44,8 @@ Deno.test("observability: configurations and rules pass promtool check and their
 });
 
 /** A dev server: every service in one process on loopback, embedded store. */
-async function devServer(dir: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "services", "main.ts")],
-    env: {
-      DOMAIN: "observability.test",
-      SQLITE_PATH: join(dir, "data", "guardyn.db"),
-      HTTP_PORT: "0",
-      GRPC_PORT: "0",
-      METRICS_PORT: "0",
-      LOG_LEVEL: "warn",
-      NO_COLOR: "1",
-    },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  let output = "";
-  const reading = (async () => {
-    for await (const chunk of child.stdout) output += new TextDecoder().decode(chunk);
-  })();
-  await waitUntil(() => /metrics\s+http:\/\/127\.0\.0\.1:\d+/.test(output), "dev server", 60_000);
-  const metrics = /metrics\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)![1]!;
-  return {
-    metrics,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await reading;
-    },
-  };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+function devServer() {
+  return startLocalServer(Deno.execPath(), ["run", "-A", join(ROOT, "services", "main.ts")]);
 }
 
 Deno.test({
@@ -87,7 +54,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "guardyn-prometheus-" });
-    const server = await devServer(dir);
+    const server = await devServer();
     let prometheus: Deno.ChildProcess | undefined;
     try {
       // The shipped files as they are, beside a target file naming the dev server.

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { assert } from "../tests/assert.ts";
 import { ROOT } from "./kube_test_kit.ts";
 import { waitUntil } from "../tests/support/wait.ts";
+import { startLocalServer } from "./smoke_start.ts";
 
 Deno.test({
   name: "otel: OTEL_DENO=true exports a span per RPC carrying its request id",
@@ -22,32 +23,18 @@ Deno.test({
         return new Response("{}", { headers: { "content-type": "application/json" } });
       },
     );
-    const dir = await Deno.makeTempDir({ prefix: "guardyn-otel-" });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "services", "auth", "main.ts")],
-      env: {
-        DOMAIN: "otel.test",
-        SQLITE_PATH: join(dir, "data", "guardyn.db"),
-        HTTP_PORT: "0",
-        GRPC_PORT: "0",
-        METRICS_PORT: "0",
-        LOG_LEVEL: "warn",
-        NO_COLOR: "1",
-        OTEL_DENO: "true",
-        OTEL_SERVICE_NAME: "guardyn-auth",
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collector.addr.port}`,
-      },
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    let output = "";
-    const reading = (async () => {
-      for await (const chunk of child.stdout) output += new TextDecoder().decode(chunk);
-    })();
+    const server = await startLocalServer(Deno.execPath(), [
+      "run",
+      "-A",
+      join(ROOT, "services", "auth", "main.ts"),
+    ], {
+      OTEL_DENO: "true",
+      OTEL_SERVICE_NAME: "guardyn-auth",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collector.addr.port}`,
+    });
     try {
-      await waitUntil(() => /API\s+http:\/\/127\.0\.0\.1:\d+/.test(output), "server", 60_000);
-      const api = /API\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)![1]!;
+      const api = server.api;
       const requestId = `otel-${crypto.randomUUID()}`;
       // A Connect unary call with an empty message: refused as bad input, which is an RPC too.
       const response = await fetch(`http://${api}/guardyn.v1.AuthService/Login`, {
@@ -65,11 +52,8 @@ Deno.test({
         JSON.stringify(received).includes("/guardyn.v1.AuthService/Login");
       await waitUntil(spans, "the RPC's span at the collector", 30_000);
     } finally {
-      child.kill("SIGTERM");
-      await child.status;
-      await reading;
+      await server.stop();
       await collector.shutdown();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -19,13 +19,25 @@ export interface SmokeResult {
 
 const START_TIMEOUT_MS = 60_000;
 
-export async function smokeStart(
-  service: string,
+export interface LocalServer {
+  /** host:port of the API listener (gRPC-Web and Connect). */
+  api: string;
+  /** host:port of the metrics listener (/metrics, /healthz, /readyz). */
+  metrics: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a Guardyn server process on loopback (ports chosen by the system, a throwaway
+ * embedded store) and waits for its listeners; fails fast when it exits first.
+ */
+export async function startLocalServer(
   command: string,
   args: readonly string[],
   extraEnv: Record<string, string> = {},
-): Promise<SmokeResult> {
-  const dir = await Deno.makeTempDir({ prefix: `guardyn-smoke-${service}-` });
+  what = "server",
+): Promise<LocalServer> {
+  const dir = await Deno.makeTempDir({ prefix: "guardyn-server-" });
   const child = new Deno.Command(command, {
     args: [...args],
     env: {
@@ -54,26 +66,7 @@ export async function smokeStart(
   })();
   let exited: Deno.CommandStatus | undefined;
   void child.status.then((status) => exited = status);
-  try {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    let ports: { api: string; metrics: string } | undefined;
-    while (!ports) {
-      const api = /API\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)?.[1];
-      const metrics = /metrics\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)?.[1];
-      if (api && metrics) ports = { api, metrics };
-      else if (exited) {
-        throw new Error(`${service} exited with ${exited.code} before it started:\n${errors}`);
-      } else if (Date.now() > deadline) {
-        throw new Error(`${service} did not start within ${START_TIMEOUT_MS} ms:\n${errors}`);
-      } else await new Promise((r) => setTimeout(r, 100));
-    }
-    const ready = (await fetch(`http://${ports.metrics}/readyz`).then(async (r) => {
-      await r.body?.cancel();
-      return r.status;
-    })) === 200;
-    if (service !== "auth") return { service, ready };
-    return { service, ready, argon2: await registers(ports.api) };
-  } finally {
+  const stop = async () => {
     try {
       child.kill("SIGTERM");
     } catch {
@@ -82,6 +75,43 @@ export async function smokeStart(
     await child.status;
     await Promise.allSettled([reading, erroring]);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const api = /API\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)?.[1];
+      const metrics = /metrics\s+http:\/\/(127\.0\.0\.1:\d+)/.exec(output)?.[1];
+      if (api && metrics) return { api, metrics, stop };
+      if (exited) {
+        throw new Error(`${what} exited with ${exited.code} before it started:\n${errors}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`${what} did not start within ${START_TIMEOUT_MS} ms:\n${errors}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export async function smokeStart(
+  service: string,
+  command: string,
+  args: readonly string[],
+  extraEnv: Record<string, string> = {},
+): Promise<SmokeResult> {
+  const server = await startLocalServer(command, args, extraEnv, service);
+  try {
+    const ready = (await fetch(`http://${server.metrics}/readyz`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status;
+    })) === 200;
+    if (service !== "auth") return { service, ready };
+    return { service, ready, argon2: await registers(server.api) };
+  } finally {
+    await server.stop();
   }
 }
 
