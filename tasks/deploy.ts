@@ -47,12 +47,7 @@ import {
 } from "./deploy_plan.ts";
 import { parseSecretNames } from "./kube_bootstrap.ts";
 import { requireSignedRelease } from "./release.ts";
-import {
-  decryptSecrets,
-  encryptedSecretsPath,
-  findSops,
-  secretsApplyPayload,
-} from "./sops_secrets.ts";
+import { decryptSecrets, encryptedSecretsPath, secretsApplyPayload } from "./sops_secrets.ts";
 
 /** What `deno task build` leaves in dist/images.json. */
 export interface BuildRecord {
@@ -207,7 +202,7 @@ async function applyEncryptedSecrets(
 ): Promise<void> {
   const file = `${root}/${encryptedSecretsPath(overlay)}`;
   if (!(await Deno.stat(file).then(() => true, () => false))) return;
-  const sops = await findSops();
+  const sops = await pathWhich()("sops");
   if (!sops) throw new MissingToolsError(["sops"], "deploy");
   const secrets = await decryptSecrets(sops, file, ageKeyFile);
   await kubectl(kube, ["apply", "-f", "-"], secretsApplyPayload(secrets, kube.namespace));

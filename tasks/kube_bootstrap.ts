@@ -28,7 +28,6 @@ import {
   decryptSecrets,
   encryptedSecretsPath,
   encryptSecrets,
-  findSops,
   hasPlaceholderRecipients,
 } from "./sops_secrets.ts";
 
@@ -138,7 +137,7 @@ export async function mergeSecrets(
 
 /** `--sops-file`: write the overlay's Secrets encrypted to git instead of into a cluster. */
 async function writeEncrypted(root: string, overlay: string, namespace: string, dryRun: boolean) {
-  const sops = await findSops();
+  const sops = await pathWhich()("sops");
   if (!sops) throw new MissingToolsError(["sops"], "kube-bootstrap --sops-file");
   const config = await Deno.readTextFile(`${root}/.sops.yaml`);
   if (hasPlaceholderRecipients(config)) {

@@ -155,6 +155,8 @@ export interface RunOptions {
   cwd?: string;
   /** Inherit stdout/stderr (long-running, user-facing steps) instead of capturing them. */
   inherit?: boolean;
+  /** Added to the inherited environment (a key file's path, never a secret value). */
+  env?: Record<string, string>;
 }
 
 /** Runs a command to completion; never throws for a non-zero exit (callers decide). */
@@ -168,6 +170,7 @@ export async function run(
     child = new Deno.Command(command, {
       args: [...args],
       cwd: options.cwd,
+      env: options.env,
       stdin: options.stdin === undefined ? "null" : "piped",
       stdout: options.inherit ? "inherit" : "piped",
       stderr: options.inherit ? "inherit" : "piped",

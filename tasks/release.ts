@@ -13,18 +13,10 @@
  */
 
 import { join } from "node:path";
-import { cacheDir, run, runChecked } from "./kube_tools.ts";
+import { pathWhich, run, runChecked } from "./kube_tools.ts";
 
 export interface ReleaseRecord {
   artifacts: { file: string; sha256: string }[];
-}
-
-/** cosign or syft from the tools cache (infra/tools/install.sh) or PATH. */
-export async function findTool(name: "cosign" | "syft"): Promise<string | undefined> {
-  const cached = join(cacheDir(), "bin", name);
-  if (await Deno.stat(cached).then((s) => s.isFile, () => false)) return cached;
-  const which = await run("sh", ["-c", `command -v ${name}`]);
-  return which.code === 0 ? which.stdout.trim() : undefined;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -97,7 +89,7 @@ export async function requireSignedRelease(dir: string, publicKey: string): Prom
   if (!(await Deno.stat(join(dir, "release.json")).then(() => true, () => false))) {
     throw new Error("the prod overlay deploys a signed release only: run deno task release");
   }
-  const cosign = await findTool("cosign");
+  const cosign = await pathWhich()("cosign");
   if (!cosign) {
     throw new Error("cosign is needed to verify the release: bash infra/tools/install.sh");
   }
@@ -130,7 +122,8 @@ async function main() {
   const root = new URL("..", import.meta.url).pathname;
   const keyArg = Deno.args.indexOf("--key");
   const key = keyArg >= 0 ? Deno.args[keyArg + 1]! : Deno.env.get("COSIGN_KEY") ?? "cosign.key";
-  const [cosign, syft] = [await findTool("cosign"), await findTool("syft")];
+  const which = pathWhich();
+  const [cosign, syft] = [await which("cosign"), await which("syft")];
   if (!cosign || !syft) throw new Error("cosign and syft are needed: bash infra/tools/install.sh");
   const dist = join(root, "dist");
   const dir = join(dist, "release");

@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
-import { findTool, requireSignedRelease, signRelease, verifyRelease } from "./release.ts";
-import { runChecked } from "./kube_tools.ts";
+import { requireSignedRelease, signRelease, verifyRelease } from "./release.ts";
+import { pathWhich, runChecked } from "./kube_tools.ts";
 
 async function keyPair(dir: string, cosign: string) {
   await Deno.mkdir(dir, { recursive: true });
@@ -26,7 +26,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const [cosign, syft] = [await findTool("cosign"), await findTool("syft")];
+    const which = pathWhich();
+    const [cosign, syft] = [await which("cosign"), await which("syft")];
     assert(cosign && syft, "cosign and syft are installed (infra/tools/install.sh)");
     const dir = await Deno.makeTempDir({ prefix: "guardyn-release-" });
     Deno.env.set("COSIGN_PASSWORD", "release test password");

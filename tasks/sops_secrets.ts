@@ -6,23 +6,13 @@
  * it to stdout when decrypting; nothing plaintext is written to disk.
  */
 
-import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { cacheDir, run } from "./kube_tools.ts";
+import { run } from "./kube_tools.ts";
 import type { SecretManifest } from "./kube_bootstrap.ts";
 
 /** Where an overlay's encrypted Secrets live, relative to the repository root. */
 export function encryptedSecretsPath(overlay: string): string {
   return `infra/secrets/${overlay}.enc.yaml`;
-}
-
-/** sops from the tools cache (infra/tools/install.sh) or PATH. */
-export async function findSops(): Promise<string | undefined> {
-  for (const candidate of [join(cacheDir(), "bin", "sops"), "/usr/local/bin/sops"]) {
-    if (await Deno.stat(candidate).then((s) => s.isFile, () => false)) return candidate;
-  }
-  const which = await run("sh", ["-c", "command -v sops"]);
-  return which.code === 0 ? which.stdout.trim() : undefined;
 }
 
 /**
@@ -64,8 +54,8 @@ export async function decryptSecrets(
       `${file} is encrypted: set SOPS_AGE_KEY_FILE to an age identity of one of its recipients`,
     );
   }
-  const result = await runWithEnv(sops, ["--decrypt", "--output-type", "yaml", file], {
-    SOPS_AGE_KEY_FILE: ageKeyFile,
+  const result = await run(sops, ["--decrypt", "--output-type", "yaml", file], {
+    env: { SOPS_AGE_KEY_FILE: ageKeyFile },
   });
   // sops's messages name the file and the key groups, never a value.
   if (result.code !== 0) throw new Error(`sops could not decrypt ${file}: ${tail(result.stderr)}`);
@@ -77,22 +67,6 @@ export async function decryptSecrets(
     if (item?.kind !== "Secret") throw new Error(`${file} holds a ${item?.kind}, not a Secret`);
   }
   return list.items;
-}
-
-async function runWithEnv(command: string, args: string[], env: Record<string, string>) {
-  const output = await new Deno.Command(command, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 function tail(text: string): string {

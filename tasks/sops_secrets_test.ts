@@ -10,12 +10,11 @@ import { mergeSecrets } from "./kube_bootstrap.ts";
 import {
   decryptSecrets,
   encryptSecrets,
-  findSops,
   hasPlaceholderRecipients,
   secretsApplyPayload,
 } from "./sops_secrets.ts";
 import { scanText } from "./secret_scan.ts";
-import { runChecked } from "./kube_tools.ts";
+import { pathWhich, runChecked } from "./kube_tools.ts";
 import { ROOT } from "./kube_test_kit.ts";
 
 async function identity(dir: string, name: string) {
@@ -25,7 +24,7 @@ async function identity(dir: string, name: string) {
 }
 
 Deno.test("sops: Secrets encrypted to age in git; only the identity's holder reads them", async () => {
-  const sops = await findSops();
+  const sops = await pathWhich()("sops");
   assert(sops, "sops is installed (infra/tools/install.sh)");
   const dir = await Deno.makeTempDir({ prefix: "guardyn-sops-" });
   try {

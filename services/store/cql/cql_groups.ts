@@ -6,7 +6,6 @@
  * membership index (group_members) is written before a roster gains a device and trimmed
  * after it loses one: a superset that readers check against the roster.
  */
-import { Buffer } from "node:buffer";
 import {
   checkGroupId,
   checkLimit,
@@ -33,13 +32,11 @@ import {
 } from "../group_ports.ts";
 import type { DeviceRef } from "../ports.ts";
 import { StoreInputError } from "../errors.ts";
-import { forEachLimited } from "./cql_auth_support.ts";
+import { forEachLimited, toBuffer } from "./cql_auth_support.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
 
 const INDEX_CONCURRENCY = 16;
 
-const toBuffer = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const toBytes = (value: unknown) =>
   value == null ? new Uint8Array(0) : new Uint8Array(value as Uint8Array);
 

@@ -8,7 +8,6 @@
  *   writes the envelope row in the same Paxos round, so a seq is visible iff its row exists.
  * Everything else is a plain prepared statement at the configured consistency.
  */
-import { Buffer } from "node:buffer";
 import { DeliveryPendingError, IdempotencyConflictError } from "../errors.ts";
 import {
   checkDevice,
@@ -35,7 +34,7 @@ import {
   type MailboxEnvelope,
   type MailboxStore,
 } from "../ports.ts";
-import { forEachLimited } from "./cql_auth_support.ts";
+import { forEachLimited, toBuffer } from "./cql_auth_support.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
 import { sleep } from "../../platform/time.ts";
 import { constantTimeEqual } from "../../../crypto/primitives.ts";
@@ -61,8 +60,6 @@ const COUNT_PAGE_ROWS = 1000;
 type Written = Record<string, string>;
 type Times = { serverTimestampMs: number; expiresAtMs: number };
 
-const toBuffer = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 /** A copy, so a row never pins the driver's whole response frame in memory. */
 const toBytes = (value: unknown) => new Uint8Array(value as Uint8Array);
 

@@ -4,18 +4,15 @@
  * they declared at once (a resource limit, not a unique decision; per-device rates bound it).
  * The completion is a lightweight transaction on the state, so it happens once.
  */
-import { Buffer } from "node:buffer";
 import type { MediaRecord, MediaStore } from "../media_ports.ts";
 import { checkMediaId, validateMediaRecord } from "../media_rules.ts";
 import { validatePurge } from "../mailbox_rules.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
+import { toBuffer } from "./cql_auth_support.ts";
 
 const DAY_MS = 86_400_000;
 /** Days before today the sweeper looks at: a sweeper down longer leaves older ones behind. */
 const SWEEP_DAYS = 7;
-
-const toBuffer = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 function statements(ks: string) {
   return {

@@ -5,7 +5,6 @@
  * The grant count check is not atomic across concurrent GrantPresence calls of one owner; the
  * bound can be passed by at most one batch (100), which the limit tolerates.
  */
-import { Buffer } from "node:buffer";
 import type {
   ChosenStatus,
   GrantLevel,
@@ -27,9 +26,8 @@ import {
 } from "../presence_rules.ts";
 import { checkAccountId } from "../push_rules.ts";
 import type { CqlRow, CqlSession } from "./cql_session.ts";
-
-const toBuffer = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+import { toBuffer } from "./cql_auth_support.ts";
+import { toHex } from "../../../crypto/primitives.ts";
 
 function statements(ks: string) {
   return {
@@ -103,8 +101,8 @@ export class CqlPresence implements PresenceStore {
       this.#s.execute(this.#q.count, [ownerId]),
       this.#s.execute(this.#q.existing, [ownerId, hashes]),
     ]);
-    const known = new Set(existing.rows.map((r) => hex(bytesOf(r.grant_hash))));
-    const fresh = new Set(grants.map((g) => hex(g.hash)).filter((h) => !known.has(h)));
+    const known = new Set(existing.rows.map((r) => toHex(bytesOf(r.grant_hash))));
+    const fresh = new Set(grants.map((g) => toHex(g.hash)).filter((h) => !known.has(h)));
     if (Number(count.rows[0]?.n ?? 0) + fresh.size > max) throw grantLimitError(max);
     await this.#s.batch(grants.map((g) => ({
       query: this.#q.grant,
@@ -191,8 +189,4 @@ function stateOf(row: CqlRow): PresenceState {
 
 function bytesOf(value: unknown): Uint8Array {
   return new Uint8Array(value as Uint8Array);
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -21,6 +21,7 @@ import {
 } from "../presence_rules.ts";
 import { checkAccountId } from "../push_rules.ts";
 import { immediate, type Row } from "./sqlite_tx.ts";
+import { toHex } from "../../../crypto/primitives.ts";
 
 export class SqlitePresence implements PresenceStore {
   readonly #db: DatabaseSync;
@@ -97,7 +98,7 @@ export class SqlitePresence implements PresenceStore {
         const held = Number((this.#q.count!.get(ownerId) as Row).n);
         const fresh = new Set<string>();
         for (const g of grants) {
-          if (!this.#q.exists!.get(ownerId, g.hash)) fresh.add(hex(g.hash));
+          if (!this.#q.exists!.get(ownerId, g.hash)) fresh.add(toHex(g.hash));
         }
         if (held + fresh.size > max) throw grantLimitError(max);
         for (const g of grants) this.#q.grant!.run(ownerId, g.hash, g.level, g.createdAtMs);
@@ -162,8 +163,4 @@ function stateOf(row: Row): PresenceState {
 
 function bytesOf(value: unknown): Uint8Array {
   return new Uint8Array(value as Uint8Array);
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
